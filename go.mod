@@ -1,0 +1,3 @@
+module github.com/omnigate/omnigate
+
+go 1.26.8

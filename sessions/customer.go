@@ -1,0 +1,126 @@
+package sessions
+
+import (
+	"fmt"
+	"time"
+)
+
+// Tier grades a customer for service priority, A highest. The zero value
+// means not graded and sorts below D.
+type Tier string
+
+const (
+	TierA Tier = "A"
+	TierB Tier = "B"
+	TierC Tier = "C"
+	TierD Tier = "D"
+)
+
+// Valid reports whether t is one of the grades or empty (not graded).
+func (t Tier) Valid() bool {
+	switch t {
+	case "", TierA, TierB, TierC, TierD:
+		return true
+	}
+	return false
+}
+
+// Customer is one person (or company) however many channels they use.
+type Customer struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	// Tier is the service grade; empty means not graded.
+	Tier Tier `json:"tier,omitempty"`
+	// VIP customers are recognised on first contact on any channel and
+	// routed ahead of every tier.
+	VIP bool `json:"vip,omitempty"`
+	// Owner is the rep id of the customer's dedicated advisor; empty means
+	// none, and routing goes straight to the skills rings.
+	Owner string   `json:"owner,omitempty"`
+	Tags  []string `json:"tags,omitempty"`
+	// TimeZone is an IANA zone name used for quiet hours; empty means the
+	// deployment's default zone.
+	TimeZone string `json:"time_zone,omitempty"`
+	// Locale is a BCP 47 tag such as "zh-CN"; empty means unknown.
+	Locale     string            `json:"locale,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+	// MergedInto is set when this customer was merged into another; the
+	// record and its timeline are kept for audit but take no new writes.
+	MergedInto string    `json:"merged_into,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// CustomerUpdate changes the fields whose pointers are non-nil.
+// Attributes are merged key by key; an empty value deletes the key.
+type CustomerUpdate struct {
+	Name       *string           `json:"name,omitempty"`
+	Tier       *Tier             `json:"tier,omitempty"`
+	VIP        *bool             `json:"vip,omitempty"`
+	Owner      *string           `json:"owner,omitempty"`
+	Tags       *[]string         `json:"tags,omitempty"`
+	TimeZone   *string           `json:"time_zone,omitempty"`
+	Locale     *string           `json:"locale,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// Validate rejects values no store should keep.
+func (u CustomerUpdate) Validate() error {
+	if u.Tier != nil && !u.Tier.Valid() {
+		return fmt.Errorf("%w: tier %q is not one of A, B, C, D", ErrInvalid, *u.Tier)
+	}
+	if u.TimeZone != nil && *u.TimeZone != "" {
+		if _, err := time.LoadLocation(*u.TimeZone); err != nil {
+			return fmt.Errorf("%w: time zone %q: %v", ErrInvalid, *u.TimeZone, err)
+		}
+	}
+	return nil
+}
+
+// Apply writes u onto c. Stores call it so every implementation updates the
+// same way.
+func (u CustomerUpdate) Apply(c *Customer, now time.Time) {
+	if u.Name != nil {
+		c.Name = *u.Name
+	}
+	if u.Tier != nil {
+		c.Tier = *u.Tier
+	}
+	if u.VIP != nil {
+		c.VIP = *u.VIP
+	}
+	if u.Owner != nil {
+		c.Owner = *u.Owner
+	}
+	if u.Tags != nil {
+		c.Tags = append([]string(nil), (*u.Tags)...)
+	}
+	if u.TimeZone != nil {
+		c.TimeZone = *u.TimeZone
+	}
+	if u.Locale != nil {
+		c.Locale = *u.Locale
+	}
+	for k, v := range u.Attributes {
+		if c.Attributes == nil {
+			c.Attributes = map[string]string{}
+		}
+		if v == "" {
+			delete(c.Attributes, k)
+		} else {
+			c.Attributes[k] = v
+		}
+	}
+	c.UpdatedAt = now
+}
+
+// CustomerQuery finds customers. Phone and Email match identities exactly
+// (phone in E.164); Name matches a case-insensitive substring. Fields are
+// ANDed; at least one must be set.
+type CustomerQuery struct {
+	Phone string
+	Email string
+	Name  string
+	// Limit caps the result; zero means 50.
+	Limit int
+}

@@ -1,0 +1,31 @@
+// Package sessions holds Omnigate's domain: customers, their identities,
+// conversations and the one ordered timeline of events per customer, and the
+// Store that keeps them.
+//
+// Every channel resolves what it receives to a Customer through an Identity,
+// appends an Event to that customer's timeline and, when a human must answer,
+// gets or opens the Conversation for the customer and topic. Nothing here
+// knows about HTTP, XML, SIP or routing; it must stay that way so the store
+// can be swapped (bbolt on one node, Valkey for a cluster, memory in tests).
+//
+// Guarantees every Store implementation gives, checked by one conformance
+// suite (conformance_test.go) run against all of them:
+//
+//   - Resolving an identity is atomic: concurrent first contacts with the same
+//     identity create exactly one customer.
+//   - Append is idempotent by (channel, external id) within a customer (and
+//     the customers merged into it): a retry returns the stored event and
+//     appends nothing.
+//   - Sequence numbers in a customer's timeline start at 1, increase by 1 and
+//     never have gaps, whatever the concurrency.
+//   - A customer has at most one open or pending conversation per topic.
+//   - Writes that change two things (a conversation and the event recording
+//     the change) happen together or not at all.
+//   - An append that returned success is durable as far as the backend is
+//     (bbolt: fsynced; Valkey: per its persistence settings).
+//
+// Concurrency: every Store method is safe for concurrent use. Subscriptions
+// deliver events in per-customer sequence order; a subscriber that falls
+// behind is cut off with ErrSlow rather than silently skipped, and catches up
+// from the timeline (see Follow).
+package sessions

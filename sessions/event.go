@@ -1,0 +1,147 @@
+package sessions
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// EventKind says what happened.
+type EventKind string
+
+const (
+	KindMessageIn      EventKind = "message_in"
+	KindMessageOut     EventKind = "message_out"
+	KindNote           EventKind = "note"
+	KindAssignment     EventKind = "assignment"
+	KindTransfer       EventKind = "transfer"
+	KindStatusChange   EventKind = "status_change"
+	KindCall           EventKind = "call"
+	KindIdentityLinked EventKind = "identity_linked"
+	KindMerged         EventKind = "customers_merged"
+	KindIntegrator     EventKind = "integrator"
+	KindDelivery       EventKind = "delivery_status"
+)
+
+var eventKinds = map[EventKind]bool{
+	KindMessageIn: true, KindMessageOut: true, KindNote: true, KindAssignment: true,
+	KindTransfer: true, KindStatusChange: true, KindCall: true, KindIdentityLinked: true,
+	KindMerged: true, KindIntegrator: true, KindDelivery: true,
+}
+
+// Channel names used by more than one package.
+const (
+	ChannelSystem  = "system"
+	ChannelWebchat = "webchat"
+	ChannelWeChat  = "wechat"
+	ChannelSMS     = "sms"
+	ChannelVoice   = "voice"
+	ChannelAPI     = "api"
+)
+
+// MaxPayload is the largest event payload a store accepts. Channels cap
+// their own inputs lower; this is the last line.
+const MaxPayload = 64 << 10
+
+// Event is one thing that happened with a customer, on any channel.
+type Event struct {
+	CustomerID string `json:"customer_id"`
+	// Seq is the position in the customer's timeline: 1, 2, 3, ... with no
+	// gaps. Clients resume from the last Seq they saw.
+	Seq            uint64    `json:"seq"`
+	ID             string    `json:"id"`
+	Time           time.Time `json:"time"`
+	ConversationID string    `json:"conversation_id,omitempty"`
+	Kind           EventKind `json:"kind"`
+	Channel        string    `json:"channel"`
+	// ExternalID is the channel's own id for the input (WeChat MsgId, SMS
+	// MessageSid, the widget's client id, webhook-id). A second append with
+	// the same channel and external id returns the first event.
+	ExternalID string `json:"external_id,omitempty"`
+	// Author is "customer", "rep:<id>", "system" or "integrator:<name>".
+	Author  string          `json:"author,omitempty"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// Origin is set on events copied onto this timeline by a merge:
+	// "<customer id>/<seq>" of the original, which stays where it was.
+	// Copies keep the original's kind, channel, time, author, payload and
+	// external id, so a retry of a pre-merge input is still deduplicated.
+	Origin string `json:"origin,omitempty"`
+}
+
+// DedupKey is the idempotency key, empty when the event has no external id.
+func (e Event) DedupKey() string {
+	if e.ExternalID == "" {
+		return ""
+	}
+	return e.Channel + "|" + e.ExternalID
+}
+
+// Validate checks an event before a store assigns its sequence.
+func (e Event) Validate() error {
+	switch {
+	case e.CustomerID == "":
+		return fmt.Errorf("%w: event has no customer", ErrInvalid)
+	case !eventKinds[e.Kind]:
+		return fmt.Errorf("%w: unknown event kind %q", ErrInvalid, e.Kind)
+	case e.Channel == "":
+		return fmt.Errorf("%w: event has no channel", ErrInvalid)
+	case len(e.ExternalID) > 256:
+		return fmt.Errorf("%w: external id longer than 256 bytes", ErrInvalid)
+	case len(e.Payload) > MaxPayload:
+		return fmt.Errorf("%w: payload larger than %d bytes", ErrInvalid, MaxPayload)
+	case len(e.Payload) > 0 && !json.Valid(e.Payload):
+		return fmt.Errorf("%w: payload is not JSON", ErrInvalid)
+	}
+	return nil
+}
+
+// stamp fills the fields a store owns, except Seq.
+func (e *Event) stamp(now time.Time) {
+	if e.ID == "" {
+		e.ID = NewID("evt")
+	}
+	if e.Time.IsZero() {
+		e.Time = now
+	}
+	e.Time = e.Time.UTC()
+}
+
+// Message is the payload of message_in, message_out and note events.
+type Message struct {
+	Text  string  `json:"text,omitempty"`
+	Media []Media `json:"media,omitempty"`
+	// ClientID is the sender's own id for the message (widget, inbox) so
+	// its sender can match the echo to what it showed as "sending".
+	ClientID string `json:"client_id,omitempty"`
+}
+
+// Media is an attachment.
+type Media struct {
+	// Type is image, voice, video, file, location or link.
+	Type string `json:"type"`
+	URL  string `json:"url,omitempty"`
+	Name string `json:"name,omitempty"`
+	// Text carries a caption, a voice recognition result or an address.
+	Text string `json:"text,omitempty"`
+}
+
+// Merge is the payload of a customers_merged event.
+type Merge struct {
+	From string `json:"from"`
+	Into string `json:"into"`
+	// Evidence says why the merge was allowed: "verified_site_user",
+	// "wechat_unionid", "phone_proven", "admin:<id>".
+	Evidence string `json:"evidence"`
+	// Copied is how many events of From were copied onto Into's timeline.
+	Copied int `json:"copied"`
+	// FirstSeq is where the copies start on Into's timeline (0 when none).
+	FirstSeq uint64 `json:"first_seq,omitempty"`
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only called with types defined in this package
+	}
+	return b
+}

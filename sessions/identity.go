@@ -1,0 +1,90 @@
+package sessions
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// IdentityKind says what an identity value is.
+type IdentityKind string
+
+const (
+	// IdentityVisitor is the widget's random visitor id, kept in the browser.
+	IdentityVisitor IdentityKind = "visitor"
+	// IdentitySiteUser is the integrator's own user id, verified when signed
+	// with the site's secret. Namespace is the site id.
+	IdentitySiteUser IdentityKind = "site_user"
+	// IdentityPhone is a phone number in E.164.
+	IdentityPhone IdentityKind = "phone"
+	// IdentityEmail is an email address, lower-cased.
+	IdentityEmail IdentityKind = "email"
+	// IdentityWeChatOpenID is a WeChat OpenID; Namespace is the official
+	// account key, because OpenIDs are per account.
+	IdentityWeChatOpenID IdentityKind = "wechat_openid"
+	// IdentityWeChatUnionID is the WeChat UnionID shared by the accounts
+	// bound to one Open Platform.
+	IdentityWeChatUnionID IdentityKind = "wechat_unionid"
+)
+
+// Identity is one way to recognise a customer.
+type Identity struct {
+	Kind IdentityKind `json:"kind"`
+	// Namespace scopes Value: the site id for visitors and site users, the
+	// official account key for OpenIDs; empty for global kinds.
+	Namespace string `json:"namespace,omitempty"`
+	Value     string `json:"value"`
+	// Verified identities were proven (a signed widget identity, a UnionID
+	// from WeChat, a phone number an SMS or call came from). Only verified
+	// identities may merge customers.
+	Verified   bool      `json:"verified"`
+	CustomerID string    `json:"customer_id,omitempty"`
+	LinkedAt   time.Time `json:"linked_at"`
+}
+
+// Key is the identity's unique index key: kind, namespace and value.
+func (i Identity) Key() string {
+	return string(i.Kind) + "|" + i.Namespace + "|" + i.Value
+}
+
+// Validate checks the kind and that the value is present and sane.
+// Normalising a raw phone number to E.164 is the channel's job; here a phone
+// must already look like one.
+func (i Identity) Validate() error {
+	switch i.Kind {
+	case IdentityVisitor, IdentitySiteUser, IdentityWeChatOpenID:
+		if i.Namespace == "" {
+			return fmt.Errorf("%w: %s identity needs a namespace", ErrInvalid, i.Kind)
+		}
+	case IdentityPhone:
+		if !isE164(i.Value) {
+			return fmt.Errorf("%w: phone %q is not E.164", ErrInvalid, i.Value)
+		}
+	case IdentityEmail:
+		if !strings.Contains(i.Value, "@") || i.Value != strings.ToLower(i.Value) {
+			return fmt.Errorf("%w: email must be lower case and contain @", ErrInvalid)
+		}
+	case IdentityWeChatUnionID:
+	default:
+		return fmt.Errorf("%w: unknown identity kind %q", ErrInvalid, i.Kind)
+	}
+	if i.Value == "" || len(i.Value) > 256 || strings.ContainsAny(i.Value, "|\n\r") {
+		return fmt.Errorf("%w: %s identity value is empty, too long or has a control character", ErrInvalid, i.Kind)
+	}
+	if len(i.Namespace) > 128 || strings.ContainsAny(i.Namespace, "|\n\r") {
+		return fmt.Errorf("%w: identity namespace is too long or has a control character", ErrInvalid)
+	}
+	return nil
+}
+
+func isE164(s string) bool {
+	if len(s) < 3 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
+		return false
+	}
+	for _, r := range s[1:] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
