@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -144,4 +145,26 @@ func PageLimit(n int) int {
 		return 500
 	}
 	return n
+}
+
+// MaxTopic is the longest topic key accepted.
+const MaxTopic = 200
+
+// ValidateTopic checks the arguments of OpenConversation.
+func ValidateTopic(topic, channel string) error {
+	switch {
+	case channel == "":
+		return fmt.Errorf("%w: conversation needs a channel", ErrInvalid)
+	case len(topic) > MaxTopic:
+		return fmt.Errorf("%w: topic longer than %d bytes", ErrInvalid, MaxTopic)
+	case strings.ContainsAny(topic, "|\n\r"):
+		return fmt.Errorf("%w: topic has a control character", ErrInvalid)
+	}
+	return nil
+}
+
+// OpenedEvent is the status_change event that records a new conversation.
+func OpenedEvent(c Conversation) Event {
+	return Event{CustomerID: c.CustomerID, ConversationID: c.ID, Kind: KindStatusChange,
+		Channel: c.Channel, Author: ChannelSystem, Payload: mustJSON(ConversationChange{Status: StatusOpen})}
 }

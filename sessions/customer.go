@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -123,4 +124,24 @@ type CustomerQuery struct {
 	Name  string
 	// Limit caps the result; zero means 50.
 	Limit int
+}
+
+// Validate requires at least one criterion.
+func (q CustomerQuery) Validate() error {
+	if q.Phone == "" && q.Email == "" && q.Name == "" {
+		return fmt.Errorf("%w: search needs a phone, email or name", ErrInvalid)
+	}
+	return nil
+}
+
+// MatchesName reports whether name passes the Name criterion.
+func (q CustomerQuery) MatchesName(name string) bool {
+	return q.Name == "" || strings.Contains(strings.ToLower(name), strings.ToLower(q.Name))
+}
+
+func (q CustomerQuery) limit() int {
+	if q.Limit <= 0 || q.Limit > 500 {
+		return 50
+	}
+	return q.Limit
 }

@@ -3,6 +3,7 @@ package sessions
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -144,4 +145,35 @@ func mustJSON(v any) json.RawMessage {
 		panic(err) // only called with types defined in this package
 	}
 	return b
+}
+
+// TimelineLimit returns the effective page size of a timeline read: zero
+// means 100, and no page is larger than 1,000.
+func TimelineLimit(n int) int {
+	switch {
+	case n <= 0:
+		return 100
+	case n > 1000:
+		return 1000
+	}
+	return n
+}
+
+// MergedEvent is the customers_merged event that heads a merge on into's
+// timeline, whose last sequence before the merge is lastSeq. The copies of
+// from's copied events follow it directly.
+func MergedEvent(into, from, evidence, author string, copied int, lastSeq uint64) Event {
+	m := Merge{From: from, Into: into, Evidence: evidence, Copied: copied}
+	if copied > 0 {
+		m.FirstSeq = lastSeq + 2
+	}
+	return Event{CustomerID: into, Kind: KindMerged, Channel: ChannelSystem, Author: author, Payload: mustJSON(m)}
+}
+
+// CopyForMerge is ev as copied onto into's timeline by a merge; the store
+// assigns its sequence.
+func CopyForMerge(ev Event, into string) Event {
+	ev.Origin = ev.CustomerID + "/" + strconv.FormatUint(ev.Seq, 10)
+	ev.CustomerID, ev.ID, ev.Seq = into, NewID("evt"), 0
+	return ev
 }

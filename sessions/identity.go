@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -87,4 +88,10 @@ func isE164(s string) bool {
 		}
 	}
 	return true
+}
+
+// SortIdentities orders identities by kind, namespace and value, so every
+// store lists them the same way.
+func SortIdentities(ids []Identity) {
+	slices.SortFunc(ids, func(a, b Identity) int { return strings.Compare(a.Key(), b.Key()) })
 }
