@@ -730,10 +730,15 @@ func testFollow(t *testing.T, s Store) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	fan, err := NewFanout(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fan.Close()
 	got := make(chan Event, 100)
 	done := make(chan error, 1)
 	go func() {
-		done <- Follow(ctx, s, c.ID, 4, func(ev Event) error {
+		done <- Follow(ctx, s, fan, c.ID, 4, func(ev Event) error {
 			got <- ev
 			if ev.Seq == 30 {
 				return errStop

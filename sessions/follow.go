@@ -5,6 +5,11 @@ import (
 	"errors"
 )
 
+// Watcher delivers one customer's new events; *Fanout is one.
+type Watcher interface {
+	Watch(ctx context.Context, customerID string) (*Subscription, error)
+}
+
 // Follow calls fn with every event of the customer's timeline after the
 // given sequence, then with each new one as it is appended, exactly once and
 // in order, until ctx ends or fn returns an error.
@@ -15,7 +20,7 @@ import (
 // reordering across nodes, a dropped message) is filled in from the
 // timeline, and a subscription cut off as slow is renewed: the timeline, not
 // the feed, is the source of truth.
-func Follow(ctx context.Context, s Store, customerID string, after uint64, fn func(Event) error) error {
+func Follow(ctx context.Context, s Store, w Watcher, customerID string, after uint64, fn func(Event) error) error {
 	last := after
 	catchUp := func(upTo uint64) error {
 		for upTo == 0 || last < upTo {
@@ -36,7 +41,7 @@ func Follow(ctx context.Context, s Store, customerID string, after uint64, fn fu
 		return nil
 	}
 	for {
-		sub, err := s.Subscribe(ctx)
+		sub, err := w.Watch(ctx, customerID)
 		if err != nil {
 			return err
 		}
@@ -46,7 +51,7 @@ func Follow(ctx context.Context, s Store, customerID string, after uint64, fn fu
 				return err
 			}
 			for ev := range sub.Events() {
-				if ev.CustomerID != customerID || ev.Seq <= last {
+				if ev.Seq <= last {
 					continue
 				}
 				if ev.Seq > last+1 {
