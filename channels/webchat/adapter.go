@@ -1,0 +1,285 @@
+package webchat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/olahol/melody"
+
+	"github.com/omnigate/omnigate/channels"
+	"github.com/omnigate/omnigate/sessions"
+)
+
+// Options are the adapter's collaborators, wired by cmd/gateway.
+type Options struct {
+	// Store is required. Sockets follow its change feed, so a visitor on
+	// one node sees what a rep on another appended.
+	Store sessions.Store
+	// Logger receives connection problems; nil discards them.
+	Logger *slog.Logger
+	// Typing carries typing indicators; nil means a MemoryTyping of this
+	// adapter's own (one node only), reachable with (*Adapter).Typing.
+	Typing Typing
+	// Available reports whether reps can take a chat on the site now; the
+	// widget shows its offline form when not. Nil means always available.
+	// It is asked once per site every AvailabilityInterval, not per
+	// socket, and must return quickly.
+	Available func(ctx context.Context, siteID string) bool
+	// RepName gives the display name a visitor sees for a rep id; nil or
+	// "" means no name (the widget says "Agent"). Rep ids never reach the
+	// visitor.
+	RepName func(ctx context.Context, repID string) string
+}
+
+// Adapter is the web chat channel: the visitors' WebSocket endpoint
+// (ServeHTTP) and the outbound side of channels.Adapter (Send).
+type Adapter struct {
+	cfg    Config
+	store  sessions.Store
+	log    *slog.Logger
+	typing Typing
+	avail  func(ctx context.Context, siteID string) bool
+	rep    func(ctx context.Context, repID string) string
+	sites  map[string]*site
+
+	ctx    context.Context // ends with Close: stops every follower
+	cancel context.CancelFunc
+	closed atomic.Bool
+	wg     sync.WaitGroup
+	// fan shares one store subscription among this node's sockets.
+	fan *sessions.Fanout
+}
+
+var _ channels.Adapter = (*Adapter)(nil)
+
+// site is one configured site and its sockets.
+type site struct {
+	Site
+	origins []originPattern
+	m       *melody.Melody
+	lim     *limiter
+
+	// availMu orders an availability change against a socket's welcome,
+	// so no socket is left showing a stale value.
+	availMu sync.Mutex
+	agents  bool
+}
+
+const connKey = "webchat.conn"
+
+// New builds the adapter. It returns the configuration's problems, if any,
+// all at once. Close stops it.
+func New(cfg Config, o Options) (*Adapter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Store == nil {
+		return nil, errors.New("webchat: no store")
+	}
+	cfg = cfg.withDefaults()
+	fan, err := sessions.NewFanout(o.Store)
+	if err != nil {
+		return nil, fmt.Errorf("webchat: following the store: %w", err)
+	}
+	a := &Adapter{cfg: cfg, store: o.Store, log: o.Logger, typing: o.Typing, avail: o.Available,
+		rep: o.RepName, sites: map[string]*site{}, fan: fan}
+	if a.log == nil {
+		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if a.typing == nil {
+		a.typing = NewMemoryTyping()
+	}
+	if a.avail == nil {
+		a.avail = func(context.Context, string) bool { return true }
+	}
+	if a.rep == nil {
+		a.rep = func(context.Context, string) string { return "" }
+	}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	for _, s := range cfg.Sites {
+		st := &site{Site: s, lim: newLimiter(s.RatePerMinute, s.RateBurst)}
+		for _, p := range s.AllowedOrigins {
+			op, _ := parseOriginPattern(p) // checked by Validate
+			st.origins = append(st.origins, op)
+		}
+		st.agents = a.available(s.ID)
+		st.m = a.newMelody(st)
+		a.sites[s.ID] = st
+	}
+	a.wg.Add(1)
+	go a.loop()
+	return a, nil
+}
+
+// newMelody sets up one site's sockets. melody's defaults (512-byte
+// frames, any origin, frames dropped on a full buffer) suit none of this,
+// so every limit is set here explicitly.
+func (a *Adapter) newMelody(st *site) *melody.Melody {
+	m := melody.New()
+	m.Config.MaxMessageSize = int64(st.MaxMessageBytes)
+	m.Config.MessageBufferSize = a.cfg.MessageBufferSize
+	m.Config.WriteWait = a.cfg.WriteTimeout
+	m.Config.PingPeriod = a.cfg.PingInterval
+	m.Config.PongWait = 2 * a.cfg.PingInterval
+	m.Config.ConcurrentMessageHandling = false // one reader, frames applied in order
+	m.Upgrader.CheckOrigin = func(r *http.Request) bool {
+		return originAllowed(st.origins, r.Header.Get("Origin"), r.Host)
+	}
+	// Idle sockets are the common case: share write buffers between them.
+	m.Upgrader.WriteBufferPool = &sync.Pool{}
+	m.Upgrader.Error = func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+		if status == http.StatusForbidden {
+			a.log.Info("webchat: socket refused", "site", st.ID, "reason", "origin not allowed")
+		}
+		http.Error(w, http.StatusText(status), status)
+	}
+	m.HandleConnect(func(s *melody.Session) { connOf(s).connected(s) })
+	m.HandleMessage(func(s *melody.Session, b []byte) { connOf(s).receive(b) })
+	m.HandleMessageBinary(func(s *melody.Session, _ []byte) {
+		connOf(s).fail(CloseBadRequest, ErrCodeBadRequest, "binary frames are not part of the protocol", "")
+	})
+	m.HandleSentMessage(func(s *melody.Session, _ []byte) { connOf(s).sentOne() })
+	m.HandleError(func(s *melody.Session, err error) { connOf(s).failed(err) })
+	m.HandleDisconnect(func(s *melody.Session) { connOf(s).disconnected() })
+	return m
+}
+
+func connOf(s *melody.Session) *conn { return s.MustGet(connKey).(*conn) }
+
+// ServeHTTP upgrades a visitor's socket. The gateway mounts it at
+// /channels/webchat/ws; the query names the site and the visitor:
+// ?site=SITE&visitor=VID[&user_id=UID&user_hash=HEX]. An unknown site is
+// 404 and a disallowed Origin 403, before anything is stored.
+func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	st, ok := a.sites[q.Get("site")]
+	if !ok {
+		http.Error(w, "webchat: unknown site", http.StatusNotFound)
+		return
+	}
+	if a.closed.Load() {
+		http.Error(w, "webchat: shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	c := &conn{a: a, st: st, visitor: q.Get("visitor"), userID: q.Get("user_id"), userHash: q.Get("user_hash")}
+	err := st.m.HandleRequestWithKeys(w, r, map[string]any{connKey: c})
+	if errors.Is(err, melody.ErrClosed) {
+		http.Error(w, "webchat: shutting down", http.StatusServiceUnavailable)
+	}
+	// Other errors are failed upgrades, already answered by the upgrader.
+}
+
+// Name is the channel name, "webchat".
+func (a *Adapter) Name() string { return sessions.ChannelWebchat }
+
+// Send succeeds when the customer can be reached by web chat: the caller
+// has already appended the message_out to the timeline, and every socket
+// of the customer follows the timeline, so the reply reaches an open
+// widget at once and a closed one when it next connects. A customer with
+// no visitor or site-user identity of a configured site is not reachable
+// (ErrNoAdapter).
+func (a *Adapter) Send(ctx context.Context, o channels.Outbound) (channels.Receipt, error) {
+	if err := ctx.Err(); err != nil {
+		return channels.Receipt{}, err
+	}
+	for _, id := range o.Identities {
+		if id.Kind != sessions.IdentityVisitor && id.Kind != sessions.IdentitySiteUser {
+			continue
+		}
+		if _, ok := a.sites[id.Namespace]; ok {
+			return channels.Receipt{}, nil
+		}
+	}
+	return channels.Receipt{}, fmt.Errorf("webchat: customer %s has no web chat visitor: %w", o.CustomerID, channels.ErrNoAdapter)
+}
+
+// Typing is the typing pub/sub in use, for the rep inbox to publish reps'
+// typing to visitors and to hear visitors type.
+func (a *Adapter) Typing() Typing { return a.typing }
+
+// Connections is the number of open visitor sockets on this node.
+func (a *Adapter) Connections() int {
+	n := 0
+	for _, st := range a.sites {
+		n += st.m.Len()
+	}
+	return n
+}
+
+// Close refuses new sockets, closes every open one with CloseShutdown (the
+// widgets reconnect, to another node if this one is going away), and stops
+// the followers. Call it after the HTTP server stopped accepting.
+func (a *Adapter) Close() error {
+	if !a.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	msg := melody.FormatCloseMessage(CloseShutdown, CloseName(CloseShutdown))
+	for _, st := range a.sites {
+		_ = st.m.CloseWithMsg(msg)
+	}
+	a.cancel()
+	a.wg.Wait()
+	a.fan.Close()
+	return nil
+}
+
+func (a *Adapter) available(siteID string) bool {
+	ctx, cancel := context.WithTimeout(a.ctx, 5*time.Second)
+	defer cancel()
+	return a.avail(ctx, siteID)
+}
+
+// loop asks each site's availability and pushes changes, and forgets idle
+// rate-limit buckets.
+func (a *Adapter) loop() {
+	defer a.wg.Done()
+	t := time.NewTicker(a.cfg.AvailabilityInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case now := <-t.C:
+			for _, st := range a.sites {
+				st.lim.sweep(now)
+				a.setAvailability(st, a.available(st.ID))
+			}
+		}
+	}
+}
+
+// setAvailability records the site's availability and, when it changed,
+// tells every socket past its welcome.
+func (a *Adapter) setAvailability(st *site, agents bool) {
+	st.availMu.Lock()
+	defer st.availMu.Unlock()
+	if st.agents == agents {
+		return
+	}
+	st.agents = agents
+	ss, err := st.m.Sessions()
+	if err != nil {
+		return
+	}
+	b := marshal(availabilityFrame{Type: frameAvailability, Agents: agents})
+	for _, s := range ss {
+		if c := connOf(s); c.ready.Load() {
+			c.write(b)
+		}
+	}
+}
+
+// isCloseOK reports whether err is the peer closing or going away, not
+// worth a log line.
+func isCloseOK(err error) bool {
+	return websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway,
+		websocket.CloseNoStatusReceived) || errors.Is(err, melody.ErrSessionClosed) || errors.Is(err, melody.ErrWriteClosed)
+}

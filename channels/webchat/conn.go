@@ -1,0 +1,427 @@
+package webchat
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/olahol/melody"
+
+	"github.com/omnigate/omnigate/internal/redact"
+	"github.com/omnigate/omnigate/sessions"
+)
+
+// conn is one visitor socket. melody gives it one reader goroutine (the
+// HTTP handler's, which calls connected, receive and disconnected in that
+// order) and one writer goroutine; everything else (the follower, typing
+// and availability pushes) hands frames to the writer through write.
+//
+// Fields under "reader only" are touched by the reader goroutine alone.
+// customerID is written once, before ready is set, and read by goroutines
+// started after that.
+type conn struct {
+	a        *Adapter
+	st       *site
+	s        *melody.Session
+	visitor  string
+	userID   string
+	userHash string
+	log      *slog.Logger
+
+	ctx    context.Context // ends when the socket does
+	cancel context.CancelFunc
+
+	// reader only
+	limited    bool // holds a rate-limit bucket reference
+	helloTimer *time.Timer
+	typingOn   bool
+	untype     func()
+
+	customerID string
+	verified   bool
+	ready      atomic.Bool // welcome sent
+	closing    atomic.Bool // a close is under way: apply no more frames
+	forced     atomic.Bool // the hard close (closeNow) ran
+
+	// Flow control: frames handed to melody and not yet written. The
+	// follower waits below high so replays never overflow melody's buffer;
+	// the reserve above it is for acks, typing and availability.
+	inflight atomic.Int64
+	high     int64
+	sent     chan struct{}
+}
+
+var visitorRe = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
+
+var errSlowClient = errors.New("webchat: client too slow")
+
+// opTimeout bounds the store calls of one frame.
+const opTimeout = 10 * time.Second
+
+func (c *conn) connected(s *melody.Session) {
+	c.s = s
+	c.ctx, c.cancel = context.WithCancel(c.a.ctx)
+	size := int64(c.a.cfg.MessageBufferSize)
+	c.high = size - max(1, size/4)
+	c.sent = make(chan struct{}, 1)
+	c.log = c.a.log.With("site", c.st.ID, "visitor", redact.OpenID(c.visitor))
+	if !visitorRe.MatchString(c.visitor) {
+		c.fail(CloseBadRequest, ErrCodeBadRequest, "visitor must be 16 to 64 letters, digits, '-' or '_'", "")
+		return
+	}
+	c.st.lim.acquire(c.visitor, time.Now())
+	c.limited = true
+	if c.userID != "" || c.userHash != "" {
+		if !verifyUser(c.st.Secret, c.userID, c.userHash) {
+			// The user id may be an email: log that it failed, not what.
+			c.log.Warn("webchat: identity refused", "reason", refuseReason(c.st.Secret, c.userID))
+			c.fail(CloseIdentityRefused, ErrCodeIdentityRefused, "user_hash does not match user_id", "")
+			return
+		}
+		c.verified = true
+	}
+	c.helloTimer = time.AfterFunc(c.a.cfg.HelloTimeout, func() {
+		if !c.ready.Load() {
+			c.fail(CloseBadRequest, ErrCodeBadRequest, "no hello", "")
+		}
+	})
+}
+
+func refuseReason(secret, userID string) string {
+	switch {
+	case secret == "":
+		return "site has no secret"
+	case userID == "":
+		return "user_hash without user_id"
+	}
+	return "hash mismatch"
+}
+
+func (c *conn) disconnected() {
+	c.cancel()
+	if c.helloTimer != nil {
+		c.helloTimer.Stop()
+	}
+	if c.untype != nil {
+		c.untype()
+	}
+	if c.typingOn {
+		c.publishTyping(false)
+	}
+	if c.limited {
+		c.st.lim.release(c.visitor, time.Now())
+	}
+}
+
+// receive applies one frame, in the reader goroutine.
+func (c *conn) receive(data []byte) {
+	if c.closing.Load() {
+		return
+	}
+	if !c.st.lim.allow(c.visitor, time.Now()) {
+		c.log.Info("webchat: visitor over rate limit")
+		c.fail(CloseTooManyRequests, "", "", "")
+		return
+	}
+	f, err := parseFrame(data)
+	var fe *fieldError
+	switch {
+	case errors.As(err, &fe) && f.Type != frameHello:
+		c.write(marshal(errorFrame{Type: frameError, Code: ErrCodeInvalid, Message: fe.msg, ClientID: f.ClientID}))
+		return
+	case err != nil:
+		c.fail(CloseBadRequest, ErrCodeBadRequest, err.Error(), "")
+		return
+	case f.Type == frameHello && c.ready.Load():
+		c.fail(CloseBadRequest, ErrCodeBadRequest, "hello sent twice", "")
+		return
+	case f.Type != frameHello && !c.ready.Load():
+		c.fail(CloseBadRequest, ErrCodeBadRequest, "the first frame must be hello", "")
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, opTimeout)
+	defer cancel()
+	switch f.Type {
+	case frameHello:
+		c.hello(ctx, f)
+	case frameMessage:
+		c.message(ctx, f)
+	case frameTyping:
+		c.typingOn = f.On
+		c.publishTyping(f.On)
+	case frameOffline:
+		c.offline(ctx, f)
+	}
+}
+
+// hello resolves the customer, sends welcome and starts following the
+// timeline from where the client left off.
+func (c *conn) hello(ctx context.Context, f clientFrame) {
+	c.helloTimer.Stop()
+	userID := ""
+	if c.verified {
+		userID = c.userID
+	}
+	r, err := resolve(ctx, c.a.store, c.st.ID, c.visitor, userID, sessions.Customer{Locale: f.Lang})
+	if errors.Is(err, sessions.ErrInvalid) {
+		// A signed user id the store can't keep (too long, a control
+		// character): the site's bug, and retrying won't fix it.
+		c.fail(CloseBadRequest, ErrCodeBadRequest, "identity is malformed", "")
+		return
+	}
+	if err != nil {
+		c.storeFailed(err, "")
+		return
+	}
+	if r.merged != "" {
+		c.log.Info("webchat: visitor merged into verified site user's customer", "from", r.merged, "into", r.customerID)
+	}
+	head, err := lastSeq(ctx, c.a.store, r.customerID, f.After)
+	if err != nil {
+		c.storeFailed(err, "")
+		return
+	}
+	after, reset := f.After, false
+	if (f.CustomerID != "" && f.CustomerID != r.customerID) || after > head {
+		after, reset = 0, true
+	}
+	if after == 0 && head > uint64(c.a.cfg.HistoryEvents) {
+		after = head - uint64(c.a.cfg.HistoryEvents)
+	}
+	c.customerID = r.customerID
+	c.st.availMu.Lock()
+	c.ready.Store(true)
+	c.write(marshal(welcomeFrame{Type: frameWelcome, CustomerID: r.customerID, LastSeq: head, After: after,
+		Reset: reset, Verified: c.verified, MaxMessageBytes: c.st.MaxMessageBytes}))
+	c.write(marshal(availabilityFrame{Type: frameAvailability, Agents: c.st.agents}))
+	c.st.availMu.Unlock()
+	c.untype = c.a.typing.Subscribe(r.customerID, c.repTyping)
+	go c.follow(after)
+}
+
+// follow sends the timeline after the given sequence, then every new
+// event, as the visitor may see them, until the socket ends.
+func (c *conn) follow(after uint64) {
+	repName := func(id string) string { return c.a.rep(c.ctx, id) }
+	err := sessions.Follow(c.ctx, c.a.store, c.a.fan, c.customerID, after, func(ev sessions.Event) error {
+		f, ok := visibleEvent(ev, repName)
+		if !ok {
+			return nil
+		}
+		return c.writeFlow(marshal(f))
+	})
+	switch {
+	case c.ctx.Err() != nil, c.closing.Load() && !errors.Is(err, errSlowClient):
+		// The socket ended or is closing for another reason.
+	case errors.Is(err, errSlowClient):
+		c.log.Info("webchat: slow client disconnected")
+		c.closeNow(CloseSlow)
+	default:
+		c.log.Error("webchat: following timeline", "customer", c.customerID, "err", err)
+		c.fail(CloseServerError, ErrCodeServer, "timeline unavailable", "")
+	}
+}
+
+// message appends a visitor's message once, however often it is sent.
+func (c *conn) message(ctx context.Context, f clientFrame) {
+	c.appendIn(ctx, f.ClientID, sessions.Message{Text: f.Text, ClientID: f.ClientID})
+}
+
+// offlinePayload is the message_in payload of the offline form: a
+// sessions.Message plus what the visitor typed into the form.
+type offlinePayload struct {
+	sessions.Message
+	Offline offlineForm `json:"offline_form"`
+}
+
+type offlineForm struct {
+	Name  string `json:"name,omitempty"`
+	Email string `json:"email,omitempty"`
+	Phone string `json:"phone,omitempty"`
+	// Taken lists the contact kinds ("email", "phone") that belong to
+	// another customer. Typed into a form, they prove nothing, so they are
+	// recorded here for a rep to look at and never merged on.
+	Taken []string `json:"taken,omitempty"`
+}
+
+// offline records the offline form: the contacts as unverified identities
+// and the text as a message_in.
+func (c *conn) offline(ctx context.Context, f clientFrame) {
+	form := offlineForm{Name: f.Name, Email: f.Email, Phone: f.Phone}
+	link := func(kind sessions.IdentityKind, value string) bool {
+		_, _, err := c.a.store.LinkIdentity(ctx, c.customerID,
+			sessions.Identity{Kind: kind, Value: value, Verified: false}, "customer")
+		switch {
+		case errors.Is(err, sessions.ErrIdentityTaken):
+			form.Taken = append(form.Taken, string(kind))
+		case err != nil:
+			c.storeFailed(err, f.ClientID)
+			return false
+		}
+		return true
+	}
+	if f.Email != "" && !link(sessions.IdentityEmail, f.Email) {
+		return
+	}
+	if f.Phone != "" && !link(sessions.IdentityPhone, f.Phone) {
+		return
+	}
+	if f.Name != "" {
+		cu, err := c.a.store.Customer(ctx, c.customerID)
+		if err == nil && cu.Name == "" {
+			_, err = c.a.store.UpdateCustomer(ctx, c.customerID, sessions.CustomerUpdate{Name: &f.Name})
+		}
+		if err != nil {
+			c.storeFailed(err, f.ClientID)
+			return
+		}
+	}
+	c.appendIn(ctx, f.ClientID, offlinePayload{Message: sessions.Message{Text: f.Message, ClientID: f.ClientID}, Offline: form})
+}
+
+// appendIn appends a message_in with the client id as its external id and
+// acknowledges it; a resend gets the first event's sequence back.
+func (c *conn) appendIn(ctx context.Context, clientID string, payload any) {
+	cv, _, err := c.a.store.OpenConversation(ctx, c.customerID, "", sessions.ChannelWebchat)
+	if err != nil {
+		c.storeFailed(err, clientID)
+		return
+	}
+	ev, appended, err := c.a.store.Append(ctx, sessions.Event{CustomerID: c.customerID, ConversationID: cv.ID,
+		Kind: sessions.KindMessageIn, Channel: sessions.ChannelWebchat, ExternalID: clientID,
+		Author: "customer", Payload: marshal(payload)})
+	if err != nil {
+		c.storeFailed(err, clientID)
+		return
+	}
+	c.write(marshal(ackFrame{Type: frameAck, ClientID: clientID, Seq: ev.Seq, Duplicate: !appended}))
+}
+
+// storeFailed answers a frame the store would not apply.
+func (c *conn) storeFailed(err error, clientID string) {
+	switch {
+	case c.ctx.Err() != nil:
+	case errors.Is(err, sessions.ErrMerged):
+		c.fail(CloseCustomerMerged, "", "", "")
+	case errors.Is(err, sessions.ErrInvalid):
+		c.write(marshal(errorFrame{Type: frameError, Code: ErrCodeInvalid, Message: "refused by the store", ClientID: clientID}))
+	default:
+		c.log.Error("webchat: store", "customer", c.customerID, "err", err)
+		c.fail(CloseServerError, ErrCodeServer, "try again", clientID)
+	}
+}
+
+func (c *conn) publishTyping(on bool) {
+	if c.customerID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := c.a.typing.Publish(ctx, TypingSignal{CustomerID: c.customerID, From: "customer", On: on}); err != nil {
+		c.log.Debug("webchat: typing", "err", err)
+	}
+}
+
+// repTyping forwards a rep's typing to the visitor; the visitor's own
+// signals (from other tabs) are not echoed.
+func (c *conn) repTyping(s TypingSignal) {
+	if strings.HasPrefix(s.From, "rep:") {
+		c.write(marshal(typingFrame{Type: frameTyping, On: s.On, RepName: s.RepName}))
+	}
+}
+
+// write hands a frame to the writer without waiting. If melody's buffer is
+// full, its error handler (failed) cuts the client off as slow.
+func (c *conn) write(b []byte) {
+	if c.closing.Load() {
+		return
+	}
+	c.inflight.Add(1)
+	if c.s.Write(b) != nil {
+		c.inflight.Add(-1)
+	}
+}
+
+// writeFlow is write for the follower: it waits, up to SlowTimeout for
+// each frame, until the socket has room, so a long replay never
+// overflows the buffer and a client that stops reading is found out.
+func (c *conn) writeFlow(b []byte) error {
+	if c.inflight.Load() >= c.high {
+		t := time.NewTimer(c.a.cfg.SlowTimeout)
+		defer t.Stop()
+		for c.inflight.Load() >= c.high {
+			select {
+			case <-c.sent:
+			case <-t.C:
+				return errSlowClient
+			case <-c.ctx.Done():
+				return c.ctx.Err()
+			}
+		}
+	}
+	if c.closing.Load() {
+		return errors.New("webchat: closing")
+	}
+	c.write(b)
+	return nil
+}
+
+// sentOne is melody's report that the writer wrote a text frame.
+func (c *conn) sentOne() {
+	c.inflight.Add(-1)
+	select {
+	case c.sent <- struct{}{}:
+	default:
+	}
+}
+
+// fail sends an error frame (when errCode is set) and then closes with
+// code, behind the frames already queued. Only the first close counts.
+func (c *conn) fail(code int, errCode, msg, clientID string) {
+	if !c.closing.CompareAndSwap(false, true) {
+		return
+	}
+	if errCode != "" {
+		c.inflight.Add(1)
+		_ = c.s.Write(marshal(errorFrame{Type: frameError, Code: errCode, Message: msg, ClientID: clientID}))
+	}
+	_ = c.s.CloseWithMsg(melody.FormatCloseMessage(code, CloseName(code)))
+}
+
+// closeNow closes without waiting for the queue: the close frame goes out
+// ahead of anything still queued (or, if the socket is stuck, not at all)
+// and the connection is dropped. It runs in its own goroutine because it
+// may wait up to a second for a stuck writer.
+func (c *conn) closeNow(code int) {
+	c.closing.Store(true)
+	if !c.forced.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		ws := c.s.WebsocketConnection()
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, CloseName(code)),
+			time.Now().Add(time.Second))
+		_ = ws.Close()
+	}()
+}
+
+// failed is melody's error handler: read and write errors, and a full
+// buffer.
+func (c *conn) failed(err error) {
+	switch {
+	case errors.Is(err, melody.ErrMessageBufferFull):
+		c.log.Info("webchat: slow client disconnected", "reason", "buffer full")
+		c.closeNow(CloseSlow)
+	case errors.Is(err, websocket.ErrReadLimit):
+		c.closing.Store(true)
+		c.log.Info("webchat: frame over max_message_bytes refused")
+	case isCloseOK(err):
+	default:
+		c.log.Debug("webchat: socket", "err", err)
+	}
+}

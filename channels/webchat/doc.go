@@ -1,0 +1,37 @@
+// Package webchat is the web chat channel: the WebSocket endpoint the
+// embeddable widget (package widget) talks to, and the channels.Adapter the
+// gateway sends rep replies through.
+//
+// A visitor's socket is mounted by the gateway at /channels/webchat/ws. The
+// protocol, JSON text frames, is documented in docs/webchat-protocol.md;
+// the close codes are in closecodes.go, split into "reconnect" (4000-4499)
+// and "don't reconnect" (4500-4999). In short: the client says hello with
+// the last sequence it saw, the server answers welcome and then sends every
+// visible timeline event after that sequence, exactly once and in order
+// (sessions.Follow), followed by live events; each visitor message carries a
+// client id that becomes the event's external id, so a resend after a
+// reconnect is acknowledged with the first event's sequence, not appended
+// again.
+//
+// Identity: the visitor id (random, kept in the browser) is an unverified
+// visitor identity namespaced by site. A user id signed with the site's
+// secret (HMAC-SHA256) is a verified site-user identity, and merges the
+// visitor's customer into the site user's. Contacts typed into the offline
+// form are recorded unverified and never merge anyone.
+//
+// What it must not do: route, know reps beyond a display name, or show a
+// visitor anything a rep alone may see (notes, rep ids, identities,
+// integrator events, other channels' messages): visibleEvent is the one
+// filter, and it allows by kind, not by exception. Replies are not written
+// here: the API appends the message_out, and Send only confirms the
+// customer can be reached.
+//
+// Concurrency: per socket, one reader goroutine applies frames in order and
+// one writer goroutine writes (both melody's); the follower, typing and
+// availability hand frames to the writer without blocking. A client that
+// does not read is closed with CloseSlow, never fed a gap. Adapter methods
+// are safe for concurrent use. Sockets follow the store's change feed, so
+// any node serves any visitor. Locks: site.availMu and MemoryTyping.mu are
+// each held while frames are queued (melody's locks nest inside them) and
+// are never held together; limiter.mu is a leaf.
+package webchat

@@ -1,0 +1,265 @@
+package webchat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/omnigate/omnigate/sessions"
+)
+
+// Frames as the widget sends them; the seed corpus of FuzzFrame, with
+// the files under testdata/fuzz/FuzzFrame.
+var sampleFrames = []string{
+	`{"type":"hello"}`,
+	`{"type":"hello","after":42,"customer_id":"cus_01JD7W5Q8Y3T6M2N4P5R7S9V0X","lang":"zh-CN"}`,
+	`{"type":"message","client_id":"m-lq2x9a-1","text":"你好，我的快递到哪了？"}`,
+	`{"type":"message","client_id":"m-lq2x9a-2","text":"line one\nline two \u2603"}`,
+	`{"type":"typing","on":true}`,
+	`{"type":"typing","on":false}`,
+	`{"type":"offline","client_id":"o-1","name":"王芳","email":"Wang@Example.com","message":"请回电"}`,
+	`{"type":"offline","client_id":"o-2","name":"Ann","phone":"+86 138-1234-5678","message":"call me"}`,
+	`{"type":"message","client_id":"","text":"x"}`,
+	`{"type":"message","client_id":"a b","text":"x"}`,
+	`{"type":"offline","client_id":"o-3","phone":"13812345678","message":"x"}`,
+	`{"type":"shout"}`,
+	`{"type":"hello"} {"type":"hello"}`,
+	`[1,2,3]`,
+	`null`,
+	`{"type":1}`,
+	`{"type":"hello","after":-1}`,
+	`{"type":"hello","after":18446744073709551616}`,
+	"\xff\xfe",
+	``,
+}
+
+func FuzzFrame(f *testing.F) {
+	for _, s := range sampleFrames {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr, err := parseFrame(data)
+		var fe *fieldError
+		switch {
+		case errors.As(err, &fe):
+			if fr.Type != frameHello && fr.Type != frameMessage && fr.Type != frameOffline {
+				t.Fatalf("field error on a %q frame", fr.Type)
+			}
+			return
+		case err != nil:
+			if !errors.Is(err, errFrame) {
+				t.Fatalf("error %v is neither a bad frame nor a field error", err)
+			}
+			return
+		}
+		// What a valid frame promises the handlers.
+		switch fr.Type {
+		case frameHello, frameTyping:
+		case frameMessage:
+			if checkClientID(fr.ClientID) != nil || strings.TrimSpace(fr.Text) == "" {
+				t.Fatalf("accepted message %+v", fr)
+			}
+		case frameOffline:
+			if checkClientID(fr.ClientID) != nil || strings.TrimSpace(fr.Message) == "" || (fr.Email == "" && fr.Phone == "") {
+				t.Fatalf("accepted form %+v", fr)
+			}
+			if fr.Email != "" {
+				if err := (sessions.Identity{Kind: sessions.IdentityEmail, Value: fr.Email}).Validate(); err != nil {
+					t.Fatalf("accepted email the store refuses: %v", err)
+				}
+			}
+			if fr.Phone != "" {
+				if err := (sessions.Identity{Kind: sessions.IdentityPhone, Value: fr.Phone}).Validate(); err != nil {
+					t.Fatalf("accepted phone the store refuses: %v", err)
+				}
+			}
+		default:
+			t.Fatalf("accepted type %q", fr.Type)
+		}
+		if !utf8.ValidString(fr.Text) || !utf8.ValidString(fr.Name) {
+			t.Fatal("accepted text that is not UTF-8")
+		}
+		// The payload the store will get stays valid JSON.
+		if !json.Valid(marshal(sessions.Message{Text: fr.Text, ClientID: fr.ClientID})) {
+			t.Fatal("payload is not JSON")
+		}
+	})
+}
+
+func TestParseFrame(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		typ     string
+		wantErr string // "frame", "field" or ""
+	}{
+		{sampleFrames[0], "hello", ""},
+		{sampleFrames[1], "hello", ""},
+		{sampleFrames[2], "message", ""},
+		{sampleFrames[4], "typing", ""},
+		{sampleFrames[6], "offline", ""},
+		{sampleFrames[7], "offline", ""},
+		{sampleFrames[8], "", "field"},
+		{sampleFrames[9], "", "field"},
+		{sampleFrames[10], "", "field"},
+		{`{"type":"message","client_id":"c","text":"   "}`, "", "field"},
+		{`{"type":"offline","client_id":"c","message":"hi"}`, "", "field"},
+		{`{"type":"offline","client_id":"c","email":"a@b","message":"hi"}`, "", "field"},
+		{`{"type":"hello","customer_id":"cus|x"}`, "", "field"},
+		{sampleFrames[11], "", "frame"},
+		{sampleFrames[12], "", "frame"},
+		{sampleFrames[13], "", "frame"},
+		{sampleFrames[14], "", "frame"},
+		{sampleFrames[15], "", "frame"},
+		{sampleFrames[16], "", "frame"},
+		{sampleFrames[18], "", "frame"},
+		{sampleFrames[19], "", "frame"},
+	}
+	for _, tt := range tests {
+		f, err := parseFrame([]byte(tt.in))
+		var fe *fieldError
+		got := ""
+		switch {
+		case errors.As(err, &fe):
+			got = "field"
+		case err != nil:
+			got = "frame"
+		}
+		if got != tt.wantErr || (err == nil && f.Type != tt.typ) {
+			t.Errorf("parseFrame(%s) = %+v, %v; want type %q error %q", tt.in, f, err, tt.typ, tt.wantErr)
+		}
+	}
+	f, _ := parseFrame([]byte(sampleFrames[7]))
+	if f.Phone != "+8613812345678" {
+		t.Errorf("phone %q", f.Phone)
+	}
+	f, _ = parseFrame([]byte(sampleFrames[6]))
+	if f.Email != "wang@example.com" {
+		t.Errorf("email %q", f.Email)
+	}
+}
+
+func TestOriginAllowed(t *testing.T) {
+	t.Parallel()
+	pats := func(ss ...string) []originPattern {
+		var out []originPattern
+		for _, s := range ss {
+			p, err := parseOriginPattern(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, p)
+		}
+		return out
+	}
+	tests := []struct {
+		pats   []originPattern
+		origin string
+		host   string
+		want   bool
+	}{
+		{pats("https://shop.example.com"), "https://shop.example.com", "gw", true},
+		{pats("https://shop.example.com"), "https://SHOP.example.com", "gw", true},
+		{pats("https://shop.example.com"), "http://shop.example.com", "gw", false},
+		{pats("https://shop.example.com"), "https://shop.example.com:8443", "gw", false},
+		{pats("https://shop.example.com"), "https://shop.example.com.evil.net", "gw", false},
+		{pats("https://shop.example.com"), "", "gw", false},
+		{pats("https://*.example.com"), "https://m.example.com", "gw", true},
+		{pats("https://*.example.com"), "https://example.com", "gw", false},
+		{pats("https://*.example.com"), "https://badexample.com", "gw", false},
+		{pats("*"), "https://anything.test", "gw", true},
+		{nil, "http://gw:8080", "gw:8080", true},
+		{nil, "http://other:8080", "gw:8080", false},
+		{nil, "null", "gw", false},
+	}
+	for _, tt := range tests {
+		if got := originAllowed(tt.pats, tt.origin, tt.host); got != tt.want {
+			t.Errorf("originAllowed(%q, host %q) = %v", tt.origin, tt.host, got)
+		}
+	}
+}
+
+func TestLimiter(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(60, 3) // one a second, three at once
+	now := time.Unix(1000, 0)
+	l.acquire("v", now)
+	l.acquire("v", now) // a second tab shares the bucket
+	for i := range 3 {
+		if !l.allow("v", now) {
+			t.Fatalf("frame %d refused", i)
+		}
+	}
+	if l.allow("v", now) {
+		t.Fatal("fourth frame allowed")
+	}
+	if !l.allow("v", now.Add(time.Second)) {
+		t.Fatal("no refill after a second")
+	}
+	l.release("v", now)
+	l.release("v", now)
+	l.sweep(now.Add(30 * time.Second))
+	if len(l.buckets) != 1 {
+		t.Fatal("bucket forgotten too soon: reconnecting would refill it")
+	}
+	l.sweep(now.Add(2 * time.Minute))
+	if len(l.buckets) != 0 {
+		t.Fatal("idle bucket kept")
+	}
+	if l.allow("unknown", now) {
+		t.Fatal("frame allowed without a bucket")
+	}
+}
+
+func TestLastSeq(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := sessions.NewMemoryStore()
+	defer st.Close()
+	c, _, err := st.ResolveCustomer(ctx, visitorIdentity("s", "visitor-0123456789"), sessions.Customer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n <= 70; n++ {
+		for _, hint := range []uint64{0, 1, uint64(n), uint64(n) + 5, 1 << 40} {
+			got, err := lastSeq(ctx, st, c.ID, hint)
+			if err != nil || got != uint64(n) {
+				t.Fatalf("lastSeq with %d events, hint %d = %d, %v", n, hint, got, err)
+			}
+		}
+		if _, _, err := st.Append(ctx, sessions.Event{CustomerID: c.ID, Kind: sessions.KindIntegrator,
+			Channel: sessions.ChannelAPI, Payload: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestVerifyUser(t *testing.T) {
+	t.Parallel()
+	// A known vector: what a site's back end computes with
+	// printf %s user-42 | openssl dgst -sha256 -hmac s3cret
+	const want = "1136c48073bd2ba64f2a18895ff27ecfa11e24ccd2d86972ace148983668a992"
+	got := Sign("s3cret", "user-42")
+	if got != want {
+		t.Fatalf("Sign = %q, want %q", got, want)
+	}
+	if !verifyUser("s3cret", "user-42", got) || !verifyUser("s3cret", "user-42", strings.ToUpper(got)) {
+		t.Fatal("valid hash refused")
+	}
+	for _, tc := range []struct{ secret, user, hash string }{
+		{"", "user-42", Sign("", "user-42")},
+		{"s3cret", "user-43", got},
+		{"s3cret", "user-42", got[:62]},
+		{"s3cret", "user-42", strings.Repeat("g", 64)},
+		{"s3cret", "", Sign("s3cret", "")},
+	} {
+		if verifyUser(tc.secret, tc.user, tc.hash) {
+			t.Errorf("verifyUser(%q, %q, %q) accepted", tc.secret, tc.user, tc.hash)
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package widget
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"net/http"
+	"regexp"
+	"time"
+)
+
+// inboxFiles is the rep inbox web app: one page, one script, one style
+// sheet, plain files edited as they are. It lives apart from the widget's
+// files (and this file apart from widget.go) so the two apps change
+// independently.
+//
+//go:embed inbox/inbox.html inbox/inbox.js inbox/inbox.css
+var inboxFiles embed.FS
+
+type inboxFile struct {
+	body  []byte
+	ctype string
+	etag  string
+}
+
+// InboxHandler serves the rep inbox app: the page at /inbox (and
+// /inbox/), its script at /inbox/inbox.js and style at /inbox/inbox.css;
+// any other path is 404. Mount it as
+//
+//	mux.Handle("GET /inbox", h)
+//	mux.Handle("GET /inbox/", h)
+//
+// next to the rep socket at GET /inbox/ws (package internal/inbox), which
+// is the more specific pattern and wins. The page talks to /v1 and
+// /inbox/ws of the same origin only; its Content-Security-Policy says so.
+func InboxHandler() http.Handler {
+	h := inboxHandler{}
+	for path, f := range map[string]struct{ name, ctype string }{
+		"/inbox":           {"inbox/inbox.html", "text/html; charset=utf-8"},
+		"/inbox/":          {"inbox/inbox.html", "text/html; charset=utf-8"},
+		"/inbox/inbox.js":  {"inbox/inbox.js", "text/javascript; charset=utf-8"},
+		"/inbox/inbox.css": {"inbox/inbox.css", "text/css; charset=utf-8"},
+	} {
+		b, err := inboxFiles.ReadFile(f.name)
+		if err != nil {
+			panic(err) // the embed directive names every file; a miss is a build bug
+		}
+		sum := sha256.Sum256(b)
+		h[path] = inboxFile{body: b, ctype: f.ctype, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+	}
+	return h
+}
+
+type inboxHandler map[string]inboxFile
+
+// hostRe is what may go into the CSP's connect-src from the Host header;
+// anything else gets 'self' alone.
+var hostRe = regexp.MustCompile(`^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`)
+
+func (h inboxHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f, ok := h[r.URL.Path]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", f.ctype)
+	// Revalidate every time (cheap with the ETag), so a deploy reaches
+	// every rep on their next reload.
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("ETag", f.etag)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "no-referrer")
+	// Same-origin everything; no inline script or style, no framing. The
+	// WebSocket origin is spelled out because older browsers don't count
+	// ws: as 'self'.
+	connect := "'self'"
+	if hostRe.MatchString(r.Host) {
+		connect += " ws://" + r.Host + " wss://" + r.Host
+	}
+	hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+		"connect-src "+connect+"; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	hd.Set("X-Frame-Options", "DENY")
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.body))
+}
