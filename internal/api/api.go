@@ -1,0 +1,233 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/omnigate/omnigate/channels"
+	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/sessions"
+)
+
+// Config tunes the API.
+type Config struct {
+	// MaxBodyBytes caps a request body; larger bodies get 413 too_large.
+	// Zero means 64 KiB, the size of the largest event payload a store
+	// accepts.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// SendTimeout bounds one send through a channel adapter. Zero means 30
+	// seconds.
+	SendTimeout time.Duration `yaml:"send_timeout"`
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxBodyBytes < 0 || c.MaxBodyBytes > 16<<20 {
+		errs = append(errs, fmt.Errorf("max_body_bytes: %d is not between 0 and 16 MiB", c.MaxBodyBytes))
+	}
+	if c.SendTimeout < 0 {
+		errs = append(errs, fmt.Errorf("send_timeout: %v is negative", c.SendTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) maxBody() int64 {
+	if c.MaxBodyBytes == 0 {
+		return 64 << 10
+	}
+	return c.MaxBodyBytes
+}
+
+func (c Config) sendTimeout() time.Duration {
+	if c.SendTimeout == 0 {
+		return 30 * time.Second
+	}
+	return c.SendTimeout
+}
+
+// Options are the API's dependencies.
+type Options struct {
+	Store sessions.Store      // required
+	Auth  *auth.Authenticator // required
+	// Channels are the connected adapters; nil means none, and every send
+	// answers 503 channel_unavailable.
+	Channels *channels.Registry
+	// Metrics receives the API's collectors and is served on /metrics; nil
+	// means no metrics and no /metrics route.
+	Metrics *prometheus.Registry
+	// Logger gets 5xx errors; nil discards.
+	Logger *slog.Logger
+}
+
+// Server serves the API. Build it with New.
+type Server struct {
+	cfg      Config
+	store    sessions.Store
+	auth     *auth.Authenticator
+	channels *channels.Registry
+	log      *slog.Logger
+	mux      *http.ServeMux
+	routes   []string
+	metrics  *metrics
+}
+
+// New builds the server and registers its metrics.
+func New(cfg Config, o Options) (*Server, error) {
+	if o.Store == nil || o.Auth == nil {
+		return nil, errors.New("api: Store and Auth are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, store: o.Store, auth: o.Auth, channels: o.Channels, log: o.Logger, mux: http.NewServeMux()}
+	if o.Metrics != nil {
+		m, err := newMetrics(o.Metrics)
+		if err != nil {
+			return nil, err
+		}
+		s.metrics = m
+	}
+	s.register(o.Metrics)
+	return s, nil
+}
+
+const (
+	admin      = auth.RoleAdmin
+	supervisor = auth.RoleSupervisor
+	rep        = auth.RoleRep
+	integrator = auth.RoleIntegrator
+)
+
+func (s *Server) register(reg *prometheus.Registry) {
+	s.public("GET /healthz", s.healthz)
+	s.public("GET /readyz", s.readyz)
+	if reg != nil {
+		s.public("GET /metrics", metricsHandler(reg))
+	}
+
+	s.handle("GET /v1/customers", s.searchCustomers, admin, supervisor, rep, integrator)
+	s.handle("GET /v1/customers/{id}", s.getCustomer, admin, supervisor, rep, integrator)
+	s.handle("PATCH /v1/customers/{id}", s.patchCustomer, admin, supervisor, rep)
+	s.handle("GET /v1/customers/{id}/timeline", s.timeline, admin, supervisor, rep, integrator)
+	s.handle("POST /v1/customers/{id}/merge", s.mergeCustomer, admin, supervisor)
+
+	s.handle("GET /v1/conversations", s.listConversations, admin, supervisor, rep)
+	s.handle("GET /v1/conversations/{id}", s.getConversation, admin, supervisor, rep)
+	s.handle("POST /v1/conversations/{id}/messages", s.postMessage, admin, supervisor, rep)
+	s.handle("POST /v1/conversations/{id}/notes", s.postNote, admin, supervisor, rep)
+	s.handle("POST /v1/conversations/{id}/assign", s.assign, admin, supervisor, rep)
+	s.handle("POST /v1/conversations/{id}/resolve", s.resolve, admin, supervisor, rep)
+	s.handle("POST /v1/conversations/{id}/reopen", s.reopen, admin, supervisor, rep)
+
+	s.handle("GET /v1/reps", s.listReps, admin, supervisor, rep)
+}
+
+// Routes lists every registered pattern ("GET /v1/customers/{id}"), in
+// registration order.
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
+
+// handler is a route's code: it writes a success response itself and
+// returns errors for ServeHTTP to write from the catalogue.
+type handler func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
+
+// handle registers an authenticated route open to roles.
+func (s *Server) handle(pattern string, h handler, roles ...auth.Role) {
+	s.public(pattern, func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.auth.Request(r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="omnigate"`)
+			s.writeError(w, r, toError(err))
+			return
+		}
+		if !slices.Contains(roles, p.Role) {
+			s.writeError(w, r, errorf(CodeForbidden, "role %s may not %s", p.Role, pattern))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.maxBody())
+		if err := h(w, r, p); err != nil {
+			s.writeError(w, r, toError(err))
+		}
+	})
+}
+
+// public registers a route without authentication, instrumented.
+func (s *Server) public(pattern string, h http.HandlerFunc) {
+	s.routes = append(s.routes, pattern)
+	s.mux.Handle(pattern, s.instrument(pattern, h))
+}
+
+// ServeHTTP routes the request; what matches no route gets a JSON 404 or
+// 405 rather than the mux's plain text.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	s.instrument("unmatched", func(w http.ResponseWriter, r *http.Request) {
+		// Ask the mux what it would have said: 405 comes with Allow.
+		h, _ := s.mux.Handler(r)
+		probe := &probeWriter{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		if probe.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", probe.header.Get("Allow"))
+			s.writeError(w, r, errorf(CodeMethodNotAllowed, "%s is not allowed here", r.Method))
+			return
+		}
+		s.writeError(w, r, errorf(CodeNotFound, "no such route"))
+	})(w, r)
+}
+
+// probeWriter records what a handler would answer, discarding the body.
+type probeWriter struct {
+	header http.Header
+	status int
+}
+
+func (p *probeWriter) Header() http.Header         { return p.header }
+func (p *probeWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (p *probeWriter) WriteHeader(code int)        { p.status = code }
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *Error) {
+	status := e.Code.Status()
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	if status >= 500 {
+		// Route pattern only: paths and queries can carry personal data.
+		s.log.LogAttrs(r.Context(), slog.LevelError, "api request failed",
+			slog.String("route", r.Pattern), slog.Int("status", status),
+			slog.String("code", string(e.Code)), slog.Any("error", e.cause))
+	}
+	var body errorBody
+	body.Error.Code, body.Error.Message = e.Code, e.Message
+	writeJSON(w, status, body)
+}
+
+// healthz says the process is up; it checks nothing else, so an
+// orchestrator does not restart a gateway whose store is briefly away.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz says whether this node should get traffic: its store answers.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		e := toError(err)
+		if e.Code == CodeInternal {
+			e = &Error{Code: CodeStoreUnavailable, Message: "the store is unavailable; retry later", cause: err}
+		}
+		s.writeError(w, r, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,224 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/internal/redact"
+	"github.com/omnigate/omnigate/sessions"
+)
+
+// customerView is a customer with its identities, as GET returns it.
+type customerView struct {
+	sessions.Customer
+	Identities []sessions.Identity `json:"identities"`
+}
+
+// maskFor is the one decision of what a principal sees of personal data:
+// reps (not supervisors, not keys) get phone numbers masked.
+func maskFor(p auth.Principal) bool { return p.Role == auth.RoleRep }
+
+func maskCustomer(p auth.Principal, c sessions.Customer) sessions.Customer {
+	if maskFor(p) {
+		c.Attributes = redact.Strings(c.Attributes)
+	}
+	return c
+}
+
+func maskEvents(p auth.Principal, evs []sessions.Event) []sessions.Event {
+	if !maskFor(p) {
+		return evs
+	}
+	out := make([]sessions.Event, len(evs))
+	for i, ev := range evs {
+		ev.Payload = redact.JSON(ev.Payload)
+		out[i] = ev
+	}
+	return out
+}
+
+func (s *Server) customerView(r *http.Request, p auth.Principal, c sessions.Customer) (customerView, error) {
+	ids, err := s.store.Identities(r.Context(), c.ID)
+	if err != nil {
+		return customerView{}, err
+	}
+	if ids == nil {
+		ids = []sessions.Identity{}
+	}
+	if maskFor(p) {
+		ids = redact.Identities(ids)
+	}
+	return customerView{Customer: maskCustomer(p, c), Identities: ids}, nil
+}
+
+// searchCustomers finds customers by exact phone or email identity and
+// name substring. There is no cursor: a search is meant to find a handful.
+func (s *Server) searchCustomers(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	q, err := query(r, "phone", "email", "name", "limit")
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(q, "limit")
+	if err != nil {
+		return err
+	}
+	cq := sessions.CustomerQuery{
+		Phone: q.Get("phone"),
+		Email: strings.ToLower(q.Get("email")),
+		Name:  q.Get("name"),
+		Limit: min(limit, 500),
+	}
+	if cq.Phone != "" {
+		if err := (sessions.Identity{Kind: sessions.IdentityPhone, Value: cq.Phone}).Validate(); err != nil {
+			// The message would echo the number; say what is wrong instead.
+			return errorf(CodeInvalid, "phone must be E.164, such as +8613812345678 (URL-encode + as %%2B)")
+		}
+	}
+	cs, err := s.store.FindCustomers(r.Context(), cq)
+	if err != nil {
+		return err
+	}
+	for i := range cs {
+		cs[i] = maskCustomer(p, cs[i])
+	}
+	writeJSON(w, http.StatusOK, newPage(cs, ""))
+	return nil
+}
+
+func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	if _, err := query(r); err != nil {
+		return err
+	}
+	c, err := s.store.Customer(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	v, err := s.customerView(r, p, c)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// patchCustomer applies a sessions.CustomerUpdate. Owner, tier and VIP
+// decide who serves a customer and how fast, so only supervisors and
+// admins set them; reps keep the profile (name, tags, locale...) current.
+func (s *Server) patchCustomer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	if _, err := query(r); err != nil {
+		return err
+	}
+	var u sessions.CustomerUpdate
+	if err := decodeJSON(r, &u, false); err != nil {
+		return err
+	}
+	if u.Name == nil && u.Tier == nil && u.VIP == nil && u.Owner == nil && u.Tags == nil &&
+		u.TimeZone == nil && u.Locale == nil && u.Attributes == nil {
+		return errorf(CodeInvalid, "update changes nothing")
+	}
+	if (u.Tier != nil || u.VIP != nil || u.Owner != nil) && p.Role != auth.RoleAdmin && p.Role != auth.RoleSupervisor {
+		return errorf(CodeForbidden, "only supervisors and admins set owner, tier and vip")
+	}
+	if u.Owner != nil && *u.Owner != "" {
+		if _, ok := s.auth.Rep(*u.Owner); !ok {
+			return errorf(CodeInvalid, "owner: no rep %q", *u.Owner)
+		}
+	}
+	for k := range u.Attributes {
+		if k == "" || len(k) > 64 {
+			return errorf(CodeInvalid, "attributes: keys must be 1-64 bytes")
+		}
+	}
+	if err := u.Validate(); err != nil {
+		return err
+	}
+	c, err := s.store.UpdateCustomer(r.Context(), r.PathValue("id"), u)
+	if err != nil {
+		return err
+	}
+	v, err := s.customerView(r, p, c)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// timeline pages through a customer's events after a sequence number. The
+// next cursor is the last sequence returned: pass it back as ?after=.
+func (s *Server) timeline(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	q, err := query(r, "after", "limit")
+	if err != nil {
+		return err
+	}
+	var after uint64
+	if v := q.Get("after"); v != "" {
+		if after, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return errorf(CodeInvalid, "after: %q is not a sequence number", v)
+		}
+	}
+	n, err := intParam(q, "limit")
+	if err != nil {
+		return err
+	}
+	limit := sessions.TimelineLimit(n)
+	evs, err := s.store.Timeline(r.Context(), r.PathValue("id"), after, limit)
+	if err != nil {
+		return err
+	}
+	next := ""
+	if len(evs) == limit {
+		next = strconv.FormatUint(evs[len(evs)-1].Seq, 10)
+	}
+	writeJSON(w, http.StatusOK, newPage(maskEvents(p, evs), next))
+	return nil
+}
+
+type mergeRequest struct {
+	// From is the customer merged away; the path names the one kept.
+	From string `json:"from"`
+	// Evidence says why a person decided these are one customer.
+	Evidence string `json:"evidence"`
+}
+
+type mergeResponse struct {
+	Customer customerView   `json:"customer"`
+	Event    sessions.Event `json:"event"`
+}
+
+// mergeCustomer merges from into the path's customer. The store does it
+// atomically, so a failed merge leaves both customers as they were.
+func (s *Server) mergeCustomer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	if _, err := query(r); err != nil {
+		return err
+	}
+	var req mergeRequest
+	if err := decodeJSON(r, &req, false); err != nil {
+		return err
+	}
+	into := r.PathValue("id")
+	switch {
+	case req.From == "":
+		return errorf(CodeInvalid, "from: the customer to merge is required")
+	case req.From == into:
+		return errorf(CodeInvalid, "from: cannot merge a customer into itself")
+	case strings.TrimSpace(req.Evidence) == "" || len(req.Evidence) > 500:
+		return errorf(CodeInvalid, "evidence: say why these are one customer, in 1-500 bytes")
+	}
+	ev, err := s.store.Merge(r.Context(), into, req.From, req.Evidence, p.Author())
+	if err != nil {
+		return err
+	}
+	c, err := s.store.Customer(r.Context(), into)
+	if err != nil {
+		return err
+	}
+	v, err := s.customerView(r, p, c)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, mergeResponse{Customer: v, Event: maskEvents(p, []sessions.Event{ev})[0]})
+	return nil
+}

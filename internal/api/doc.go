@@ -1,0 +1,35 @@
+// Package api is Omnigate's REST API under /v1 for reps' tools, supervisors
+// and integrators, plus the operational endpoints /healthz, /readyz and
+// /metrics. docs/openapi.yaml describes every route; a test keeps the two
+// in step.
+//
+// Who may do what (roles from package auth):
+//
+//	route                                   admin supervisor rep integrator
+//	GET  customers, customer, timeline        ✓      ✓        ✓*     ✓
+//	PATCH customer (name, tags, locale...)    ✓      ✓        ✓
+//	PATCH customer (owner, tier, vip)         ✓      ✓
+//	POST merge                                ✓      ✓
+//	GET  conversations                        ✓      ✓        ✓
+//	POST notes                                ✓      ✓        ✓
+//	POST messages, assign, resolve, reopen    ✓      ✓        ✓†
+//	GET  reps (the directory, for transfers)  ✓      ✓        ✓
+//
+//	* phone numbers masked (package redact), in identities, attributes and
+//	  event payloads alike.
+//	† only on conversations assigned to them or to no one.
+//
+// Every error is JSON from one catalogue (errors.go). Request bodies are
+// capped (Config.MaxBodyBytes) and decoded strictly: unknown fields and
+// trailing data are errors, never ignored. A request that fails writes
+// nothing; the one exception is a message a channel refused after it was
+// recorded, which stays on the timeline with its failed delivery (see
+// postMessage for why).
+//
+// What it must not do: hold state of its own (everything is in the
+// sessions.Store, so any gateway node can answer any request), log personal
+// data (queries carry phone numbers: only route patterns are logged), or
+// know a channel's wire format (channels.Adapter does).
+//
+// Concurrency: a Server is immutable after New and safe for concurrent use.
+package api

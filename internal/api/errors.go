@@ -1,0 +1,140 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+
+	"github.com/omnigate/omnigate/channels"
+	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/sessions"
+)
+
+// Code is the machine-readable error code clients switch on. The set is
+// part of the API: docs/openapi.yaml lists it, and a test keeps the two in
+// step.
+type Code string
+
+// The catalogue: every error the API returns, with its status.
+const (
+	CodeInvalid            Code = "invalid"                // 400: well-formed but not acceptable
+	CodeMalformedJSON      Code = "malformed_json"         // 400: not JSON, wrong types, unknown fields, trailing data
+	CodeUnauthorized       Code = "unauthorized"           // 401: missing or unknown bearer token
+	CodeForbidden          Code = "forbidden"              // 403: the role may not do this
+	CodeNotFound           Code = "not_found"              // 404
+	CodeMethodNotAllowed   Code = "method_not_allowed"     // 405
+	CodeConflict           Code = "conflict"               // 409: state does not allow it (topic taken, resolved, client id reused)
+	CodeMerged             Code = "merged"                 // 409: the customer was merged into another
+	CodeIdentityTaken      Code = "identity_taken"         // 409: the identity belongs to another customer
+	CodeTooLarge           Code = "too_large"              // 413
+	CodeUnsupportedMedia   Code = "unsupported_media_type" // 415: body is not application/json
+	CodeInternal           Code = "internal"               // 500
+	CodeSendFailed         Code = "send_failed"            // 502: the channel refused the message
+	CodeChannelUnavailable Code = "channel_unavailable"    // 503: no adapter connected for the channel
+	CodeStoreUnavailable   Code = "store_unavailable"      // 503: the store is closed or unreachable
+)
+
+var statusOf = map[Code]int{
+	CodeInvalid:            http.StatusBadRequest,
+	CodeMalformedJSON:      http.StatusBadRequest,
+	CodeUnauthorized:       http.StatusUnauthorized,
+	CodeForbidden:          http.StatusForbidden,
+	CodeNotFound:           http.StatusNotFound,
+	CodeMethodNotAllowed:   http.StatusMethodNotAllowed,
+	CodeConflict:           http.StatusConflict,
+	CodeMerged:             http.StatusConflict,
+	CodeIdentityTaken:      http.StatusConflict,
+	CodeTooLarge:           http.StatusRequestEntityTooLarge,
+	CodeUnsupportedMedia:   http.StatusUnsupportedMediaType,
+	CodeInternal:           http.StatusInternalServerError,
+	CodeSendFailed:         http.StatusBadGateway,
+	CodeChannelUnavailable: http.StatusServiceUnavailable,
+	CodeStoreUnavailable:   http.StatusServiceUnavailable,
+}
+
+// Codes lists the catalogue, for the spec test.
+func Codes() []Code {
+	out := make([]Code, 0, len(statusOf))
+	for c := range statusOf {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Status returns the HTTP status of a code.
+func (c Code) Status() int { return statusOf[c] }
+
+// Error is an error with its place in the catalogue. Message is shown to
+// the client; cause is logged for 5xx and never shown.
+type Error struct {
+	Code    Code
+	Message string
+	cause   error
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+func (e *Error) Unwrap() error { return e.cause }
+
+func errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// sentinels maps errors from the layers below onto the catalogue.
+var sentinels = []struct {
+	err  error
+	code Code
+}{
+	{sessions.ErrNotFound, CodeNotFound},
+	{sessions.ErrInvalid, CodeInvalid},
+	{sessions.ErrIdentityTaken, CodeIdentityTaken},
+	{sessions.ErrMerged, CodeMerged},
+	{sessions.ErrConflict, CodeConflict},
+	{sessions.ErrClosed, CodeStoreUnavailable},
+	{channels.ErrNoAdapter, CodeChannelUnavailable},
+	{auth.ErrNoToken, CodeUnauthorized},
+	{auth.ErrBadToken, CodeUnauthorized},
+	{context.DeadlineExceeded, CodeStoreUnavailable},
+	// The client went away or the server is stopping mid-request; nobody
+	// reads the answer, and it is not a server bug worth a 500 in the log.
+	{context.Canceled, CodeStoreUnavailable},
+}
+
+// toError places any error in the catalogue. Client errors keep the
+// underlying message (it names ids the client sent, nothing internal);
+// server errors get a fixed message and keep the cause for the log.
+func toError(err error) *Error {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e
+	}
+	code := CodeInternal
+	for _, s := range sentinels {
+		if errors.Is(err, s.err) {
+			code = s.code
+			break
+		}
+	}
+	if code == CodeInternal {
+		if _, ok := errors.AsType[net.Error](err); ok {
+			code = CodeStoreUnavailable // a store that can't be reached
+		}
+	}
+	msg := err.Error()
+	switch code {
+	case CodeInternal:
+		msg = "internal error"
+	case CodeStoreUnavailable:
+		msg = "the store is unavailable; retry later"
+	case CodeUnauthorized:
+		msg = "send Authorization: Bearer <token> with a valid token"
+	}
+	return &Error{Code: code, Message: msg, cause: err}
+}
+
+type errorBody struct {
+	Error struct {
+		Code    Code   `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}

@@ -1,0 +1,218 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/omnigate/omnigate/internal/api"
+	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/sessions"
+)
+
+// Config is the whole gateway configuration.
+type Config struct {
+	// Listen is the HTTP address (API, widget, inbox, metrics). Empty means
+	// 127.0.0.1:8080; port 0 picks a free port.
+	Listen string `yaml:"listen"`
+	// DataDir holds the embedded store's file. Empty means "data".
+	DataDir string `yaml:"data_dir"`
+	// ShutdownTimeout bounds the drain of in-flight HTTP requests on
+	// SIGINT/SIGTERM; requests still running then are cut. Zero means 10s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	Log             Log           `yaml:"log"`
+	Store           Store         `yaml:"store"`
+	Auth            auth.Config   `yaml:"auth"`
+	API             api.Config    `yaml:"api"`
+}
+
+// Log configures the process's logger.
+type Log struct {
+	// Format is "text" or "json". Empty means text.
+	Format string `yaml:"format"`
+	// Level is debug, info, warn or error. Empty means info.
+	Level string `yaml:"level"`
+}
+
+// Store chooses and configures the sessions.Store.
+type Store struct {
+	// Kind is "bolt" (one node, embedded file, nothing else to run) or
+	// "valkey" (several gateways sharing a Valkey/Redis server or cluster).
+	// Empty means bolt.
+	Kind   string `yaml:"kind"`
+	Bolt   Bolt   `yaml:"bolt"`
+	Valkey Valkey `yaml:"valkey"`
+}
+
+// Store kinds.
+const (
+	StoreBolt   = "bolt"
+	StoreValkey = "valkey"
+)
+
+// Bolt configures the embedded store.
+type Bolt struct {
+	// Path is the bbolt file. Empty means <data_dir>/omnigate.db.
+	Path string `yaml:"path"`
+}
+
+// Valkey configures the cluster store: sessions.ValkeyOptions (addrs, db,
+// key_prefix; see there for their zero values) plus where the password
+// comes from.
+type Valkey struct {
+	sessions.ValkeyOptions `yaml:",inline"`
+	// PasswordEnv names the environment variable holding the AUTH password;
+	// the password is never written in the file. Empty, or a variable that
+	// is unset or empty, means the server needs no password.
+	PasswordEnv string `yaml:"password_env"`
+}
+
+// Default is the configuration before any file is read: a single node on
+// 127.0.0.1:8080 with the embedded store under ./data.
+func Default() Config {
+	var c Config
+	c.setDefaults()
+	return c
+}
+
+// setDefaults fills the fields whose zero value means a default, so the
+// rest of the program reads plain values.
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Store.Kind == "" {
+		c.Store.Kind = StoreBolt
+	}
+	if c.Store.Bolt.Path == "" {
+		c.Store.Bolt.Path = filepath.Join(c.DataDir, "omnigate.db")
+	}
+}
+
+// Load reads the file at path; lookup reads the environment (os.LookupEnv).
+// The error lists every problem found, each on its own line.
+func Load(path string, lookup func(string) (string, bool)) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(b, lookup)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s:\n%w", path, err)
+	}
+	return c, nil
+}
+
+// Parse is Load for a file already read.
+func Parse(b []byte, lookup func(string) (string, bool)) (Config, error) {
+	c := Default()
+	c.Store.Bolt.Path = "" // derived from data_dir unless the file sets it
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && err != io.EOF {
+		return Config{}, err
+	}
+	if err := dec.Decode(new(yaml.Node)); err != io.EOF {
+		return Config{}, errors.New("more than one YAML document; put everything in one")
+	}
+	c.setDefaults()
+	envErr := c.ResolveEnv(lookup)
+	return c, errors.Join(envErr, c.Validate())
+}
+
+// ResolveEnv reads the secrets named by _env fields.
+func (c *Config) ResolveEnv(lookup func(string) (string, bool)) error {
+	var errs []error
+	errs = append(errs, prefixed("auth.", c.Auth.ResolveEnv(lookup))...)
+	if env := c.Store.Valkey.PasswordEnv; env != "" {
+		if v, ok := lookup(env); ok {
+			c.Store.Valkey.Password = v
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
+		errs = append(errs, fmt.Errorf("listen: %q is not host:port", c.Listen))
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, fmt.Errorf("shutdown_timeout: %v is negative", c.ShutdownTimeout))
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", c.Log.Format))
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		errs = append(errs, fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level))
+	}
+	switch c.Store.Kind {
+	case StoreBolt:
+	case StoreValkey:
+		v := c.Store.Valkey
+		for i, a := range v.Addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				errs = append(errs, fmt.Errorf("store.valkey.addrs[%d]: %q is not host:port", i, a))
+			}
+		}
+		if v.DB < 0 {
+			errs = append(errs, fmt.Errorf("store.valkey.db: %d is negative", v.DB))
+		}
+		if strings.ContainsAny(v.KeyPrefix, "{} \t\r\n") {
+			errs = append(errs, fmt.Errorf("store.valkey.key_prefix: %q may not contain braces or spaces", v.KeyPrefix))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("store.kind: %q is not bolt or valkey", c.Store.Kind))
+	}
+	errs = append(errs, prefixed("auth.", c.Auth.Validate())...)
+	errs = append(errs, prefixed("api.", c.API.Validate())...)
+	return errors.Join(errs...)
+}
+
+// SlogLevel is Log.Level parsed; call it on a validated Config.
+func (c Config) SlogLevel() slog.Level {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Log.Level))
+	return lvl
+}
+
+// prefixed puts p before the field name of each joined error.
+func prefixed(p string, err error) []error {
+	if err == nil {
+		return nil
+	}
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	} else {
+		list = []error{err}
+	}
+	out := make([]error, len(list))
+	for i, e := range list {
+		out[i] = fmt.Errorf("%s%w", p, e)
+	}
+	return out
+}

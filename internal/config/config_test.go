@@ -1,0 +1,187 @@
+package config_test
+
+import (
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/omnigate/omnigate/internal/config"
+)
+
+// fakeEnv gives every OMNIGATE_* variable a distinct secret, as an
+// operator's environment would.
+func fakeEnv(name string) (string, bool) {
+	if !strings.HasPrefix(name, "OMNIGATE_") {
+		return "", false
+	}
+	return "test-secret-for-" + name, true
+}
+
+func noEnv(string) (string, bool) { return "", false }
+
+func TestLoadEveryExampleConfig(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("../../configs/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 2 {
+		t.Fatalf("found only %v in configs/", files)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			t.Parallel()
+			c, err := config.Load(f, fakeEnv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Auth.AdminKeys) == 0 || len(c.Auth.Reps) == 0 {
+				t.Errorf("%s configures no admin key or no reps", f)
+			}
+		})
+	}
+}
+
+func TestExampleConfigs(t *testing.T) {
+	t.Parallel()
+	single, err := config.Load("../../configs/gateway.yaml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if single.Listen != "127.0.0.1:8080" || single.Store.Kind != "bolt" ||
+		single.Store.Bolt.Path != filepath.Join("data", "omnigate.db") {
+		t.Errorf("gateway.yaml = %+v", single)
+	}
+	roles := map[string]string{}
+	for _, r := range single.Auth.Reps {
+		roles[r.ID] = string(r.Role)
+	}
+	if roles["alice"] != "rep" || roles["bob"] != "rep" || roles["carol"] != "supervisor" {
+		t.Errorf("demo reps = %v", roles)
+	}
+
+	cluster, err := config.Load("../../configs/gateway-cluster.yaml", fakeEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cluster.Store.Kind != "valkey" || cluster.Store.Valkey.Password != "test-secret-for-OMNIGATE_VALKEY_PASSWORD" ||
+		cluster.Auth.AdminKeys[0].Key != "test-secret-for-OMNIGATE_ADMIN_KEY" {
+		t.Errorf("cluster secrets not resolved: %+v", cluster.Store.Valkey)
+	}
+	// Without the environment, every missing secret is named at once.
+	_, err = config.Load("../../configs/gateway-cluster.yaml", noEnv)
+	for _, v := range []string{"OMNIGATE_ADMIN_KEY", "OMNIGATE_CRM_KEY", "OMNIGATE_REP_ALICE_TOKEN", "OMNIGATE_REP_CAROL_TOKEN"} {
+		if err == nil || !strings.Contains(err.Error(), v) {
+			t.Errorf("error does not name %s: %v", v, err)
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := config.Parse(nil, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:8080" || c.DataDir != "data" || c.ShutdownTimeout != 10*time.Second ||
+		c.Store.Kind != "bolt" || c.Store.Bolt.Path != filepath.Join("data", "omnigate.db") {
+		t.Errorf("defaults = %+v", c)
+	}
+	c, err = config.Parse([]byte("data_dir: /var/lib/omnigate\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Store.Bolt.Path != "/var/lib/omnigate/omnigate.db" {
+		t.Errorf("bolt path = %q, want it under data_dir", c.Store.Bolt.Path)
+	}
+}
+
+func TestUnknownKeys(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, yaml, want string }{
+		{"top level", "listen: 127.0.0.1:0\nlisten_addr: x\n", "listen_addr"},
+		{"nested", "store:\n  kind: bolt\n  bolt:\n    pth: x\n", "pth"},
+		{"in a list", "auth:\n  reps:\n    - id: a\n      tokn: x\n", "tokn"},
+		{"password in the file", "store:\n  valkey:\n    password: hunter2\n", "password"},
+		{"two documents", "listen: 127.0.0.1:1\n---\nlisten: 127.0.0.1:2\n", "more than one YAML document"},
+		{"wrong type", "shutdown_timeout: soon\n", "soon"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := config.Parse([]byte(tt.yaml), noEnv)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Parse error = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestEveryProblemAtOnce(t *testing.T) {
+	t.Parallel()
+	bad := `
+listen: localhost
+shutdown_timeout: -1s
+log: {format: xml, level: loud}
+store:
+  kind: valkey
+  valkey:
+    addrs: [nohostport]
+    db: -1
+    key_prefix: "a{b}"
+auth:
+  admin_keys:
+    - {name: ops, key_env: OMNIGATE_UNSET}
+  reps:
+    - {id: alice, role: boss, token: short}
+api:
+  max_body_bytes: -5
+`
+	_, err := config.Parse([]byte(bad), noEnv)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		`listen: "localhost"`,
+		"shutdown_timeout",
+		"log.format",
+		"log.level",
+		"store.valkey.addrs[0]",
+		"store.valkey.db",
+		"store.valkey.key_prefix",
+		"auth.admin_keys[0].key_env: environment variable OMNIGATE_UNSET is not set",
+		"auth.reps[0].role",
+		"auth.reps[0].token: shorter than",
+		"api.max_body_bytes",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n < 11 {
+		t.Errorf("%d problems reported, want at least 11:\n%v", n, err)
+	}
+	if _, err := config.Parse([]byte(`store: {kind: sqlite}`), noEnv); err == nil || !strings.Contains(err.Error(), "store.kind") {
+		t.Errorf("store.kind sqlite: %v", err)
+	}
+}
+
+func TestSecretsNotBoth(t *testing.T) {
+	t.Parallel()
+	y := "auth:\n  admin_keys:\n    - {name: ops, key: abcdefghijklmnopqrstuv, key_env: OMNIGATE_ADMIN_KEY}\n"
+	_, err := config.Parse([]byte(y), fakeEnv)
+	if err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(filepath.Join(t.TempDir(), "nope.yaml"), noEnv)
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("err = %v", err)
+	}
+}

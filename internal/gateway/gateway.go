@@ -1,0 +1,188 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/omnigate/omnigate/channels"
+	"github.com/omnigate/omnigate/channels/webchat"
+	"github.com/omnigate/omnigate/internal/api"
+	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/inbox"
+	"github.com/omnigate/omnigate/sessions"
+	"github.com/omnigate/omnigate/widget"
+)
+
+// Gateway is one running gateway process's parts.
+type Gateway struct {
+	cfg   config.Config
+	log   *slog.Logger
+	store sessions.Store
+	srv   *http.Server
+	ln    net.Listener
+	inbox *inbox.Hub
+}
+
+// New opens the store, builds the API and binds the listen address, so a
+// taken port or a locked data file fails here, before anything is served.
+// On error everything opened so far is closed again.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	store, err := openStore(ctx, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, log: log, store: store}
+	if err := g.build(); err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *Gateway) build() error {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return err
+	}
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "omnigate"})); err != nil {
+		return err
+	}
+	// No channel adapter is built yet: sends answer 503 channel_unavailable
+	// until the webchat, wechat, sms and voice issues add theirs here.
+	chans, err := channels.NewRegistry()
+	if err != nil {
+		return err
+	}
+	authn := auth.New(g.cfg.Auth)
+	handler, err := api.New(g.cfg.API, api.Options{
+		Store: g.store, Auth: authn, Channels: chans, Metrics: reg, Logger: g.log,
+	})
+	if err != nil {
+		return err
+	}
+
+	// Rep inbox (issue #3): the page and the reps' socket, beside the API.
+	// typing is meant to be shared with the webchat adapter
+	// (webchat.Options.Typing), so reps and visitors see each other type.
+	// OnPresence is left for the router's wiring.
+	typing := webchat.NewMemoryTyping()
+	g.inbox, err = inbox.New(inbox.Config{}, inbox.Options{Store: g.store, Auth: authn, Typing: typing, Metrics: reg, Logger: g.log})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", handler)
+	mux.Handle("GET /inbox", widget.InboxHandler())
+	mux.Handle("GET /inbox/", widget.InboxHandler())
+	mux.Handle("GET /inbox/ws", g.inbox)
+
+	g.ln, err = net.Listen("tcp", g.cfg.Listen)
+	if err != nil {
+		_ = g.inbox.Close()
+		return fmt.Errorf("gateway: listen: %w", err)
+	}
+	g.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	return nil
+}
+
+func openStore(ctx context.Context, c config.Store) (sessions.Store, error) {
+	switch c.Kind {
+	case config.StoreBolt:
+		s, err := sessions.OpenBolt(c.Bolt.Path, sessions.BoltOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: store: %w", err)
+		}
+		return s, nil
+	case config.StoreValkey:
+		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		s, err := sessions.OpenValkey(ctx, c.Valkey.ValkeyOptions)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: store: %w", err)
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("gateway: store kind %q", c.Kind)
+}
+
+// Addr is the bound listen address (the real port when configured with 0).
+func (g *Gateway) Addr() net.Addr { return g.ln.Addr() }
+
+// URLs are what the gateway serves, for the start-up banner.
+func (g *Gateway) URLs() []string {
+	base := "http://" + g.hostPort()
+	return []string{
+		base + "/        widget demo",
+		base + "/inbox   rep inbox",
+		base + "/v1      REST API (docs/openapi.yaml)",
+		base + "/metrics Prometheus metrics",
+	}
+}
+
+// BaseURL is http://host:port, with a wildcard host shown as 127.0.0.1.
+func (g *Gateway) BaseURL() string { return "http://" + g.hostPort() }
+
+func (g *Gateway) hostPort() string {
+	a := g.ln.Addr().(*net.TCPAddr)
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, fmt.Sprint(a.Port))
+}
+
+// Run serves until ctx ends or the server fails, then shuts down in order.
+// It returns nil after a clean shutdown.
+func (g *Gateway) Run(ctx context.Context) error {
+	g.log.Info("gateway serving", slog.String("addr", g.hostPort()), slog.String("store", g.cfg.Store.Kind))
+	served := make(chan error, 1)
+	go func() { served <- g.srv.Serve(g.ln) }()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		g.log.Info("gateway shutting down", slog.String("reason", context.Cause(ctx).Error()))
+	case serveErr = <-served:
+		g.log.Error("gateway server failed", slog.Any("error", serveErr))
+	}
+	return errors.Join(serveErr, g.shutdown())
+}
+
+// shutdown stops accepting, drains HTTP, then closes the store.
+func (g *Gateway) shutdown() error {
+	var errs []error
+	drain, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := g.srv.Shutdown(drain); err != nil {
+		g.log.Warn("http drain timed out; closing remaining connections", slog.Duration("timeout", g.cfg.ShutdownTimeout))
+		if cerr := g.srv.Close(); cerr != nil {
+			errs = append(errs, cerr)
+		}
+	}
+	// WebSockets are hijacked, so Shutdown left them open: close them with
+	// the "shutdown" code (clients reconnect) before the store goes.
+	_ = g.inbox.Close()
+	if err := g.store.Close(); err != nil && !errors.Is(err, sessions.ErrClosed) {
+		errs = append(errs, fmt.Errorf("gateway: close store: %w", err))
+	}
+	g.log.Info("gateway stopped")
+	return errors.Join(errs...)
+}

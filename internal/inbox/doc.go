@@ -1,0 +1,45 @@
+// Package inbox is the reps' live connection: the WebSocket the inbox web
+// app (widget/inbox) keeps open at /inbox/ws. Everything a rep does goes
+// through the REST API (package api); this socket only pushes what
+// changed, so the app never has to poll:
+//
+//   - every timeline event as it is appended, on any node (the store's
+//     change feed), with phone numbers masked for role rep exactly as the
+//     API masks them (package redact);
+//   - the conversation, freshly read, after each assignment, transfer or
+//     status change, so lists update without a request per rep;
+//   - typing indicators of the customer the rep is looking at, and the
+//     rep's own typing the other way, to the visitor's widget
+//     (webchat.Typing);
+//   - presence: a rep is online while at least one inbox socket of theirs
+//     is open (Options.OnPresence, for the router).
+//
+// The frames and close codes are documented in docs/inbox-protocol.md;
+// the close codes are in closecodes.go, split into "reconnect"
+// (4000-4499) and "don't reconnect" (4500-4999) as in package webchat.
+// The rep authenticates with the same bearer token the API takes, in the
+// first frame or the Sec-WebSocket-Protocol header, never in the URL,
+// which proxies and access logs keep.
+//
+// The timeline, not this socket, is the source of truth. A socket that
+// cannot keep up is closed with CloseSlow rather than fed a gap; so is
+// every socket when the hub's own subscription falls behind. The client
+// then reconnects, reloads its conversation list and reads what it missed
+// from GET /v1/customers/{id}/timeline?after=<last seq>. Events may arrive
+// twice around a reconnect (once live, once from the REST reload):
+// clients drop an event whose seq they already have.
+//
+// What it must not do: write to the store (replies, notes and assignments
+// are API calls, with the API's checks), show a rep what the API would not
+// (the one masking decision is maskFor), or block the change feed on a
+// slow socket.
+//
+// Concurrency: one hub goroutine reads the store's change feed and fans
+// each event out to every socket without blocking (melody queues it; a
+// full queue closes the socket as slow). Per socket, melody's reader
+// goroutine applies the rep's frames in order and its writer goroutine
+// writes. Locks: Hub.presenceMu is taken before Hub.mu; the typing
+// pub/sub's own lock is held while it calls the hub, which then takes
+// Hub.mu, so Hub.mu is never held while publishing typing. melody's
+// per-session locks nest inside Hub.mu.
+package inbox

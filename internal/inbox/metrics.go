@@ -1,0 +1,40 @@
+package inbox
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are labelled by close reason only (the names in closecodes.go,
+// a small fixed set), never by rep or customer.
+type metrics struct {
+	closes *prometheus.CounterVec
+}
+
+func (h *Hub) registerMetrics(reg prometheus.Registerer) error {
+	m := &metrics{closes: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "omnigate", Subsystem: "inbox", Name: "closes_total",
+		Help: "Rep sockets closed by the server, by reason (slow, shutdown, unauthorized, ...).",
+	}, []string{"reason"})}
+	cs := []prometheus.Collector{
+		m.closes,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "omnigate", Subsystem: "inbox", Name: "connections",
+			Help: "Authenticated rep sockets open on this node.",
+		}, func() float64 { return float64(h.Connections()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "omnigate", Subsystem: "inbox", Name: "reps_online",
+			Help: "Reps with at least one inbox socket open on this node.",
+		}, func() float64 { return float64(len(h.Online())) }),
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	h.metrics = m
+	return nil
+}
+
+func (h *Hub) countClose(code int) {
+	if h.metrics != nil {
+		h.metrics.closes.WithLabelValues(CloseName(code)).Inc()
+	}
+}
