@@ -63,6 +63,10 @@ type Site struct {
 	// file. Empty means identity verification is off: a connection that
 	// presents a user_id is refused with CloseIdentityRefused.
 	Secret string `yaml:"secret"`
+	// SecretEnv names an environment variable holding Secret, which the
+	// gateway's config loader reads; setting both is an error. Empty means
+	// Secret is used as written.
+	SecretEnv string `yaml:"secret_env"`
 	// MaxMessageBytes caps one frame from a visitor, JSON included. Zero
 	// means 8 KiB; at most 60 KiB, below the store's event payload cap. A
 	// larger frame closes the socket with CloseMessageTooBig.

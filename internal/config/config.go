@@ -14,8 +14,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/omnigate/omnigate/channels/webchat"
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/internal/inbox"
 	"github.com/omnigate/omnigate/sessions"
 )
 
@@ -28,11 +30,13 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// ShutdownTimeout bounds the drain of in-flight HTTP requests on
 	// SIGINT/SIGTERM; requests still running then are cut. Zero means 10s.
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	Log             Log           `yaml:"log"`
-	Store           Store         `yaml:"store"`
-	Auth            auth.Config   `yaml:"auth"`
-	API             api.Config    `yaml:"api"`
+	ShutdownTimeout time.Duration  `yaml:"shutdown_timeout"`
+	Log             Log            `yaml:"log"`
+	Store           Store          `yaml:"store"`
+	Auth            auth.Config    `yaml:"auth"`
+	API             api.Config     `yaml:"api"`
+	Webchat         webchat.Config `yaml:"webchat"`
+	Inbox           inbox.Config   `yaml:"inbox"`
 }
 
 // Log configures the process's logger.
@@ -145,6 +149,22 @@ func Parse(b []byte, lookup func(string) (string, bool)) (Config, error) {
 func (c *Config) ResolveEnv(lookup func(string) (string, bool)) error {
 	var errs []error
 	errs = append(errs, prefixed("auth.", c.Auth.ResolveEnv(lookup))...)
+	for i := range c.Webchat.Sites {
+		site := &c.Webchat.Sites[i]
+		if site.SecretEnv == "" {
+			continue
+		}
+		if site.Secret != "" {
+			errs = append(errs, fmt.Errorf("webchat.sites[%d]: set secret or secret_env, not both", i))
+			continue
+		}
+		v, ok := lookup(site.SecretEnv)
+		if !ok || v == "" {
+			errs = append(errs, fmt.Errorf("webchat.sites[%d].secret_env: environment variable %s is not set", i, site.SecretEnv))
+			continue
+		}
+		site.Secret = v
+	}
 	if env := c.Store.Valkey.PasswordEnv; env != "" {
 		if v, ok := lookup(env); ok {
 			c.Store.Valkey.Password = v
@@ -189,6 +209,8 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, prefixed("auth.", c.Auth.Validate())...)
 	errs = append(errs, prefixed("api.", c.API.Validate())...)
+	// webchat and inbox name themselves in their errors.
+	errs = append(errs, c.Webchat.Validate(), c.Inbox.Validate())
 	return errors.Join(errs...)
 }
 

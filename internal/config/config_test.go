@@ -68,12 +68,13 @@ func TestExampleConfigs(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cluster.Store.Kind != "valkey" || cluster.Store.Valkey.Password != "test-secret-for-OMNIGATE_VALKEY_PASSWORD" ||
-		cluster.Auth.AdminKeys[0].Key != "test-secret-for-OMNIGATE_ADMIN_KEY" {
+		cluster.Auth.AdminKeys[0].Key != "test-secret-for-OMNIGATE_ADMIN_KEY" ||
+		cluster.Webchat.Sites[0].Secret != "test-secret-for-OMNIGATE_WEBCHAT_SHOP_SECRET" {
 		t.Errorf("cluster secrets not resolved: %+v", cluster.Store.Valkey)
 	}
 	// Without the environment, every missing secret is named at once.
 	_, err = config.Load("../../configs/gateway-cluster.yaml", noEnv)
-	for _, v := range []string{"OMNIGATE_ADMIN_KEY", "OMNIGATE_CRM_KEY", "OMNIGATE_REP_ALICE_TOKEN", "OMNIGATE_REP_CAROL_TOKEN"} {
+	for _, v := range []string{"OMNIGATE_ADMIN_KEY", "OMNIGATE_CRM_KEY", "OMNIGATE_REP_ALICE_TOKEN", "OMNIGATE_REP_CAROL_TOKEN", "OMNIGATE_WEBCHAT_SHOP_SECRET"} {
 		if err == nil || !strings.Contains(err.Error(), v) {
 			t.Errorf("error does not name %s: %v", v, err)
 		}

@@ -24,12 +24,13 @@ import (
 
 // Gateway is one running gateway process's parts.
 type Gateway struct {
-	cfg   config.Config
-	log   *slog.Logger
-	store sessions.Store
-	srv   *http.Server
-	ln    net.Listener
-	inbox *inbox.Hub
+	cfg     config.Config
+	log     *slog.Logger
+	store   sessions.Store
+	srv     *http.Server
+	ln      net.Listener
+	inbox   *inbox.Hub
+	webchat *webchat.Adapter
 }
 
 // New opens the store, builds the API and binds the listen address, so a
@@ -51,7 +52,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 	return g, nil
 }
 
-func (g *Gateway) build() error {
+func (g *Gateway) build() (err error) {
+	defer func() {
+		if err == nil {
+			return
+		}
+		if g.inbox != nil {
+			_ = g.inbox.Close()
+		}
+		if g.webchat != nil {
+			_ = g.webchat.Close()
+		}
+	}()
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(collectors.NewGoCollector()); err != nil {
 		return err
@@ -59,38 +71,52 @@ func (g *Gateway) build() error {
 	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "omnigate"})); err != nil {
 		return err
 	}
-	// No channel adapter is built yet: sends answer 503 channel_unavailable
-	// until the webchat, wechat, sms and voice issues add theirs here.
-	chans, err := channels.NewRegistry()
+	authn := auth.New(g.cfg.Auth)
+	// One typing channel for both sides, so reps and visitors see each
+	// other type.
+	typing := webchat.NewMemoryTyping()
+	repNames := map[string]string{}
+	for _, r := range authn.Reps() {
+		repNames[r.ID] = r.Name
+	}
+	g.webchat, err = webchat.New(g.cfg.Webchat, webchat.Options{
+		Store: g.store, Logger: g.log.With("channel", "webchat"), Typing: typing,
+		RepName: func(_ context.Context, id string) string { return repNames[id] },
+	})
 	if err != nil {
 		return err
 	}
-	authn := auth.New(g.cfg.Auth)
+	chans, err := channels.NewRegistry(g.webchat)
+	if err != nil {
+		return err
+	}
 	handler, err := api.New(g.cfg.API, api.Options{
 		Store: g.store, Auth: authn, Channels: chans, Metrics: reg, Logger: g.log,
 	})
 	if err != nil {
 		return err
 	}
-
-	// Rep inbox (issue #3): the page and the reps' socket, beside the API.
-	// typing is meant to be shared with the webchat adapter
-	// (webchat.Options.Typing), so reps and visitors see each other type.
 	// OnPresence is left for the router's wiring.
-	typing := webchat.NewMemoryTyping()
-	g.inbox, err = inbox.New(inbox.Config{}, inbox.Options{Store: g.store, Auth: authn, Typing: typing, Metrics: reg, Logger: g.log})
+	g.inbox, err = inbox.New(g.cfg.Inbox, inbox.Options{Store: g.store, Auth: authn, Typing: typing, Metrics: reg, Logger: g.log})
+	if err != nil {
+		return err
+	}
+	page, err := widget.Handler(widget.Options{DemoSite: demoSite(g.cfg.Webchat)})
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", handler)
+	mux.Handle("GET /{$}", page)
+	mux.Handle("GET /widget.js", page)
+	mux.Handle("GET /widget.css", page)
+	mux.Handle("GET /channels/webchat/ws", g.webchat)
 	mux.Handle("GET /inbox", widget.InboxHandler())
 	mux.Handle("GET /inbox/", widget.InboxHandler())
 	mux.Handle("GET /inbox/ws", g.inbox)
 
 	g.ln, err = net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
-		_ = g.inbox.Close()
 		return fmt.Errorf("gateway: listen: %w", err)
 	}
 	g.srv = &http.Server{
@@ -121,6 +147,20 @@ func openStore(ctx context.Context, c config.Store) (sessions.Store, error) {
 		return s, nil
 	}
 	return nil, fmt.Errorf("gateway: store kind %q", c.Kind)
+}
+
+// demoSite is the site the demo page's widget uses: "demo" when configured,
+// else the first site.
+func demoSite(c webchat.Config) string {
+	for _, s := range c.Sites {
+		if s.ID == "demo" {
+			return s.ID
+		}
+	}
+	if len(c.Sites) > 0 {
+		return c.Sites[0].ID
+	}
+	return "demo"
 }
 
 // Addr is the bound listen address (the real port when configured with 0).
@@ -179,6 +219,7 @@ func (g *Gateway) shutdown() error {
 	}
 	// WebSockets are hijacked, so Shutdown left them open: close them with
 	// the "shutdown" code (clients reconnect) before the store goes.
+	_ = g.webchat.Close()
 	_ = g.inbox.Close()
 	if err := g.store.Close(); err != nil && !errors.Is(err, sessions.ErrClosed) {
 		errs = append(errs, fmt.Errorf("gateway: close store: %w", err))
