@@ -217,12 +217,7 @@ func (s *BoltStore) commit(batch []*boltOp) {
 	errs := make([]error, len(batch))
 	var evs []Event
 	partial := -1
-	t0 := time.Now()
-	DbgN++
-	DbgOps += len(batch)
-	defer func() { DbgTotal += time.Since(t0) }()
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		defer func() { DbgOpsTime += time.Since(t0) }()
 		for i, op := range batch {
 			w := &boltTx{Tx: tx, now: time.Now().UTC()}
 			if errs[i] = op.run(w); errs[i] != nil {
@@ -1048,6 +1043,3 @@ func (s *BoltStore) Close() error {
 	s.hub.close()
 	return s.db.Close()
 }
-
-var DbgN, DbgOps int
-var DbgTotal, DbgOpsTime time.Duration
