@@ -1,0 +1,341 @@
+package wechat_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/omnigate/omnigate/channels/wechat"
+	"github.com/omnigate/omnigate/sessions"
+)
+
+// cache is what both implementations are: TokenCache and Nonces.
+type cache interface {
+	wechat.TokenCache
+	wechat.Nonces
+}
+
+// One conformance suite for every cache implementation.
+func TestCacheConformance(t *testing.T) {
+	t.Parallel()
+	impls := map[string]func(t *testing.T) cache{
+		"Memory": func(*testing.T) cache { return wechat.NewMemoryCache() },
+		"Valkey": func(t *testing.T) cache {
+			c := valkeyClient(t, valkeyAddr(t))
+			prefix := testPrefix()
+			t.Cleanup(func() { dropPrefix(t, c, prefix) })
+			return wechat.NewValkeyCache(c, prefix)
+		},
+	}
+	for name, open := range impls {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := open(t)
+			ctx := context.Background()
+
+			t.Run("token", func(t *testing.T) {
+				if _, ok, err := c.Token(ctx, "wxnone"); ok || err != nil {
+					t.Fatalf("missing token: %v %v", ok, err)
+				}
+				want := wechat.Token{Value: "tok-1", Expires: time.Now().Add(2 * time.Hour).Truncate(time.Millisecond)}
+				if err := c.SetToken(ctx, "wxapp", want, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+				got, ok, err := c.Token(ctx, "wxapp")
+				if err != nil || !ok || got.Value != want.Value || !got.Expires.Equal(want.Expires) {
+					t.Fatalf("got %+v %v %v", got, ok, err)
+				}
+				if err := c.SetToken(ctx, "wxshort", want, 30*time.Millisecond); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(80 * time.Millisecond)
+				if _, ok, _ := c.Token(ctx, "wxshort"); ok {
+					t.Fatal("token outlived its ttl")
+				}
+			})
+
+			t.Run("lock", func(t *testing.T) {
+				release, ok, err := c.LockToken(ctx, "wxlock", time.Minute)
+				if err != nil || !ok {
+					t.Fatalf("first lock: %v %v", ok, err)
+				}
+				if _, ok, _ := c.LockToken(ctx, "wxlock", time.Minute); ok {
+					t.Fatal("second holder got the lock")
+				}
+				if _, ok, _ := c.LockToken(ctx, "wxother", time.Minute); !ok {
+					t.Fatal("locks are per AppID")
+				}
+				release()
+				release2, ok, _ := c.LockToken(ctx, "wxlock", 30*time.Millisecond)
+				if !ok {
+					t.Fatal("lock not released")
+				}
+				time.Sleep(80 * time.Millisecond)
+				release3, ok, _ := c.LockToken(ctx, "wxlock", time.Minute)
+				if !ok {
+					t.Fatal("lock did not expire")
+				}
+				release2() // expired and taken by another: must not free it
+				if _, ok, _ := c.LockToken(ctx, "wxlock", time.Minute); ok {
+					t.Fatal("a stale release freed another holder's lock")
+				}
+				release3()
+			})
+
+			t.Run("nonce", func(t *testing.T) {
+				for i, step := range []struct {
+					key, digest string
+					want        bool
+				}{
+					{"k:1:n1", "d1", true},
+					{"k:1:n1", "d1", true},  // the same body again
+					{"k:1:n1", "d2", false}, // another body under a used nonce
+					{"k:1:n2", "d2", true},
+				} {
+					ok, err := c.RememberNonce(ctx, step.key, step.digest, time.Minute)
+					if err != nil || ok != step.want {
+						t.Fatalf("step %d: %v %v", i, ok, err)
+					}
+				}
+				if ok, _ := c.RememberNonce(ctx, "k:2:n", "a", 30*time.Millisecond); !ok {
+					t.Fatal("fresh nonce refused")
+				}
+				time.Sleep(80 * time.Millisecond)
+				if ok, _ := c.RememberNonce(ctx, "k:2:n", "b", time.Minute); !ok {
+					t.Fatal("nonce outlived its ttl")
+				}
+			})
+		})
+	}
+}
+
+// Cluster: two gateway nodes sending through one AppID share the token in
+// Valkey and fetch it from WeChat once, however many sends race.
+func TestClusterFetchesTokenOnce(t *testing.T) {
+	t.Parallel()
+	addr := valkeyAddr(t)
+	prefix := testPrefix()
+	fake := newFakeWeChat(t)
+	fake.addApp(acctB.AppID, acctB.AppSecret)
+	fake.mu.Lock()
+	fake.tokenDelay = 150 * time.Millisecond // both nodes are waiting while the one fetch runs
+	fake.mu.Unlock()
+	store := sessions.NewMemoryStore() // the nodes share the store, as with ValkeyStore
+	t.Cleanup(func() { _ = store.Close() })
+
+	acct := acctB
+	acct.APIBaseURL = fake.srv.URL
+	var nodes []*wechat.Adapter
+	for i := range 2 {
+		// Each node has its own connection, as separate processes would.
+		c := valkeyClient(t, addr)
+		if i == 0 {
+			t.Cleanup(func() { dropPrefix(t, c, prefix) })
+		}
+		a, err := wechat.New(wechat.Config{Accounts: []wechat.Account{acct}},
+			wechat.Options{Store: store, TokenCache: wechat.NewValkeyCache(c, prefix)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = a.Close() })
+		nodes = append(nodes, a)
+	}
+	e := &env{t: t, store: store, fake: fake, clock: &clock{}, accts: map[string]wechat.Account{acct.Key: acct}}
+	e.a = nodes[0]
+	cust := e.known(acct.Key, "oCluster")
+	e.mux = e.muxFor(nodes[0])
+	mustSuccess(t, e.deliver(acct.Key, textXML("oCluster", time.Now(), 1, "hi")))
+	o := e.outbound(cust, "reply")
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 10)
+	for i := range 10 {
+		wg.Go(func() {
+			_, err := nodes[i%2].Send(context.Background(), o)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fake.tokensIssued(acct.AppID); n != 1 {
+		t.Fatalf("the token was fetched %d times, want once", n)
+	}
+	if n := len(fake.sent()); n != 10 {
+		t.Fatalf("%d sent, want 10", n)
+	}
+
+	// WeChat rejects the shared token: both nodes notice, one refreshes.
+	fake.revoke(acct.AppID)
+	errs = make(chan error, 4)
+	for i := range 4 {
+		wg.Go(func() {
+			_, err := nodes[i%2].Send(context.Background(), o)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fake.tokensIssued(acct.AppID); n != 2 {
+		t.Fatalf("after 40001 the token was fetched %d times in all, want 2", n)
+	}
+}
+
+func (e *env) muxFor(a *wechat.Adapter) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/channels/wechat/{key}", a)
+	return mux
+}
+
+func valkeyClient(t *testing.T, addr string) valkey.Client {
+	t.Helper()
+	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{addr}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// dropPrefix deletes a test's keys from a shared server.
+func dropPrefix(t *testing.T, c valkey.Client, prefix string) {
+	ctx := context.Background()
+	var cursor uint64
+	for {
+		e, err := c.Do(ctx, c.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			t.Logf("cleaning up %s: %v", prefix, err)
+			return
+		}
+		if len(e.Elements) > 0 {
+			_ = c.Do(ctx, c.B().Del().Key(e.Elements...).Build()).Error()
+		}
+		if cursor = e.Cursor; cursor == 0 {
+			return
+		}
+	}
+}
+
+func testPrefix() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "ogtest" + hex.EncodeToString(b[:]) + ":"
+}
+
+var (
+	valkeyOnce sync.Once
+	valkeyAt   string
+	valkeyErr  string
+)
+
+// valkeyAddr returns the server the tests use: OMNIGATE_VALKEY_ADDR (as
+// scripts/test sets it), or a redis-server this package starts on a free
+// loopback port (shared by its tests, stopped by PID when they end; see
+// TestMain). Without redis-server the test is skipped, except in CI.
+func valkeyAddr(t *testing.T) string {
+	t.Helper()
+	if addr := os.Getenv("OMNIGATE_VALKEY_ADDR"); addr != "" {
+		return addr
+	}
+	valkeyOnce.Do(startValkey)
+	if valkeyAt == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(valkeyErr)
+		}
+		t.Skip(valkeyErr)
+	}
+	return valkeyAt
+}
+
+func startValkey() {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		valkeyErr = "redis-server is not on PATH and OMNIGATE_VALKEY_ADDR is unset"
+		return
+	}
+	dir, err := os.MkdirTemp("", "wechat-valkey")
+	if err != nil {
+		valkeyErr = err.Error()
+		return
+	}
+	for range 5 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			valkeyErr = err.Error()
+			return
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no", "--dir", dir)
+		if err := cmd.Start(); err != nil {
+			valkeyErr = err.Error()
+			return
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		if waitPong(addr, exited) {
+			valkeyAt = addr
+			stopValkey = func() {
+				_ = cmd.Process.Kill()
+				<-exited
+				_ = os.RemoveAll(dir)
+			}
+			return
+		}
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+	valkeyErr = "could not start redis-server"
+}
+
+// stopValkey stops the server startValkey started; TestMain calls it.
+var stopValkey = func() {}
+
+func waitPong(addr string, exited <-chan struct{}) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+			_ = c.SetDeadline(time.Now().Add(time.Second))
+			_, err = c.Write([]byte("PING\r\n"))
+			line, rerr := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if err == nil && rerr == nil && line == "+PONG\r\n" {
+				return true
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	stopValkey()
+	os.Exit(code)
+}
