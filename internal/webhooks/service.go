@@ -1,0 +1,195 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/internal/webhooks/signing"
+	"github.com/omnigate/omnigate/sessions"
+)
+
+// Options are the service's collaborators, wired by cmd/gateway.
+type Options struct {
+	// Store is required: events are appended to it and followed from it.
+	Store sessions.Store
+	// Outbox is required: OpenBoltOutbox(<data_dir>/webhooks.db) in the
+	// gateway, NewMemoryOutbox() in tests. The caller closes it after
+	// Close.
+	Outbox Outbox
+	// Auth authenticates the admin API; required.
+	Auth *auth.Authenticator
+	// HTTPClient delivers webhooks. Nil means a client that follows no
+	// redirects; per-attempt timeouts come from Config.Timeout.
+	HTTPClient *http.Client
+	// Logger gets delivery problems and endpoint changes; nil discards.
+	Logger *slog.Logger
+	// Metrics receives the collectors; nil means none.
+	Metrics prometheus.Registerer
+	// Reps, when set, checks that an event's update.owner is a rep.
+	Reps func(id string) bool
+	// OnDisable is called when an endpoint is disabled for failing, after
+	// the error log and the metric: the place to page an admin. Nil means
+	// nothing more.
+	OnDisable func(Endpoint)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service is integrator webhooks both ways: Intake (events in), Admin (the
+// endpoint API) and, once started, the dispatcher and sender (webhooks
+// out).
+type Service struct {
+	cfg    Config
+	store  sessions.Store
+	ob     Outbox
+	auth   *auth.Authenticator
+	log    *slog.Logger
+	now    func() time.Time
+	m      *metrics
+	intake *intake
+	admin  *admin
+	disp   *dispatcher
+	send   *sender
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New builds the service from a validated configuration (secrets
+// resolved).
+func New(cfg Config, o Options) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Store == nil || o.Outbox == nil || o.Auth == nil {
+		return nil, errors.New("webhooks: Store, Outbox and Auth are required")
+	}
+	cfg = cfg.withDefaults()
+	s := &Service{cfg: cfg, store: o.Store, ob: o.Outbox, auth: o.Auth, log: o.Logger, now: o.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	var err error
+	if s.m, err = newMetrics(o.Metrics); err != nil {
+		return nil, err
+	}
+	in := &intake{cfg: cfg, store: o.Store, ob: o.Outbox, log: s.log, now: s.now, m: s.m, reps: o.Reps}
+	for _, i := range cfg.Integrations {
+		for _, raw := range []string{i.Secret, i.PreviousSecret} {
+			if raw == "" {
+				continue
+			}
+			sec, _ := signing.ParseSecret(raw) // checked by Validate
+			in.names, in.secrets = append(in.names, i.Name), append(in.secrets, sec)
+		}
+	}
+	s.intake = in
+	client := o.HTTPClient
+	if client == nil {
+		client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return errRedirect }}
+	}
+	s.send = &sender{cfg: cfg, ob: o.Outbox, client: client, log: s.log, now: s.now, m: s.m, onDisable: o.OnDisable,
+		wake: make(chan struct{}, 1), inflight: map[string]bool{}, perEP: map[string]int{}}
+	s.disp = &dispatcher{store: o.Store, ob: o.Outbox, log: s.log, now: s.now, kick: s.send.kick, m: s.m, retry: map[string]bool{}}
+	s.admin = newAdmin(s)
+	return s, nil
+}
+
+// Intake is the handler of POST /v1/events.
+func (s *Service) Intake() http.Handler { return s.intake }
+
+// Admin is the handler of the /v1/webhooks/ routes (AdminRoutes).
+func (s *Service) Admin() http.Handler { return s.admin }
+
+// AdminRoutes lists the admin API's patterns, for the gateway's mux and
+// docs/openapi.yaml.
+func (s *Service) AdminRoutes() []string { return slices.Clone(s.admin.routes) }
+
+func (s *Service) kick() { s.send.kick() }
+
+// Start writes the configured endpoints into the outbox and, unless
+// Config.NoDelivery, starts following the store and delivering. It returns
+// once the endpoints are synced; delivery runs until Close.
+func (s *Service) Start(ctx context.Context) error {
+	if err := s.syncEndpoints(ctx); err != nil {
+		return err
+	}
+	if s.cfg.NoDelivery {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancel != nil {
+		return errors.New("webhooks: already started")
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	sub, err := s.store.Subscribe(runCtx)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("webhooks: following the store: %w", err)
+	}
+	s.cancel = cancel
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.disp.run(runCtx, sub) }()
+	go func() { defer s.wg.Done(); s.send.run(runCtx) }()
+	return nil
+}
+
+// Close stops following and delivering, and waits for attempts in flight
+// to be recorded. Deliveries not yet attempted stay in the outbox for the
+// next start. Call it before closing the store and the outbox.
+func (s *Service) Close() {
+	s.mu.Lock()
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	s.wg.Wait()
+}
+
+// syncEndpoints makes the outbox's configured endpoints match the file,
+// keeping each one's creation time and health.
+func (s *Service) syncEndpoints(ctx context.Context) error {
+	stored, err := s.ob.Endpoints(ctx)
+	if err != nil {
+		return fmt.Errorf("webhooks: reading endpoints: %w", err)
+	}
+	want := map[string]bool{}
+	for _, e := range s.cfg.Endpoints {
+		want[e.ID] = true
+		ep := Endpoint{ID: e.ID, Source: "config", CreatedAt: s.now().UTC()}
+		for _, old := range stored {
+			if old.ID == e.ID {
+				ep = old
+			}
+		}
+		ep.URL, ep.Secret, ep.EventTypes, ep.Description, ep.MaxConcurrency = e.URL, e.Secret, e.EventTypes, e.Description, e.MaxConcurrency
+		ep.Source = "config"
+		if err := s.ob.PutEndpoint(ctx, ep); err != nil {
+			return fmt.Errorf("webhooks: endpoint %s: %w", e.ID, err)
+		}
+	}
+	for _, old := range stored {
+		if old.Source == "config" && !want[old.ID] {
+			s.log.Warn("webhooks: endpoint removed from the configuration; deleting it and its deliveries", slog.String("endpoint", old.ID))
+			if err := s.ob.DeleteEndpoint(ctx, old.ID); err != nil {
+				return fmt.Errorf("webhooks: endpoint %s: %w", old.ID, err)
+			}
+		}
+	}
+	return nil
+}
