@@ -1,16 +1,12 @@
 package sessions
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"sync"
@@ -19,84 +15,9 @@ import (
 	"time"
 
 	"github.com/valkey-io/valkey-go"
+
+	"github.com/omnigate/omnigate/internal/testredis"
 )
-
-// valkeyAddr returns the server the tests use: OMNIGATE_VALKEY_ADDR (as
-// scripts/test sets it), or a redis-server started for this test or
-// benchmark and killed when it ends.
-func valkeyAddr(tb testing.TB) string {
-	tb.Helper()
-	if addr := os.Getenv("OMNIGATE_VALKEY_ADDR"); addr != "" {
-		return addr
-	}
-	return startValkey(tb)
-}
-
-// startValkey runs a private redis-server on a free loopback port. Without
-// redis-server on PATH the test is skipped, except in CI, where that is a
-// broken machine.
-func startValkey(tb testing.TB) string {
-	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("redis-server is not on PATH: %v", err)
-		}
-		tb.Skip("redis-server is not on PATH and OMNIGATE_VALKEY_ADDR is unset")
-	}
-	// A port found free can be taken before the server binds it; the
-	// server then exits at once and the next port is tried.
-	for range 5 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-			"--save", "", "--appendonly", "no", "--dir", tb.TempDir())
-		if err := cmd.Start(); err != nil {
-			tb.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		if waitPong(addr, exited) {
-			tb.Cleanup(func() {
-				_ = cmd.Process.Kill()
-				<-exited
-			})
-			return addr
-		}
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-	tb.Fatal("could not start redis-server")
-	return ""
-}
-
-// waitPong waits until the server at addr answers PING, or exits.
-func waitPong(addr string, exited <-chan struct{}) bool {
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			_ = c.SetDeadline(time.Now().Add(time.Second))
-			_, err = c.Write([]byte("PING\r\n"))
-			line, rerr := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if err == nil && rerr == nil && line == "+PONG\r\n" {
-				return true
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
-}
 
 // testPrefix keeps each store's keys and feed apart on a shared server.
 func testPrefix() string {
@@ -159,7 +80,7 @@ func dropPrefix(tb testing.TB, addr, prefix string) {
 }
 
 func TestValkeyConformance(t *testing.T) {
-	addr := valkeyAddr(t)
+	addr := testredis.Addr(t)
 	runConformance(t, func(t *testing.T) Store {
 		prefix := testPrefix()
 		t.Cleanup(func() { dropPrefix(t, addr, prefix) })
@@ -193,7 +114,7 @@ func TestValkeyOptions(t *testing.T) {
 // Two stores on one prefix are two gateway nodes: each sees what the other
 // appends, in order.
 func TestValkeyFeedAcrossNodes(t *testing.T) {
-	addr := valkeyAddr(t)
+	addr := testredis.Addr(t)
 	prefix := testPrefix()
 	t.Cleanup(func() { dropPrefix(t, addr, prefix) })
 	a, b := openValkey(t, addr, prefix), openValkey(t, addr, prefix)
@@ -230,7 +151,7 @@ func TestValkeyFeedAcrossNodes(t *testing.T) {
 // feed comes back by itself. It kills connections server-wide, so it runs
 // on a server of its own.
 func TestValkeyFeedReconnect(t *testing.T) {
-	addr := startValkey(t)
+	addr := testredis.Start(t)
 	s := openValkey(t, addr, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -282,7 +203,7 @@ func TestValkeyFeedReconnect(t *testing.T) {
 // A merge stopped after its first step (from frozen, nothing copied) is
 // finished by calling Merge again; from refuses writes meanwhile.
 func TestValkeyMergeResumes(t *testing.T) {
-	s := openValkey(t, valkeyAddr(t), "")
+	s := openValkey(t, testredis.Addr(t), "")
 	ctx := context.Background()
 	into := newCustomer(t, s)
 	fromPhone := nextPhone()
@@ -334,7 +255,7 @@ func TestValkeyMergeResumes(t *testing.T) {
 // A customer with nothing on its timeline merges with no copies and no
 // first_seq.
 func TestValkeyMergeEmptyTimeline(t *testing.T) {
-	s := openValkey(t, valkeyAddr(t), "")
+	s := openValkey(t, testredis.Addr(t), "")
 	ctx := context.Background()
 	into, from := newCustomer(t, s), newCustomer(t, s)
 	ev, err := s.Merge(ctx, into.ID, from.ID, "admin:root", "rep:admin")
@@ -360,7 +281,7 @@ func TestValkeyMergeEmptyTimeline(t *testing.T) {
 // Listing reads the conversations themselves, so an index entry left
 // behind (a crash between steps) is filtered out, not listed.
 func TestValkeyListingSkipsStaleEntries(t *testing.T) {
-	addr := valkeyAddr(t)
+	addr := testredis.Addr(t)
 	s := openValkey(t, addr, "")
 	ctx := context.Background()
 	c := newCustomer(t, s)
@@ -395,7 +316,7 @@ func TestValkeyListingSkipsStaleEntries(t *testing.T) {
 // Concurrent assignments of one conversation leave it listed under its
 // final assignee only.
 func TestValkeyListingConvergesUnderConcurrentUpdates(t *testing.T) {
-	s := openValkey(t, valkeyAddr(t), "")
+	s := openValkey(t, testredis.Addr(t), "")
 	ctx := context.Background()
 	c := newCustomer(t, s)
 	cv, _, err := s.OpenConversation(ctx, c.ID, "", ChannelWebchat)
@@ -436,7 +357,7 @@ func TestValkeyListingConvergesUnderConcurrentUpdates(t *testing.T) {
 }
 
 func BenchmarkValkeyAppend(b *testing.B) {
-	s := openValkey(b, valkeyAddr(b), "")
+	s := openValkey(b, testredis.Addr(b), "")
 	for _, writers := range []int{1, 64} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
 			// One customer per writer, as in a contact centre where many
@@ -469,7 +390,7 @@ func BenchmarkValkeyAppend(b *testing.B) {
 }
 
 func BenchmarkValkeyTimelineRead1000(b *testing.B) {
-	s := openValkey(b, valkeyAddr(b), "")
+	s := openValkey(b, testredis.Addr(b), "")
 	c := benchCustomer(b, s)
 	for i := range 1000 {
 		if _, _, err := s.Append(context.Background(), msg(c, strconv.Itoa(i))); err != nil {

@@ -2,13 +2,13 @@ package sms
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/omnigate/omnigate/internal/testredis"
 	"github.com/omnigate/omnigate/sessions"
 )
 
@@ -87,13 +87,9 @@ func TestBoltDoNotContact(t *testing.T) {
 	}
 }
 
-// TestValkeyDoNotContact runs against OMNIGATE_VALKEY_ADDR (scripts/test
-// starts one); without it the test is skipped.
+// TestValkeyDoNotContact runs against a real Redis (see testredis).
 func TestValkeyDoNotContact(t *testing.T) {
-	addr := os.Getenv("OMNIGATE_VALKEY_ADDR")
-	if addr == "" {
-		t.Skip("OMNIGATE_VALKEY_ADDR is unset (scripts/test sets it)")
-	}
+	addr := testredis.Addr(t)
 	d, err := OpenValkeyDoNotContact(sessions.ValkeyOptions{Addrs: []string{addr}, KeyPrefix: "smstest" + sessions.NewID("")})
 	if err != nil {
 		t.Fatal(err)

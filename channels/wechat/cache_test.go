@@ -1,15 +1,10 @@
 package wechat_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +12,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/omnigate/omnigate/channels/wechat"
+	"github.com/omnigate/omnigate/internal/testredis"
 	"github.com/omnigate/omnigate/sessions"
 )
 
@@ -32,7 +28,7 @@ func TestCacheConformance(t *testing.T) {
 	impls := map[string]func(t *testing.T) cache{
 		"Memory": func(*testing.T) cache { return wechat.NewMemoryCache() },
 		"Valkey": func(t *testing.T) cache {
-			c := valkeyClient(t, valkeyAddr(t))
+			c := valkeyClient(t, testredis.Addr(t))
 			prefix := testPrefix()
 			t.Cleanup(func() { dropPrefix(t, c, prefix) })
 			return wechat.NewValkeyCache(c, prefix)
@@ -124,7 +120,7 @@ func TestCacheConformance(t *testing.T) {
 // Valkey and fetch it from WeChat once, however many sends race.
 func TestClusterFetchesTokenOnce(t *testing.T) {
 	t.Parallel()
-	addr := valkeyAddr(t)
+	addr := testredis.Addr(t)
 	prefix := testPrefix()
 	fake := newFakeWeChat(t)
 	fake.addApp(acctB.AppID, acctB.AppSecret)
@@ -240,102 +236,4 @@ func testPrefix() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return "ogtest" + hex.EncodeToString(b[:]) + ":"
-}
-
-var (
-	valkeyOnce sync.Once
-	valkeyAt   string
-	valkeyErr  string
-)
-
-// valkeyAddr returns the server the tests use: OMNIGATE_VALKEY_ADDR (as
-// scripts/test sets it), or a redis-server this package starts on a free
-// loopback port (shared by its tests, stopped by PID when they end; see
-// TestMain). Without redis-server the test is skipped, except in CI.
-func valkeyAddr(t *testing.T) string {
-	t.Helper()
-	if addr := os.Getenv("OMNIGATE_VALKEY_ADDR"); addr != "" {
-		return addr
-	}
-	valkeyOnce.Do(startValkey)
-	if valkeyAt == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(valkeyErr)
-		}
-		t.Skip(valkeyErr)
-	}
-	return valkeyAt
-}
-
-func startValkey() {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		valkeyErr = "redis-server is not on PATH and OMNIGATE_VALKEY_ADDR is unset"
-		return
-	}
-	dir, err := os.MkdirTemp("", "wechat-valkey")
-	if err != nil {
-		valkeyErr = err.Error()
-		return
-	}
-	for range 5 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			valkeyErr = err.Error()
-			return
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no", "--dir", dir)
-		if err := cmd.Start(); err != nil {
-			valkeyErr = err.Error()
-			return
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		if waitPong(addr, exited) {
-			valkeyAt = addr
-			stopValkey = func() {
-				_ = cmd.Process.Kill()
-				<-exited
-				_ = os.RemoveAll(dir)
-			}
-			return
-		}
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-	valkeyErr = "could not start redis-server"
-}
-
-// stopValkey stops the server startValkey started; TestMain calls it.
-var stopValkey = func() {}
-
-func waitPong(addr string, exited <-chan struct{}) bool {
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			_ = c.SetDeadline(time.Now().Add(time.Second))
-			_, err = c.Write([]byte("PING\r\n"))
-			line, rerr := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if err == nil && rerr == nil && line == "+PONG\r\n" {
-				return true
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	stopValkey()
-	os.Exit(code)
 }
