@@ -334,6 +334,15 @@ func testTimelinePages(t *testing.T, s Store) {
 	if err != nil || len(page) != 7 || page[0].Seq != 11 || page[6].Seq != 17 {
 		t.Fatalf("Timeline(after 10, limit 7) = %d events from %v, %v", len(page), page, err)
 	}
+	if last, err := s.LastSeq(context.Background(), c.ID); err != nil || last != 25 {
+		t.Fatalf("LastSeq = %d, %v; want 25", last, err)
+	}
+	if last, err := s.LastSeq(context.Background(), newCustomer(t, s).ID); err != nil || last != 0 {
+		t.Fatalf("LastSeq of an empty timeline = %d, %v", last, err)
+	}
+	if _, err := s.LastSeq(context.Background(), "cus_missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("LastSeq of unknown customer: %v", err)
+	}
 	page, err = s.Timeline(context.Background(), c.ID, 25, 10)
 	if err != nil || len(page) != 0 {
 		t.Fatalf("Timeline after the end = %d events, %v", len(page), err)

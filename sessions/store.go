@@ -55,6 +55,9 @@ type Store interface {
 	Append(ctx context.Context, ev Event) (stored Event, appended bool, err error)
 	// Timeline returns up to limit events with Seq > after, in order.
 	Timeline(ctx context.Context, customerID string, after uint64, limit int) ([]Event, error)
+	// LastSeq is the sequence of the customer's latest event (0 when the
+	// timeline is empty), so a reader can show the latest page.
+	LastSeq(ctx context.Context, customerID string) (uint64, error)
 
 	// OpenConversation returns the customer's active conversation for the
 	// topic, or opens one on channel and appends its status_change event

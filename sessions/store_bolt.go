@@ -877,6 +877,18 @@ func (s *BoltStore) Timeline(ctx context.Context, customerID string, after uint6
 	return out, err
 }
 
+func (s *BoltStore) LastSeq(ctx context.Context, customerID string) (uint64, error) {
+	var seq uint64
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if _, err := loadCustomer(tx, customerID); err != nil {
+			return err
+		}
+		seq = lastSeq(tx, customerID)
+		return nil
+	})
+	return seq, err
+}
+
 func (s *BoltStore) OpenConversation(ctx context.Context, customerID, topic, channel string) (Conversation, bool, error) {
 	if err := ValidateTopic(topic, channel); err != nil {
 		return Conversation{}, false, err

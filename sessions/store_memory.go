@@ -315,6 +315,17 @@ func (m *MemoryStore) Timeline(ctx context.Context, customerID string, after uin
 	return slices.Clone(page[:min(len(page), TimelineLimit(limit))]), nil
 }
 
+func (m *MemoryStore) LastSeq(ctx context.Context, customerID string) (uint64, error) {
+	if err := m.lock(); err != nil {
+		return 0, err
+	}
+	defer m.mu.Unlock()
+	if _, ok := m.customers[customerID]; !ok {
+		return 0, fmt.Errorf("customer %s: %w", customerID, ErrNotFound)
+	}
+	return uint64(len(m.timelines[customerID])), nil
+}
+
 func (m *MemoryStore) activeTopic(customerID, topic, except string) *Conversation {
 	for _, cv := range m.conversations {
 		if cv.CustomerID == customerID && cv.Topic == topic && cv.Status.Active() && cv.ID != except {

@@ -860,6 +860,23 @@ func (s *ValkeyStore) Append(ctx context.Context, ev Event) (Event, bool, error)
 	return Event{}, false, refused(ev.CustomerID, status, vals)
 }
 
+func (s *ValkeyStore) LastSeq(ctx context.Context, customerID string) (uint64, error) {
+	if err := s.ready(); err != nil {
+		return 0, err
+	}
+	if !taggable(customerID) {
+		return 0, notFound("customer", customerID)
+	}
+	v, err := s.client.Do(ctx, s.client.B().Hget().Key(s.keys(customerID).cus).Field("seq").Build()).ToString()
+	if valkey.IsValkeyNil(err) {
+		return 0, notFound("customer", customerID)
+	}
+	if err != nil {
+		return 0, s.fail("read customer", customerID, err)
+	}
+	return strconv.ParseUint(v, 10, 64)
+}
+
 func (s *ValkeyStore) Timeline(ctx context.Context, customerID string, after uint64, limit int) ([]Event, error) {
 	if err := s.ready(); err != nil {
 		return nil, err

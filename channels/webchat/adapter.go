@@ -133,8 +133,14 @@ func (a *Adapter) newMelody(st *site) *melody.Melody {
 	m.Upgrader.CheckOrigin = func(r *http.Request) bool {
 		return originAllowed(st.origins, r.Header.Get("Origin"), r.Host)
 	}
-	// Idle sockets are the common case: share write buffers between them.
-	m.Upgrader.WriteBufferPool = &sync.Pool{}
+	// Reuse the 4 KiB read and write buffers net/http hijacks to us:
+	// melody runs the read loop inside the HTTP handler, so net/http keeps
+	// them alive for the socket's lifetime anyway, and melody's own 1 KiB
+	// buffers (or a write buffer pool) would come on top of them. Measured
+	// with cmd/loadgen: about 2 KiB less live heap per socket.
+	m.Upgrader.ReadBufferSize = 0
+	m.Upgrader.WriteBufferSize = 0
+	m.Upgrader.WriteBufferPool = nil
 	m.Upgrader.Error = func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 		if status == http.StatusForbidden {
 			a.log.Info("webchat: socket refused", "site", st.ID, "reason", "origin not allowed")

@@ -181,7 +181,7 @@ func (c *conn) hello(ctx context.Context, f clientFrame) {
 	if r.merged != "" {
 		c.log.Info("webchat: visitor merged into verified site user's customer", "from", r.merged, "into", r.customerID)
 	}
-	head, err := lastSeq(ctx, c.a.store, r.customerID, f.After)
+	head, err := c.a.store.LastSeq(ctx, r.customerID)
 	if err != nil {
 		c.storeFailed(err, "")
 		return

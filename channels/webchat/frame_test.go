@@ -1,10 +1,8 @@
 package webchat
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -213,29 +211,6 @@ func TestLimiter(t *testing.T) {
 	}
 	if l.allow("unknown", now) {
 		t.Fatal("frame allowed without a bucket")
-	}
-}
-
-func TestLastSeq(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	st := sessions.NewMemoryStore()
-	defer st.Close()
-	c, _, err := st.ResolveCustomer(ctx, visitorIdentity("s", "visitor-0123456789"), sessions.Customer{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for n := 0; n <= 70; n++ {
-		for _, hint := range []uint64{0, 1, uint64(n), uint64(n) + 5, 1 << 40} {
-			got, err := lastSeq(ctx, st, c.ID, hint)
-			if err != nil || got != uint64(n) {
-				t.Fatalf("lastSeq with %d events, hint %d = %d, %v", n, hint, got, err)
-			}
-		}
-		if _, _, err := st.Append(ctx, sessions.Event{CustomerID: c.ID, Kind: sessions.KindIntegrator,
-			Channel: sessions.ChannelAPI, Payload: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))}); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 

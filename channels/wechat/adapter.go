@@ -77,9 +77,6 @@ type Adapter struct {
 	unionRetry map[string]time.Time
 	// typingAt is when Typing was last sent to an OpenID.
 	typingAt map[string]time.Time
-	// heads is the last timeline sequence this node saw per customer, a
-	// hint for finding the head of the timeline.
-	heads map[string]uint64
 }
 
 var _ channels.Adapter = (*Adapter)(nil)
@@ -106,7 +103,7 @@ func New(cfg Config, o Options) (*Adapter, error) {
 	}
 	a := &Adapter{cfg: cfg, store: o.Store, log: o.Logger, nonces: o.Nonces, media: o.Media, now: o.Now, met: met,
 		accounts: map[string]*account{}, lookups: make(chan struct{}, 8),
-		unionRetry: map[string]time.Time{}, typingAt: map[string]time.Time{}, heads: map[string]uint64{}}
+		unionRetry: map[string]time.Time{}, typingAt: map[string]time.Time{}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

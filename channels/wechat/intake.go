@@ -237,7 +237,6 @@ func (a *Adapter) persist(ctx context.Context, acct *account, m *message.MixMess
 			var appended bool
 			got, appended, err = a.store.Append(ctx, ev)
 			if err == nil {
-				a.noteHead(c.ID, got.Seq)
 				return stored{customerID: c.ID, created: created, appended: appended, seq: got.Seq}, nil
 			}
 		}

@@ -66,7 +66,7 @@ func (a *Adapter) windows(ctx context.Context, customerID string, deep bool) ([]
 	if deep {
 		cutoff = time.Time{}
 	}
-	head, err := a.head(ctx, customerID)
+	head, err := a.store.LastSeq(ctx, customerID)
 	if err != nil {
 		return nil, err
 	}
@@ -197,65 +197,4 @@ func (a *Adapter) current(ctx context.Context, id string) (string, error) {
 		id = c.MergedInto
 	}
 	return id, nil
-}
-
-func (a *Adapter) noteHead(customerID string, seq uint64) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.heads) > 10000 {
-		clear(a.heads) // a hint only
-	}
-	if seq > a.heads[customerID] {
-		a.heads[customerID] = seq
-	}
-}
-
-// head finds the last sequence of a customer's timeline with a handful
-// of one-event reads: sequences have no gaps, so "event n exists" is
-// monotone; it gallops from this node's last known head and bisects.
-func (a *Adapter) head(ctx context.Context, customerID string) (uint64, error) {
-	exists := func(seq uint64) (bool, error) {
-		evs, err := a.store.Timeline(ctx, customerID, seq-1, 1)
-		return len(evs) > 0, err
-	}
-	a.mu.Lock()
-	hint := a.heads[customerID]
-	a.mu.Unlock()
-	var lo uint64
-	if hint > 0 {
-		ok, err := exists(hint)
-		if err != nil {
-			return 0, err
-		}
-		if ok {
-			lo = hint
-		}
-	}
-	step := uint64(1)
-	hi := lo + step
-	for {
-		ok, err := exists(hi)
-		if err != nil {
-			return 0, err
-		}
-		if !ok {
-			break
-		}
-		lo, step = hi, step*2
-		hi = lo + step
-	}
-	for hi-lo > 1 {
-		mid := lo + (hi-lo)/2
-		ok, err := exists(mid)
-		if err != nil {
-			return 0, err
-		}
-		if ok {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	a.noteHead(customerID, lo)
-	return lo, nil
 }
