@@ -22,12 +22,16 @@ func BenchmarkDecision(b *testing.B) { benchDecision(b, NewMemoryState()) }
 
 // BenchmarkDecisionValkey is BenchmarkDecision claiming through a real
 // Valkey/Redis server (OMNIGATE_VALKEY_ADDR, or a redis-server started for
-// the benchmark): an assignment is one Lua round trip to release the call
-// and one to claim the next task. assignments/s is the throughput of one
-// router (one node) doing both.
+// the benchmark), as a gateway node does (NewValkeyNodeState, with its
+// lease): an assignment is one Lua round trip to release the call and one
+// to claim the next task. assignments/s is the throughput of one router
+// (one node) doing both.
 func BenchmarkDecisionValkey(b *testing.B) {
-	st, err := NewValkeyState(valkeyClient(b), testPrefix())
+	st, err := NewValkeyNodeState(valkeyClient(b), testPrefix(), "bench")
 	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Heartbeat(context.Background(), time.Hour); err != nil {
 		b.Fatal(err)
 	}
 	benchDecision(b, st)

@@ -319,6 +319,11 @@ func (r *Router) route(ctx context.Context, ts *taskState, now time.Time) (Decis
 		if err != nil {
 			return Decision{}, fmt.Errorf("router: assign %s to %s: %w", ts.t.ConversationID, winner.rep.ID, err)
 		}
+		// Date the decision from the claim, not from before it: with
+		// other nodes, the room it took may have been made by a release
+		// in between, and the timeline must never show an assignment
+		// ahead of the release that made room for it.
+		d.At = r.clock.Now()
 		if ts.status == statusOffered {
 			d.Kind = KindOffer
 			ts.offer = d

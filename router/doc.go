@@ -48,9 +48,15 @@
 // the rep's real load and chooses again). MemoryState serves one process;
 // ValkeyState does each operation as one Lua script on Valkey/Redis, all
 // keys in one hash slot, so no two nodes can double-assign a conversation
-// or overfill a rep. Not yet done for clusters: sharing each node's view of
-// rep load and presence (a node learns another's claims only when its own
-// claim fails) and handing the tasks of a dead node to another.
+// or overfill a rep. The State also holds each rep's presence and load
+// for every node: SetPresence writes through, and Sync brings a router's
+// copy up to date with what other nodes claimed, released and set (a node
+// also learns a rep's real load at once when its claim fails). A
+// ValkeyState made for a node marks what the node holds and keeps a lease;
+// when the lease lapses, other nodes take its tasks over (Push, Adopt; see
+// ValkeyState). Adopt also counts assignments made outside the router (by
+// a person, before a restart). The gateway drives all of this (see
+// internal/gateway).
 //
 // The simulator in router/sim drives the real Router and checks it against
 // Erlang C and Erlang A; router/REPORT.md compares strategies.
@@ -65,8 +71,8 @@
 // mutex is held across the script round trips, so one router makes about
 // one assignment per two round trips (see BenchmarkDecisionValkey). Timers do not run by
 // themselves: the caller calls Tick at NextDeadline (the gateway from one
-// goroutine with a time.Timer, the simulator from its event loop), so no
-// goroutine belongs to the router.
+// goroutine every 250 ms once it has passed, the simulator from its event
+// loop), so no goroutine belongs to the router.
 //
 // The decisions a method returns must be acted on in order; a Decision is a
 // value the caller owns.

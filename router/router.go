@@ -734,6 +734,9 @@ func (r *Router) endOffer(ctx context.Context, ts *taskState, now time.Time, kin
 		r.leaveTarget(ts, now)
 	}
 	if d.RepAway {
+		if err := r.state.SetPresence(ctx, rs.rep.ID, PresenceAway); err != nil {
+			return err
+		}
 		if err := r.setPresence(ctx, rs, PresenceAway, now, out); err != nil {
 			return err
 		}
@@ -827,6 +830,11 @@ func (r *Router) SetPresence(ctx context.Context, rep string, p Presence) ([]Dec
 	rs, ok := r.reps[rep]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownRep, rep)
+	}
+	// Shared first, so a node that syncs sees what this one is about to
+	// act on.
+	if err := r.state.SetPresence(ctx, rep, p); err != nil {
+		return nil, fmt.Errorf("router: presence of %s: %w", rep, err)
 	}
 	var out []Decision
 	err := r.setPresence(ctx, rs, p, r.clock.Now(), &out)
@@ -945,6 +953,23 @@ func (r *Router) Task(conv string) (TaskStatus, error) {
 	if !ok {
 		return TaskStatus{}, fmt.Errorf("%w: %s", ErrUnknownTask, conv)
 	}
+	return ts.statusOf(), nil
+}
+
+// Tasks lists every task the router holds (waiting, offered, active), by
+// conversation id.
+func (r *Router) Tasks() []TaskStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]TaskStatus, 0, len(r.tasks))
+	for _, ts := range r.tasks {
+		out = append(out, ts.statusOf())
+	}
+	slices.SortFunc(out, func(a, b TaskStatus) int { return cmpString(a.ConversationID, b.ConversationID) })
+	return out
+}
+
+func (ts *taskState) statusOf() TaskStatus {
 	st := TaskStatus{Task: ts.t, Status: ts.status.String(), Queue: ts.q.cfg.Name, Priority: ts.prio}
 	if ts.status == statusWaiting {
 		st.Ring = ts.stage.ring()
@@ -955,7 +980,7 @@ func (r *Router) Task(conv string) (TaskStatus, error) {
 	if ts.rep != nil {
 		st.RepID = ts.rep.rep.ID
 	}
-	return st, nil
+	return st
 }
 
 // Waiting returns the number of waiting tasks.
@@ -969,4 +994,108 @@ func (r *Router) Waiting() int {
 		}
 	}
 	return n
+}
+
+// Adopt makes the router hold t as assigned to rep without routing it: an
+// assignment made elsewhere (by a person through the API, before a
+// restart, or by a gateway node that died). The rep's load counts it even
+// past capacity (the rep then gets no new work until under), and Release
+// ends it as usual. Adopting a task the router already holds as active
+// with rep changes nothing; one it holds otherwise must be released first
+// (ErrInvalid). With a shared State, ErrTaken (wrapped) means another
+// live node holds the conversation.
+func (r *Router) Adopt(ctx context.Context, t Task, rep string) error {
+	if t.ConversationID == "" || t.Channel == "" {
+		return fmt.Errorf("%w: task needs a conversation id and a channel", ErrInvalid)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rs, ok := r.reps[rep]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownRep, rep)
+	}
+	if ts, ok := r.tasks[t.ConversationID]; ok {
+		if ts.status == statusActive && ts.rep == rs {
+			return nil
+		}
+		return fmt.Errorf("%w: %s is %s here; release it first", ErrInvalid, t.ConversationID, ts.status)
+	}
+	now := r.clock.Now()
+	if t.EnqueuedAt.IsZero() {
+		t.EnqueuedAt = now
+	}
+	t.Assignee = rep
+	t.Skills = maps2(t.Skills)
+	t.Reachable = slices.Clone(t.Reachable)
+	q := r.queueFor(t)
+	ts := &taskState{t: t, hidx: -1, q: q, stage: stageExact, stageStart: now,
+		targetID: rep, targetRing: RingSticky}
+	ts.prio = r.cfg.Priority.Priority(t.VIP, t.Tier) + t.Boost
+	ts.cls = r.classFor(q, t.Channel, t.Skills, t.Language, stageExact)
+	err := r.state.Adopt(ctx, Claim{Queue: q.cfg.Name, ConversationID: t.ConversationID, RepID: rep,
+		Units: ts.cls.cost, Limit: rs.capacity})
+	if err != nil {
+		return fmt.Errorf("router: adopt %s for %s: %w", t.ConversationID, rep, err)
+	}
+	r.seq++
+	ts.seq = r.seq
+	r.tasks[t.ConversationID] = ts
+	rs.used += ts.cls.cost
+	r.sync(rs)
+	rs.held[t.ConversationID] = ts
+	if t.Channel == sessions.ChannelVoice {
+		rs.voice++
+	}
+	rs.idleSince = now
+	ts.rep = rs
+	ts.status = statusActive
+	return nil
+}
+
+// Sync makes the router's view of every rep's load and presence what the
+// State says, taking in what other gateway nodes claimed, released and set
+// since. A rep found with more room, or newly available, gets waiting
+// work at once; the decisions are returned. In a cluster the gateway calls
+// it every second or so; with one process it finds nothing to change.
+// Wrap-up and idle time stay per node.
+func (r *Router) Sync(ctx context.Context) ([]Decision, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	loads, err := r.state.Loads(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pres, err := r.state.Presences(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := r.clock.Now()
+	var out []Decision
+	for _, rs := range r.repList {
+		p, ok := pres[rs.rep.ID]
+		if !ok {
+			p = PresenceOffline
+		}
+		switch p {
+		case PresenceAvailable, PresenceAway, PresenceOffline, PresenceOnCall:
+		default:
+			p = PresenceOffline // written by a newer version, or garbage
+		}
+		if p != rs.presence {
+			if err := r.setPresence(ctx, rs, p, now, &out); err != nil {
+				return out, err
+			}
+		}
+		if u := loads[rs.rep.ID]; u != rs.used {
+			freed := u < rs.used
+			rs.used = u
+			r.sync(rs)
+			if freed {
+				if err := r.fillRep(ctx, rs, now, &out); err != nil {
+					return out, err
+				}
+			}
+		}
+	}
+	return out, nil
 }

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 )
 
@@ -10,10 +11,11 @@ var _ State = (*MemoryState)(nil)
 
 // MemoryState is the State of a single gateway process.
 type MemoryState struct {
-	mu      sync.Mutex
-	waiting map[string]string // conversation -> queue
-	claims  map[string]memClaim
-	used    map[string]int // rep -> units
+	mu       sync.Mutex
+	waiting  map[string]string // conversation -> queue
+	claims   map[string]memClaim
+	used     map[string]int // rep -> units
+	presence map[string]Presence
 }
 
 type memClaim struct {
@@ -23,7 +25,8 @@ type memClaim struct {
 
 // NewMemoryState returns an empty state.
 func NewMemoryState() *MemoryState {
-	return &MemoryState{waiting: map[string]string{}, claims: map[string]memClaim{}, used: map[string]int{}}
+	return &MemoryState{waiting: map[string]string{}, claims: map[string]memClaim{}, used: map[string]int{},
+		presence: map[string]Presence{}}
 }
 
 func (s *MemoryState) Push(_ context.Context, queue, conv string) error {
@@ -57,17 +60,23 @@ func (s *MemoryState) Claim(_ context.Context, c Claim) error {
 func (s *MemoryState) Unclaim(_ context.Context, conv, requeue string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.freeLocked(conv)
+	if requeue != "" {
+		s.waiting[conv] = requeue
+	} else {
+		delete(s.waiting, conv)
+	}
+	return nil
+}
+
+func (s *MemoryState) freeLocked(conv string) {
 	if c, ok := s.claims[conv]; ok {
 		delete(s.claims, conv)
 		s.used[c.rep] -= c.units
-		if s.used[c.rep] == 0 {
+		if s.used[c.rep] <= 0 {
 			delete(s.used, c.rep)
 		}
 	}
-	if requeue != "" {
-		s.waiting[conv] = requeue
-	}
-	return nil
 }
 
 func (s *MemoryState) Drop(_ context.Context, queue, conv string) error {
@@ -83,4 +92,40 @@ func (s *MemoryState) Used(_ context.Context, rep string) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.used[rep], nil
+}
+
+func (s *MemoryState) Adopt(_ context.Context, c Claim) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.freeLocked(c.ConversationID)
+	delete(s.waiting, c.ConversationID)
+	s.claims[c.ConversationID] = memClaim{rep: c.RepID, units: c.Units}
+	s.used[c.RepID] += c.Units
+	return nil
+}
+
+func (s *MemoryState) Holds(_ context.Context, conv, rep string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.claims[conv]
+	return ok && c.rep == rep, nil
+}
+
+func (s *MemoryState) Loads(context.Context) (map[string]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.used), nil
+}
+
+func (s *MemoryState) SetPresence(_ context.Context, rep string, p Presence) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.presence[rep] = p
+	return nil
+}
+
+func (s *MemoryState) Presences(context.Context) (map[string]Presence, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.presence), nil
 }

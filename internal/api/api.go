@@ -65,6 +65,9 @@ type Options struct {
 	Metrics *prometheus.Registry
 	// Logger gets 5xx errors; nil discards.
 	Logger *slog.Logger
+	// Routing shows reps' presence and load in the directory and sets
+	// presence; nil means the gateway runs no router.
+	Routing Routing
 }
 
 // Server serves the API. Build it with New.
@@ -77,6 +80,7 @@ type Server struct {
 	mux      *http.ServeMux
 	routes   []string
 	metrics  *metrics
+	routing  Routing
 }
 
 // New builds the server and registers its metrics.
@@ -87,7 +91,8 @@ func New(cfg Config, o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, store: o.Store, auth: o.Auth, channels: o.Channels, log: o.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, store: o.Store, auth: o.Auth, channels: o.Channels, log: o.Logger, mux: http.NewServeMux(),
+		routing: o.Routing}
 	if o.Metrics != nil {
 		m, err := newMetrics(o.Metrics)
 		if err != nil {
@@ -128,6 +133,7 @@ func (s *Server) register(reg *prometheus.Registry) {
 	s.handle("POST /v1/conversations/{id}/reopen", s.reopen, admin, supervisor, rep)
 
 	s.handle("GET /v1/reps", s.listReps, admin, supervisor, rep)
+	s.handle("POST /v1/reps/{id}/presence", s.setPresence, admin, supervisor, rep)
 }
 
 // Routes lists every registered pattern ("GET /v1/customers/{id}"), in

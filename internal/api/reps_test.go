@@ -1,8 +1,13 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
+	"sync"
 	"testing"
+
+	"github.com/omnigate/omnigate/internal/api"
+	"github.com/omnigate/omnigate/internal/auth"
 )
 
 func TestListReps(t *testing.T) {
@@ -44,5 +49,83 @@ func TestListReps(t *testing.T) {
 	}
 	if r := f.do("GET", "/v1/reps?x=1", aliceToken, ""); r.status != 400 {
 		t.Errorf("unknown query parameter: %d", r.status)
+	}
+}
+
+// fakeRouting is the router as the API sees it.
+type fakeRouting struct {
+	mu       sync.Mutex
+	presence map[string]string
+}
+
+func (f *fakeRouting) RepStatus(id string) (api.RepRouting, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if id == "carol" {
+		return api.RepRouting{}, false
+	}
+	p := f.presence[id]
+	if p == "" {
+		p = "offline"
+	}
+	return api.RepRouting{Presence: p, Used: 25, Capacity: 100, Active: 1, Skills: map[string]int{"chat": 5}}, true
+}
+
+func (f *fakeRouting) SetPresence(_ context.Context, rep, p string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.presence[rep] = p
+	return nil
+}
+
+func TestRepPresence(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	// Without routing there is no presence to set.
+	if r := f.do("POST", "/v1/reps/alice/presence", aliceToken, `{"status":"available"}`); r.status != 404 {
+		t.Fatalf("without routing: %d %s", r.status, r.body)
+	}
+	routing := &fakeRouting{presence: map[string]string{}}
+	srv, err := api.New(api.Config{}, api.Options{Store: f.store, Auth: auth.New(authConfig), Routing: routing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = srv
+	for _, tt := range []struct {
+		name, path, token, body string
+		want                    int
+	}{
+		{"own", "/v1/reps/alice/presence", aliceToken, `{"status":"available"}`, 200},
+		{"another rep's", "/v1/reps/bob/presence", aliceToken, `{"status":"away"}`, 403},
+		{"supervisor sets a rep's", "/v1/reps/bob/presence", carolToken, `{"status":"away"}`, 200},
+		{"admin sets a rep's", "/v1/reps/bob/presence", adminToken, `{"status":"on_call"}`, 200},
+		{"integrator", "/v1/reps/bob/presence", integratorToken, `{"status":"away"}`, 403},
+		{"unknown rep", "/v1/reps/zed/presence", adminToken, `{"status":"away"}`, 404},
+		{"wrap_up is the router's", "/v1/reps/alice/presence", aliceToken, `{"status":"wrap_up"}`, 400},
+		{"unknown field", "/v1/reps/alice/presence", aliceToken, `{"status":"away","x":1}`, 400},
+		{"no body", "/v1/reps/alice/presence", aliceToken, ``, 400},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if r := f.do("POST", tt.path, tt.token, tt.body); r.status != tt.want {
+				t.Fatalf("%d %s, want %d", r.status, r.body, tt.want)
+			}
+		})
+	}
+	if routing.presence["alice"] != "available" || routing.presence["bob"] != "on_call" {
+		t.Fatalf("presence = %v", routing.presence)
+	}
+	resp := f.do("GET", "/v1/reps", aliceToken, "")
+	var page struct {
+		Data []map[string]any `json:"data"`
+	}
+	if err := json.Unmarshal(resp.body, &page); err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Data) != 3 || page.Data[0]["presence"] != "available" || page.Data[0]["used"] != 25.0 ||
+		page.Data[1]["presence"] != "on_call" {
+		t.Fatalf("reps = %s", resp.body)
+	}
+	if _, ok := page.Data[2]["presence"]; ok {
+		t.Errorf("carol is not routed, yet shows presence: %s", resp.body)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/inbox"
+	"github.com/omnigate/omnigate/router"
 	"github.com/omnigate/omnigate/sessions"
 )
 
@@ -37,6 +38,115 @@ type Config struct {
 	API             api.Config     `yaml:"api"`
 	Webchat         webchat.Config `yaml:"webchat"`
 	Inbox           inbox.Config   `yaml:"inbox"`
+	Routing         Routing        `yaml:"routing"`
+}
+
+// Routing is who gets each contact: router.Config (queues and their
+// rings, costs per channel, wrap-up, priorities, and under reps the
+// routing attributes of reps from auth.reps) plus how the gateway runs the
+// router. The zero value routes every conversation through one queue to
+// any available rep, longest idle first.
+type Routing struct {
+	router.Config `yaml:",inline"`
+	// Reps (the router's "reps" key) lists routing attributes by the id of
+	// a rep in auth.reps: skills with levels, languages, tier, capacity,
+	// channels, sip_uri. Name and role come from auth.reps and may not be
+	// set here. A rep in auth.reps but not here is routed with the zero
+	// attributes: no skills, no languages, tier 1, the default capacity.
+
+	// PresenceGrace is how long a rep whose last inbox socket closed keeps
+	// their presence before being set away, so a reload or a network blip
+	// is not leaving. Zero means 30s.
+	PresenceGrace time.Duration `yaml:"presence_grace"`
+	// ReconcileInterval is how often each node looks for open, unassigned
+	// conversations that no node is routing (an event missed, a node that
+	// died) and routes them. Zero means 10s.
+	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
+	// ReconcileAfter is how long a conversation must have been unchanged
+	// before that scan routes it, so the scan does not race the change
+	// feed. Zero means 5s.
+	ReconcileAfter time.Duration `yaml:"reconcile_after"`
+	// SyncInterval is how often, with the valkey store, each node renews
+	// its lease and reads the presence and load that other nodes changed.
+	// Zero means 1s. Ignored with the bolt store.
+	SyncInterval time.Duration `yaml:"sync_interval"`
+	// NodeLease is how long, with the valkey store, the tasks a node holds
+	// stay its own after its last renewal; then the other nodes take them
+	// over. Zero means 10s; it must be at least three sync intervals.
+	NodeLease time.Duration `yaml:"node_lease"`
+	// OwnerOnResolve makes the rep who resolves a conversation the owner
+	// (dedicated advisor) of a customer who has none. False (the zero
+	// value) leaves owners to supervisors and admins.
+	OwnerOnResolve bool `yaml:"owner_on_resolve"`
+}
+
+// Defaults of the Routing fields whose zero value means one.
+const (
+	DefaultPresenceGrace     = 30 * time.Second
+	DefaultReconcileInterval = 10 * time.Second
+	DefaultReconcileAfter    = 5 * time.Second
+	DefaultSyncInterval      = time.Second
+	DefaultNodeLease         = 10 * time.Second
+)
+
+func (r *Routing) setDefaults() {
+	if r.PresenceGrace == 0 {
+		r.PresenceGrace = DefaultPresenceGrace
+	}
+	if r.ReconcileInterval == 0 {
+		r.ReconcileInterval = DefaultReconcileInterval
+	}
+	if r.ReconcileAfter == 0 {
+		r.ReconcileAfter = DefaultReconcileAfter
+	}
+	if r.SyncInterval == 0 {
+		r.SyncInterval = DefaultSyncInterval
+	}
+	if r.NodeLease == 0 {
+		r.NodeLease = DefaultNodeLease
+	}
+}
+
+// validate checks the section against the reps auth knows.
+func (r Routing) validate(reps []auth.Rep) []error {
+	var errs []error
+	if err := r.Config.Validate(); err != nil {
+		errs = append(errs, prefixed("routing: ", err)...)
+	}
+	known := map[string]bool{}
+	for _, rep := range reps {
+		known[rep.ID] = true
+	}
+	for i, rep := range r.Reps {
+		if rep.ID != "" && !known[rep.ID] {
+			errs = append(errs, fmt.Errorf("routing.reps[%d]: %q is not a rep in auth.reps", i, rep.ID))
+		}
+		if rep.Name != "" || rep.Role != "" {
+			errs = append(errs, fmt.Errorf("routing.reps[%d]: set name and role in auth.reps, not here", i))
+		}
+	}
+	for _, q := range r.Queues {
+		if q.Offer.AcceptTimeout > 0 {
+			// The router can offer, but the inbox has no accept or decline
+			// yet: offers would only ever time out.
+			errs = append(errs, fmt.Errorf("routing.queues: %q: offer.accept_timeout is not supported by the gateway yet (the inbox cannot accept); use direct assignment", q.Name))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"presence_grace", r.PresenceGrace}, {"reconcile_interval", r.ReconcileInterval},
+		{"reconcile_after", r.ReconcileAfter}, {"sync_interval", r.SyncInterval}, {"node_lease", r.NodeLease},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("routing.%s: %v is negative", d.name, d.v))
+		}
+	}
+	if r.SyncInterval > 0 && r.NodeLease > 0 && r.NodeLease < 3*r.SyncInterval {
+		errs = append(errs, fmt.Errorf("routing.node_lease: %v is shorter than three sync intervals (%v)", r.NodeLease, 3*r.SyncInterval))
+	}
+	return errs
 }
 
 // Log configures the process's logger.
@@ -112,6 +222,7 @@ func (c *Config) setDefaults() {
 	if c.Store.Bolt.Path == "" {
 		c.Store.Bolt.Path = filepath.Join(c.DataDir, "omnigate.db")
 	}
+	c.Routing.setDefaults()
 }
 
 // Load reads the file at path; lookup reads the environment (os.LookupEnv).
@@ -211,6 +322,7 @@ func (c Config) Validate() error {
 	errs = append(errs, prefixed("api.", c.API.Validate())...)
 	// webchat and inbox name themselves in their errors.
 	errs = append(errs, c.Webchat.Validate(), c.Inbox.Validate())
+	errs = append(errs, c.Routing.validate(c.Auth.Reps)...)
 	return errors.Join(errs...)
 }
 

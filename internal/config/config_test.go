@@ -186,3 +186,68 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestRouting(t *testing.T) {
+	t.Parallel()
+	good := `
+auth:
+  reps: [{id: alice, token: alice-token-0123456789}, {id: bob, token: bob-token-0123456789}]
+routing:
+  costs: {webchat: 20}
+  wrap_up: {voice: 30s}
+  priority: {tiers: {A: 45}, aging: 1m}
+  queues:
+    - {name: chat, channels: [webchat], skills: {chat: 2}, owner: {wait: 30s}, relaxed: {after: 1m, tier2: true}}
+  reps:
+    - {id: alice, skills: {chat: 8}, languages: [en, zh], tier: 1, capacity: 80, sip_uri: "sip:alice@pbx.example.com"}
+`
+	c, err := config.Parse([]byte(good), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Routing
+	if r.Cost("webchat") != 20 || r.WrapUp["voice"] != 30*time.Second || r.Priority.Aging != time.Minute ||
+		r.Queues[0].Owner.Wait != 30*time.Second || r.Reps[0].Skills["chat"] != 8 || r.Reps[0].Capacity != 80 {
+		t.Errorf("routing = %+v", r)
+	}
+	if r.PresenceGrace != config.DefaultPresenceGrace || r.NodeLease != config.DefaultNodeLease ||
+		r.SyncInterval != config.DefaultSyncInterval || r.ReconcileInterval != config.DefaultReconcileInterval {
+		t.Errorf("defaults not applied: %+v", r)
+	}
+
+	bad := `
+auth:
+  reps: [{id: alice, token: alice-token-0123456789}]
+routing:
+  costs: {webchat: 500}
+  queues:
+    - {name: chat, select: random, offer: {accept_timeout: 20s}}
+  reps:
+    - {id: alice, name: Alice, tier: 3}
+    - {id: zed}
+  presence_grace: -1s
+  sync_interval: 1s
+  node_lease: 2s
+`
+	_, err = config.Parse([]byte(bad), noEnv)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		"cost of webchat is 500",
+		`select "random"`,
+		"offer.accept_timeout is not supported",
+		"tier 3",
+		`routing.reps[1]: "zed" is not a rep in auth.reps`,
+		"routing.reps[0]: set name and role in auth.reps",
+		"routing.presence_grace",
+		"routing.node_lease",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if _, err := config.Parse([]byte("routing:\n  reps:\n    - {id: a, skils: {x: 1}}\n"), noEnv); err == nil || !strings.Contains(err.Error(), "skils") {
+		t.Errorf("typo in routing.reps: %v", err)
+	}
+}

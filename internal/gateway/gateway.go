@@ -31,6 +31,7 @@ type Gateway struct {
 	ln      net.Listener
 	inbox   *inbox.Hub
 	webchat *webchat.Adapter
+	routing *routing
 }
 
 // New opens the store, builds the API and binds the listen address, so a
@@ -63,6 +64,9 @@ func (g *Gateway) build() (err error) {
 		if g.webchat != nil {
 			_ = g.webchat.Close()
 		}
+		if g.routing != nil {
+			g.routing.close()
+		}
 	}()
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(collectors.NewGoCollector()); err != nil {
@@ -79,9 +83,14 @@ func (g *Gateway) build() (err error) {
 	for _, r := range authn.Reps() {
 		repNames[r.ID] = r.Name
 	}
+	g.routing, err = newRouting(g.cfg, g.store, authn.Reps(), reg, g.log)
+	if err != nil {
+		return err
+	}
 	g.webchat, err = webchat.New(g.cfg.Webchat, webchat.Options{
 		Store: g.store, Logger: g.log.With("channel", "webchat"), Typing: typing,
-		RepName: func(_ context.Context, id string) string { return repNames[id] },
+		RepName:   func(_ context.Context, id string) string { return repNames[id] },
+		Available: g.routing.available,
 	})
 	if err != nil {
 		return err
@@ -91,13 +100,13 @@ func (g *Gateway) build() (err error) {
 		return err
 	}
 	handler, err := api.New(g.cfg.API, api.Options{
-		Store: g.store, Auth: authn, Channels: chans, Metrics: reg, Logger: g.log,
+		Store: g.store, Auth: authn, Channels: chans, Metrics: reg, Logger: g.log, Routing: g.routing,
 	})
 	if err != nil {
 		return err
 	}
-	// OnPresence is left for the router's wiring.
-	g.inbox, err = inbox.New(g.cfg.Inbox, inbox.Options{Store: g.store, Auth: authn, Typing: typing, Metrics: reg, Logger: g.log})
+	g.inbox, err = inbox.New(g.cfg.Inbox, inbox.Options{Store: g.store, Auth: authn, Typing: typing, Metrics: reg, Logger: g.log,
+		OnPresence: g.routing.onPresence})
 	if err != nil {
 		return err
 	}
@@ -192,6 +201,9 @@ func (g *Gateway) hostPort() string {
 // Run serves until ctx ends or the server fails, then shuts down in order.
 // It returns nil after a clean shutdown.
 func (g *Gateway) Run(ctx context.Context) error {
+	if err := g.routing.start(); err != nil {
+		return errors.Join(err, g.shutdown())
+	}
 	g.log.Info("gateway serving", slog.String("addr", g.hostPort()), slog.String("store", g.cfg.Store.Kind))
 	served := make(chan error, 1)
 	go func() { served <- g.srv.Serve(g.ln) }()
@@ -221,6 +233,9 @@ func (g *Gateway) shutdown() error {
 	// the "shutdown" code (clients reconnect) before the store goes.
 	_ = g.webchat.Close()
 	_ = g.inbox.Close()
+	// Then routing, which gives up this node's lease so the others take
+	// over its conversations at once.
+	g.routing.close()
 	if err := g.store.Close(); err != nil && !errors.Is(err, sessions.ErrClosed) {
 		errs = append(errs, fmt.Errorf("gateway: close store: %w", err))
 	}

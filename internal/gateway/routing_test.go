@@ -1,0 +1,424 @@
+package gateway_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/gateway"
+	"github.com/omnigate/omnigate/router"
+)
+
+const (
+	aliceToken = "test-alice-token-0123456789"
+	bobToken   = "test-bob-token-0123456789"
+)
+
+// routedGateway runs a single-node gateway with three reps: alice and bob
+// take chats, carol (a supervisor) has no chat skill.
+func routedGateway(t *testing.T) string {
+	t.Helper()
+	base, _ := routedGatewayIn(t, t.TempDir())
+	return base
+}
+
+// routedGatewayIn is routedGateway on the data directory dir; stop ends
+// it (and is called at cleanup if not before).
+func routedGatewayIn(t *testing.T, dir string) (base string, stop func()) {
+	t.Helper()
+	y := fmt.Sprintf(`
+listen: 127.0.0.1:0
+data_dir: %s
+shutdown_timeout: 5s
+auth:
+  admin_keys: [{name: test, key: %s}]
+  reps:
+    - {id: alice, token: %s}
+    - {id: bob, token: %s}
+    - {id: carol, role: supervisor, token: test-carol-token-0123456789}
+webchat:
+  sites: [{id: demo}]
+  availability_interval: 50ms
+routing:
+  queues:
+    - {name: chat, channels: [webchat], skills: {chat: 1}}
+  reps:
+    - {id: alice, skills: {chat: 5}, languages: [en]}
+    - {id: bob, skills: {chat: 5}, languages: [en]}
+  presence_grace: 200ms
+  owner_on_resolve: true
+`, dir, adminKey, aliceToken, bobToken)
+	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g, err := gateway.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return g.BaseURL(), stop
+}
+
+// call makes an API request and decodes a JSON answer into out (if not
+// nil), failing unless the status is want.
+func call(t *testing.T, base, method, path, token, body string, want int, out any) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, base+path, rd)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s = %d %s, want %d", method, path, resp.StatusCode, b, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, path, err, b)
+		}
+	}
+}
+
+func setPresence(t *testing.T, base, rep, token, status string) {
+	t.Helper()
+	call(t, base, "POST", "/v1/reps/"+rep+"/presence", token, `{"status":"`+status+`"}`, 200, nil)
+}
+
+// visitor is a web chat visitor's socket.
+type visitor struct {
+	ws       *websocket.Conn
+	customer string
+	agents   bool // the last availability frame
+	n        int
+}
+
+func newVisitor(t *testing.T, base string) *visitor {
+	t.Helper()
+	var id [12]byte
+	_, _ = rand.Read(id[:])
+	u := "ws" + strings.TrimPrefix(base, "http") + "/channels/webchat/ws?site=demo&visitor=v" + hex.EncodeToString(id[:])
+	ws, _, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {base}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	v := &visitor{ws: ws}
+	if err := ws.WriteJSON(map[string]any{"type": "hello", "lang": "en-GB"}); err != nil {
+		t.Fatal(err)
+	}
+	for v.customer == "" || !v.read(t, "availability") {
+		v.read(t, "")
+	}
+	return v
+}
+
+// read reads one frame and reports whether it is of type want.
+func (v *visitor) read(t *testing.T, want string) bool {
+	t.Helper()
+	_ = v.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var f struct {
+		Type       string `json:"type"`
+		CustomerID string `json:"customer_id"`
+		Agents     bool   `json:"agents"`
+	}
+	if err := v.ws.ReadJSON(&f); err != nil {
+		t.Fatalf("visitor socket: %v", err)
+	}
+	switch f.Type {
+	case "welcome":
+		v.customer = f.CustomerID
+	case "availability":
+		v.agents = f.Agents
+	}
+	return f.Type == want
+}
+
+func (v *visitor) say(t *testing.T, text string) {
+	t.Helper()
+	v.n++
+	if err := v.ws.WriteJSON(map[string]any{"type": "message", "client_id": fmt.Sprintf("m-%d", v.n), "text": text}); err != nil {
+		t.Fatal(err)
+	}
+	for !v.read(t, "ack") {
+	}
+}
+
+type conversation struct {
+	ID       string `json:"id"`
+	Assignee string `json:"assignee"`
+	Status   string `json:"status"`
+}
+
+type timelineEvent struct {
+	Seq            uint64          `json:"seq"`
+	Kind           string          `json:"kind"`
+	ConversationID string          `json:"conversation_id"`
+	Author         string          `json:"author"`
+	Payload        json.RawMessage `json:"payload"`
+}
+
+func timeline(t *testing.T, base, customer string) []timelineEvent {
+	t.Helper()
+	var page struct {
+		Data []timelineEvent `json:"data"`
+	}
+	call(t, base, "GET", "/v1/customers/"+customer+"/timeline", adminKey, "", 200, &page)
+	return page.Data
+}
+
+// assignment waits for the customer's n-th router assignment and returns
+// its decision.
+func assignment(t *testing.T, base, customer string, n int) router.Decision {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var got []router.Decision
+		for _, ev := range timeline(t, base, customer) {
+			var d router.Decision
+			if ev.Kind == "assignment" && json.Unmarshal(ev.Payload, &d) == nil && d.Assigns() {
+				got = append(got, d)
+			}
+		}
+		if len(got) >= n {
+			return got[n-1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("customer %s: %d assignments after 5s, want %d", customer, len(got), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func conversationsOf(t *testing.T, base, customer string) []conversation {
+	t.Helper()
+	var page struct {
+		Data []conversation `json:"data"`
+	}
+	call(t, base, "GET", "/v1/conversations?customer_id="+customer, adminKey, "", 200, &page)
+	return page.Data
+}
+
+type repEntry struct {
+	ID       string `json:"id"`
+	Presence string `json:"presence"`
+	Used     int    `json:"used"`
+	Capacity int    `json:"capacity"`
+}
+
+func reps(t *testing.T, base string) map[string]repEntry {
+	t.Helper()
+	var page struct {
+		Data []repEntry `json:"data"`
+	}
+	call(t, base, "GET", "/v1/reps", adminKey, "", 200, &page)
+	out := map[string]repEntry{}
+	for _, r := range page.Data {
+		out[r.ID] = r
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRoutingWiring follows visitors' chats through one gateway: a chat
+// waits while nobody is available, goes to the first rep who becomes
+// available, with the decision on the timeline; the owner comes first;
+// an offline owner (or rep) is never assigned; resolving frees capacity
+// and makes the resolver the owner; the inbox socket sets presence.
+func TestRoutingWiring(t *testing.T) {
+	t.Parallel()
+	base := routedGateway(t)
+
+	// Nobody available: the widget says so, and the chat waits.
+	v1 := newVisitor(t, base)
+	if v1.agents {
+		t.Error("widget says agents are available before anyone is")
+	}
+	v1.say(t, "hello, where is my parcel?")
+	time.Sleep(300 * time.Millisecond)
+	convs := conversationsOf(t, base, v1.customer)
+	if len(convs) != 1 || convs[0].Assignee != "" {
+		t.Fatalf("assigned with every rep offline: %+v", convs)
+	}
+
+	// bob becomes available: the waiting chat is his, and why is recorded.
+	setPresence(t, base, "bob", bobToken, "available")
+	d := assignment(t, base, v1.customer, 1)
+	if d.Kind != router.KindAssign || d.RepID != "bob" || d.Ring != router.RingExact || d.Why == "" ||
+		d.Considered != 3 || d.Excluded[router.ReasonOffline] != 2 {
+		t.Fatalf("decision = %+v", d)
+	}
+	if c, ok := candidateOf(d, "alice"); !ok || c.Excluded != router.ReasonOffline {
+		t.Errorf("alice should be listed as offline: %+v", d.Candidates)
+	}
+	if convs = conversationsOf(t, base, v1.customer); convs[0].Assignee != "bob" {
+		t.Fatalf("conversation = %+v", convs[0])
+	}
+	if r := reps(t, base); r["bob"].Presence != "available" || r["bob"].Used != 25 || r["alice"].Presence != "offline" {
+		t.Fatalf("reps = %+v", r)
+	}
+	// The customer's next messages stay with bob (sticky): no new decision.
+	v1.say(t, "it was due yesterday")
+	time.Sleep(100 * time.Millisecond)
+	if n := countAssignments(t, base, v1.customer); n != 1 {
+		t.Fatalf("%d assignments after a second message, want 1", n)
+	}
+	waitFor(t, "the widget to see an agent", func() bool {
+		v := newVisitor(t, base)
+		return v.agents
+	})
+
+	// Owner first: alice owns the customer and gets the chat although bob
+	// has been idle longer.
+	setPresence(t, base, "alice", aliceToken, "available")
+	v2 := newVisitor(t, base)
+	call(t, base, "PATCH", "/v1/customers/"+v2.customer, adminKey, `{"owner":"alice"}`, 200, nil)
+	v2.say(t, "hi again")
+	d = assignment(t, base, v2.customer, 1)
+	if d.RepID != "alice" || d.Ring != router.RingOwner {
+		t.Fatalf("owner's customer: %+v", d)
+	}
+
+	// An offline owner is skipped at once, and never assigned.
+	setPresence(t, base, "alice", aliceToken, "offline")
+	v3 := newVisitor(t, base)
+	call(t, base, "PATCH", "/v1/customers/"+v3.customer, adminKey, `{"owner":"alice"}`, 200, nil)
+	v3.say(t, "anyone?")
+	d = assignment(t, base, v3.customer, 1)
+	if d.RepID != "bob" || d.Ring != router.RingExact || !strings.Contains(d.Why, "owner alice skipped: offline") {
+		t.Fatalf("offline owner: %+v", d)
+	}
+
+	// Resolving frees bob's capacity; the resolver becomes the owner of a
+	// customer who had none.
+	before := reps(t, base)["bob"].Used
+	call(t, base, "POST", "/v1/conversations/"+conversationsOf(t, base, v1.customer)[0].ID+"/resolve", bobToken, "", 200, nil)
+	waitFor(t, "bob's capacity to be freed", func() bool { return reps(t, base)["bob"].Used == before-25 })
+	waitFor(t, "bob to own the customer he served", func() bool {
+		var c struct {
+			Owner string `json:"owner"`
+		}
+		call(t, base, "GET", "/v1/customers/"+v1.customer, adminKey, "", 200, &c)
+		return c.Owner == "bob"
+	})
+
+	// A person's transfer moves the load with the conversation.
+	conv3 := conversationsOf(t, base, v3.customer)[0].ID
+	call(t, base, "POST", "/v1/conversations/"+conv3+"/assign", adminKey, `{"assignee":"carol"}`, 200, nil)
+	waitFor(t, "the transfer to move the load", func() bool {
+		r := reps(t, base)
+		return r["carol"].Used == 25 && r["bob"].Used == before-50
+	})
+
+	// The inbox socket sets presence: available on connect, away once the
+	// last socket has been closed for the grace period.
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/inbox/ws", http.Header{"Origin": {base}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.WriteJSON(map[string]string{"type": "auth", "token": aliceToken}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "alice to become available", func() bool { return reps(t, base)["alice"].Presence == "available" })
+	ws.Close()
+	time.Sleep(100 * time.Millisecond) // inside the grace period
+	if p := reps(t, base)["alice"].Presence; p != "available" {
+		t.Fatalf("alice is %s within the grace period", p)
+	}
+	waitFor(t, "alice to be set away", func() bool { return reps(t, base)["alice"].Presence == "away" })
+}
+
+func candidateOf(d router.Decision, rep string) (router.Candidate, bool) {
+	for _, c := range d.Candidates {
+		if c.RepID == rep {
+			return c, true
+		}
+	}
+	return router.Candidate{}, false
+}
+
+func countAssignments(t *testing.T, base, customer string) int {
+	t.Helper()
+	n := 0
+	for _, ev := range timeline(t, base, customer) {
+		if ev.Kind == "assignment" && strings.Contains(string(ev.Payload), `"kind":"assign"`) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRoutingRestart: a single node that restarts rebuilds the reps' load
+// from the open conversations (the memory state is gone), and routes the
+// chats that were still waiting.
+func TestRoutingRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	base, stop := routedGatewayIn(t, dir)
+	setPresence(t, base, "bob", bobToken, "available")
+	v1 := newVisitor(t, base)
+	v1.say(t, "first")
+	if d := assignment(t, base, v1.customer, 1); d.RepID != "bob" {
+		t.Fatalf("%+v", d)
+	}
+	setPresence(t, base, "bob", bobToken, "away")
+	v2 := newVisitor(t, base)
+	v2.say(t, "second, while nobody is available")
+	time.Sleep(100 * time.Millisecond)
+	v1.ws.Close()
+	v2.ws.Close()
+	stop()
+
+	base, _ = routedGatewayIn(t, dir)
+	waitFor(t, "bob's load to be rebuilt", func() bool { return reps(t, base)["bob"].Used == 25 })
+	setPresence(t, base, "alice", aliceToken, "available")
+	if d := assignment(t, base, v2.customer, 1); d.RepID != "alice" {
+		t.Fatalf("the chat waiting at the restart: %+v", d)
+	}
+	if n := countAssignments(t, base, v1.customer); n != 1 {
+		t.Fatalf("bob's chat was assigned %d times", n)
+	}
+}
