@@ -14,6 +14,17 @@ import (
 // answers 503 channel_unavailable.
 var ErrNoAdapter = errors.New("channels: channel not connected")
 
+// ErrOptedOut means the customer asked not to be contacted on the channel
+// (an SMS STOP): nothing was sent, and retrying will not help until they
+// opt in again. Adapters wrap it in their own sentinel; the HTTP API
+// answers 409 opted_out.
+var ErrOptedOut = errors.New("channels: the customer opted out of this channel")
+
+// ErrRateLimited means the network refused the message because too many
+// went to the customer without a reply from them (WeChat's 45047): wait
+// for the customer to write. The HTTP API answers 429 rate_limited.
+var ErrRateLimited = errors.New("channels: too many messages to the customer without a reply")
+
 // Adapter sends messages to customers over one channel.
 type Adapter interface {
 	// Name is the channel name events carry ("webchat", "wechat", "sms",

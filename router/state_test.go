@@ -1,22 +1,18 @@
 package router
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/valkey-io/valkey-go"
+
+	"github.com/omnigate/omnigate/internal/testredis"
 )
 
 // states runs f against every State implementation: the conformance
@@ -49,78 +45,12 @@ func testPrefix() string {
 
 func valkeyClient(tb testing.TB) valkey.Client {
 	tb.Helper()
-	addr := os.Getenv("OMNIGATE_VALKEY_ADDR")
-	if addr == "" {
-		addr = startValkey(tb)
-	}
-	client, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{addr}, DisableCache: true})
+	client, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{testredis.Addr(tb)}, DisableCache: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(client.Close)
 	return client
-}
-
-// startValkey runs a private redis-server on a free loopback port, killed
-// when the test ends.
-func startValkey(tb testing.TB) string {
-	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("OMNIGATE_VALKEY_ADDR is unset and redis-server is not on PATH: %v", err)
-		}
-		tb.Skip("OMNIGATE_VALKEY_ADDR is unset and redis-server is not on PATH")
-	}
-	for range 5 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-			"--save", "", "--appendonly", "no", "--dir", tb.TempDir())
-		if err := cmd.Start(); err != nil {
-			tb.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		if waitPong(addr, exited) {
-			tb.Cleanup(func() {
-				_ = cmd.Process.Kill()
-				<-exited
-			})
-			return addr
-		}
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-	tb.Fatal("could not start redis-server")
-	return ""
-}
-
-func waitPong(addr string, exited <-chan struct{}) bool {
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			_ = c.SetDeadline(time.Now().Add(time.Second))
-			_, err = c.Write([]byte("PING\r\n"))
-			line, rerr := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if err == nil && rerr == nil && line == "+PONG\r\n" {
-				return true
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
 }
 
 func TestStateConformance(t *testing.T) {

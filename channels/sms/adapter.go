@@ -136,6 +136,24 @@ func (a *Adapter) Send(ctx context.Context, o channels.Outbound) (channels.Recei
 	return channels.Receipt{ID: id}, nil
 }
 
+// CanSend returns the error Send would return before calling a provider
+// (channels.ErrNoAdapter without a number, ErrOptedOut for a listed one),
+// or nil when Send would try. The HTTP API calls it before recording a
+// rep's reply, so a reply that can't go out is refused with nothing
+// recorded.
+func (a *Adapter) CanSend(ctx context.Context, customerID string, ids []sessions.Identity) error {
+	to, ok := pickPhone(ids)
+	if !ok {
+		return fmt.Errorf("sms: customer %s has no phone number: %w", customerID, channels.ErrNoAdapter)
+	}
+	if _, listed, err := a.dnc.Lookup(ctx, to); err != nil {
+		return fmt.Errorf("sms: customer %s: checking the opt-out list: %w", customerID, err)
+	} else if listed {
+		return fmt.Errorf("sms: customer %s: %w", customerID, ErrOptedOut)
+	}
+	return nil
+}
+
 func (a *Adapter) send(ctx context.Context, p Provider, m Outgoing) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.SendTimeout)
 	defer cancel()

@@ -3,9 +3,11 @@ package sms
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/omnigate/omnigate/channels"
 	"github.com/omnigate/omnigate/sessions"
 )
 
@@ -15,7 +17,8 @@ var (
 	// ErrOptedOut means the number is on the SMS do-not-contact list (it
 	// texted STOP, or the provider said so): nothing was sent and no
 	// provider was called.
-	ErrOptedOut = errors.New("sms: the customer opted out of SMS")
+	// It wraps channels.ErrOptedOut.
+	ErrOptedOut = fmt.Errorf("sms: the customer opted out of SMS (%w)", channels.ErrOptedOut)
 	// ErrSignature means a webhook's signature is missing, wrong or stale:
 	// answered 403 and not processed.
 	ErrSignature = errors.New("sms: webhook signature invalid")

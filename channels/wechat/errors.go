@@ -27,7 +27,8 @@ var (
 	// ErrTooManyMessages: WeChat answered 45047, too many
 	// customer-service messages to this customer without a reply from
 	// them. Nothing was sent; wait for the customer to write.
-	ErrTooManyMessages = errors.New("wechat: too many messages to the customer without a reply (errcode 45047)")
+	// It wraps channels.ErrRateLimited.
+	ErrTooManyMessages = fmt.Errorf("wechat: errcode 45047 (%w)", channels.ErrRateLimited)
 	// ErrNoMedia: the message has media this adapter can't send (not an
 	// image, or no Options.Media to read it with).
 	ErrNoMedia = errors.New("wechat: media can't be sent")

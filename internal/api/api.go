@@ -212,15 +212,27 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *Error) {
 			slog.String("route", r.Pattern), slog.Int("status", status),
 			slog.String("code", string(e.Code)), slog.Any("error", e.cause))
 	}
+	WriteError(w, e)
+}
+
+// WriteError writes e in the catalogue's shape,
+// {"error":{"code":"...","message":"..."}}, with its code's status. It
+// logs nothing: the caller logs the cause of a server error. For handlers
+// mounted beside the API (internal/webhooks) that answer in its catalogue.
+func WriteError(w http.ResponseWriter, e *Error) {
+	status := e.Code.Status()
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = e.Code, e.Message
-	writeJSON(w, status, body)
+	WriteJSON(w, status, body)
 }
 
 // healthz says the process is up; it checks nothing else, so an
 // orchestrator does not restart a gateway whose store is briefly away.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // readyz says whether this node should get traffic: its store answers.
@@ -235,5 +247,5 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, e)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -50,7 +50,7 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, p aut
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newPage(cs, next))
+	WriteJSON(w, http.StatusOK, newPage(cs, next))
 	return nil
 }
 
@@ -62,7 +62,7 @@ func (s *Server) getConversation(w http.ResponseWriter, r *http.Request, p auth.
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, c)
+	WriteJSON(w, http.StatusOK, c)
 	return nil
 }
 
@@ -162,6 +162,20 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err != nil {
 		return err
 	}
+	if chk, ok := adapter.(sendChecker); ok {
+		// A reply the channel would refuse before reaching the network is
+		// refused here, with nothing recorded.
+		if err := chk.CanSend(r.Context(), c.CustomerID, ids); err != nil {
+			if e := refusal(c.Channel, err, "nothing was sent or recorded"); e != nil {
+				return e
+			}
+			if errors.Is(err, channels.ErrNoAdapter) {
+				return &Error{Code: CodeChannelUnavailable, cause: err,
+					Message: fmt.Sprintf("channel %q can't reach the customer; nothing was sent or recorded", c.Channel)}
+			}
+			return err
+		}
+	}
 	msg := sessions.Message{Text: req.Text, ClientID: req.ClientID}
 	payload, err := json.Marshal(msg)
 	if err != nil {
@@ -178,7 +192,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, p auth.Prin
 		if !sameText(ev, sessions.KindMessageOut, c.ID, msg) {
 			return errorf(CodeConflict, "client_id was already used for a different message")
 		}
-		writeJSON(w, http.StatusOK, messageResponse{Event: ev})
+		WriteJSON(w, http.StatusOK, messageResponse{Event: ev})
 		return nil
 	}
 
@@ -207,13 +221,16 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, p auth.Prin
 	}
 	if sendErr != nil {
 		// writeError logs the cause (adapters keep addresses out of errors).
+		if e := refusal(c.Channel, sendErr, "the message is recorded as failed"); e != nil {
+			return e
+		}
 		if errors.Is(sendErr, channels.ErrNoAdapter) {
 			return &Error{Code: CodeChannelUnavailable, cause: sendErr,
 				Message: fmt.Sprintf("channel %q could not reach the customer; the message is recorded as failed", c.Channel)}
 		}
 		return &Error{Code: CodeSendFailed, Message: "the channel did not accept the message; it is recorded as failed, retry with a new client_id", cause: sendErr}
 	}
-	writeJSON(w, http.StatusCreated, messageResponse{Event: ev, Receipt: &receipt})
+	WriteJSON(w, http.StatusCreated, messageResponse{Event: ev, Receipt: &receipt})
 	return nil
 }
 
@@ -225,10 +242,49 @@ func sameText(ev sessions.Event, kind sessions.EventKind, conversationID string,
 		json.Unmarshal(ev.Payload, &got) == nil && got.Text == want.Text && got.ClientID == want.ClientID
 }
 
+// sendChecker is an adapter that can tell, without calling its network,
+// that a send would be refused (wechat's closed window, an SMS opt-out).
+type sendChecker interface {
+	CanSend(ctx context.Context, customerID string, ids []sessions.Identity) error
+}
+
+// nextChanneler is an error naming the customer's next best channel
+// (wechat.UnreachableError), found without importing the adapter.
+type nextChanneler interface {
+	error
+	NextChannel() string
+}
+
+// refusal places a channel's refusal to reach the customer in the
+// catalogue, or returns nil for any other error. outcome says what became
+// of the message.
+func refusal(channel string, err error, outcome string) *Error {
+	if _, ok := errors.AsType[nextChanneler](err); ok {
+		// Its text names the next best channel and never an address.
+		return &Error{Code: CodeWindowClosed, Message: err.Error() + "; " + outcome, cause: err}
+	}
+	switch {
+	case errors.Is(err, channels.ErrOptedOut):
+		return &Error{Code: CodeOptedOut, cause: err,
+			Message: fmt.Sprintf("the customer opted out of %s; %s", channel, outcome)}
+	case errors.Is(err, channels.ErrRateLimited):
+		return &Error{Code: CodeRateLimited, cause: err,
+			Message: fmt.Sprintf("%s refuses more messages until the customer writes; %s", channel, outcome)}
+	}
+	return nil
+}
+
 // sendFailure is what a failed send records on the timeline: the kind of
 // failure, not the adapter's text, which may quote an address.
 func sendFailure(err error) string {
+	if _, ok := errors.AsType[nextChanneler](err); ok {
+		return "window_closed"
+	}
 	switch {
+	case errors.Is(err, channels.ErrOptedOut):
+		return "opted_out"
+	case errors.Is(err, channels.ErrRateLimited):
+		return "rate_limited"
 	case errors.Is(err, channels.ErrNoAdapter):
 		return "channel_unavailable"
 	case errors.Is(err, context.DeadlineExceeded):
@@ -273,7 +329,7 @@ func (s *Server) postNote(w http.ResponseWriter, r *http.Request, p auth.Princip
 		}
 		status = http.StatusOK
 	}
-	writeJSON(w, status, messageResponse{Event: ev})
+	WriteJSON(w, status, messageResponse{Event: ev})
 	return nil
 }
 
@@ -319,7 +375,7 @@ func (s *Server) assign(w http.ResponseWriter, r *http.Request, p auth.Principal
 		return err
 	}
 	if c.Assignee == to {
-		writeJSON(w, http.StatusOK, changeResponse{Conversation: c})
+		WriteJSON(w, http.StatusOK, changeResponse{Conversation: c})
 		return nil
 	}
 	kind := sessions.KindAssignment
@@ -359,7 +415,7 @@ func (s *Server) setStatus(w http.ResponseWriter, r *http.Request, p auth.Princi
 		return err
 	}
 	if c.Status == to || (to == sessions.StatusOpen && c.Status.Active()) {
-		writeJSON(w, http.StatusOK, changeResponse{Conversation: c})
+		WriteJSON(w, http.StatusOK, changeResponse{Conversation: c})
 		return nil
 	}
 	return s.update(w, r, c.ID, sessions.ConversationUpdate{
@@ -373,6 +429,6 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, id string, u ses
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, changeResponse{Conversation: c, Event: &ev})
+	WriteJSON(w, http.StatusOK, changeResponse{Conversation: c, Event: &ev})
 	return nil
 }

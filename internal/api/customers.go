@@ -83,7 +83,7 @@ func (s *Server) searchCustomers(w http.ResponseWriter, r *http.Request, p auth.
 	for i := range cs {
 		cs[i] = maskCustomer(p, cs[i])
 	}
-	writeJSON(w, http.StatusOK, newPage(cs, ""))
+	WriteJSON(w, http.StatusOK, newPage(cs, ""))
 	return nil
 }
 
@@ -99,7 +99,7 @@ func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, v)
+	WriteJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -142,7 +142,7 @@ func (s *Server) patchCustomer(w http.ResponseWriter, r *http.Request, p auth.Pr
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, v)
+	WriteJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -172,7 +172,7 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request, p auth.Princip
 	if len(evs) == limit {
 		next = strconv.FormatUint(evs[len(evs)-1].Seq, 10)
 	}
-	writeJSON(w, http.StatusOK, newPage(maskEvents(p, evs), next))
+	WriteJSON(w, http.StatusOK, newPage(maskEvents(p, evs), next))
 	return nil
 }
 
@@ -219,6 +219,6 @@ func (s *Server) mergeCustomer(w http.ResponseWriter, r *http.Request, p auth.Pr
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, mergeResponse{Customer: v, Event: maskEvents(p, []sessions.Event{ev})[0]})
+	WriteJSON(w, http.StatusOK, mergeResponse{Customer: v, Event: maskEvents(p, []sessions.Event{ev})[0]})
 	return nil
 }

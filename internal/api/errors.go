@@ -28,7 +28,10 @@ const (
 	CodeConflict           Code = "conflict"               // 409: state does not allow it (topic taken, resolved, client id reused)
 	CodeMerged             Code = "merged"                 // 409: the customer was merged into another
 	CodeIdentityTaken      Code = "identity_taken"         // 409: the identity belongs to another customer
+	CodeWindowClosed       Code = "window_closed"          // 409: the channel can't reach the customer now (WeChat's 48-hour window, unfollowed); the message names the next best channel
+	CodeOptedOut           Code = "opted_out"              // 409: the customer opted out of the channel (SMS STOP)
 	CodeTooLarge           Code = "too_large"              // 413
+	CodeRateLimited        Code = "rate_limited"           // 429: the channel refused more messages until the customer writes
 	CodeUnsupportedMedia   Code = "unsupported_media_type" // 415: body is not application/json
 	CodeInternal           Code = "internal"               // 500
 	CodeSendFailed         Code = "send_failed"            // 502: the channel refused the message
@@ -46,7 +49,10 @@ var statusOf = map[Code]int{
 	CodeConflict:           http.StatusConflict,
 	CodeMerged:             http.StatusConflict,
 	CodeIdentityTaken:      http.StatusConflict,
+	CodeWindowClosed:       http.StatusConflict,
+	CodeOptedOut:           http.StatusConflict,
 	CodeTooLarge:           http.StatusRequestEntityTooLarge,
+	CodeRateLimited:        http.StatusTooManyRequests,
 	CodeUnsupportedMedia:   http.StatusUnsupportedMediaType,
 	CodeInternal:           http.StatusInternalServerError,
 	CodeSendFailed:         http.StatusBadGateway,

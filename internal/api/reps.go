@@ -73,7 +73,7 @@ func (s *Server) listReps(w http.ResponseWriter, r *http.Request, p auth.Princip
 	for i, rep := range reps {
 		out[i] = s.repView(rep)
 	}
-	writeJSON(w, http.StatusOK, newPage(out, ""))
+	WriteJSON(w, http.StatusOK, newPage(out, ""))
 	return nil
 }
 
@@ -113,6 +113,6 @@ func (s *Server) setPresence(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err := s.routing.SetPresence(r.Context(), id, req.Status); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.repView(rep))
+	WriteJSON(w, http.StatusOK, s.repView(rep))
 	return nil
 }

@@ -14,10 +14,13 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/omnigate/omnigate/channels/sms"
 	"github.com/omnigate/omnigate/channels/webchat"
+	"github.com/omnigate/omnigate/channels/wechat"
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/inbox"
+	"github.com/omnigate/omnigate/internal/webhooks"
 	"github.com/omnigate/omnigate/router"
 	"github.com/omnigate/omnigate/sessions"
 )
@@ -39,6 +42,15 @@ type Config struct {
 	Webchat         webchat.Config `yaml:"webchat"`
 	Inbox           inbox.Config   `yaml:"inbox"`
 	Routing         Routing        `yaml:"routing"`
+	// WeChat is the official accounts answered at /channels/wechat/{key}.
+	// No accounts means the channel is off.
+	WeChat wechat.Config `yaml:"wechat"`
+	// SMS is the providers posting to /channels/sms/{provider}. No
+	// providers means the channel is off.
+	SMS sms.Config `yaml:"sms"`
+	// Webhooks is integrator events in (POST /v1/events) and webhooks out.
+	// No integrations means /v1/events refuses every request.
+	Webhooks webhooks.Config `yaml:"webhooks"`
 }
 
 // Routing is who gets each contact: router.Config (queues and their
@@ -276,6 +288,10 @@ func (c *Config) ResolveEnv(lookup func(string) (string, bool)) error {
 		}
 		site.Secret = v
 	}
+	// wechat names itself in its errors; sms and webhooks do not.
+	errs = append(errs, c.WeChat.ResolveEnv(lookup))
+	errs = append(errs, prefixed("sms.", c.SMS.ResolveEnv(lookup))...)
+	errs = append(errs, prefixed("webhooks.", c.Webhooks.ResolveEnv(lookup))...)
 	if env := c.Store.Valkey.PasswordEnv; env != "" {
 		if v, ok := lookup(env); ok {
 			c.Store.Valkey.Password = v
@@ -321,7 +337,9 @@ func (c Config) Validate() error {
 	errs = append(errs, prefixed("auth.", c.Auth.Validate())...)
 	errs = append(errs, prefixed("api.", c.API.Validate())...)
 	// webchat and inbox name themselves in their errors.
-	errs = append(errs, c.Webchat.Validate(), c.Inbox.Validate())
+	errs = append(errs, c.Webchat.Validate(), c.Inbox.Validate(), c.WeChat.Validate())
+	errs = append(errs, prefixed("sms.", c.SMS.Validate())...)
+	errs = append(errs, prefixed("webhooks.", c.Webhooks.Validate())...)
 	errs = append(errs, c.Routing.validate(c.Auth.Reps)...)
 	return errors.Join(errs...)
 }

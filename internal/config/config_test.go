@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"encoding/base64"
 	"errors"
 	"io/fs"
 	"path/filepath"
@@ -16,6 +17,10 @@ import (
 func fakeEnv(name string) (string, bool) {
 	if !strings.HasPrefix(name, "OMNIGATE_") {
 		return "", false
+	}
+	if strings.HasSuffix(name, "_WEBHOOK_SECRET") {
+		// Standard Webhooks secrets have a format: whsec_<base64>.
+		return "whsec_" + base64.StdEncoding.EncodeToString([]byte("test-secret-for-"+name)), true
 	}
 	return "test-secret-for-" + name, true
 }
@@ -72,9 +77,18 @@ func TestExampleConfigs(t *testing.T) {
 		cluster.Webchat.Sites[0].Secret != "test-secret-for-OMNIGATE_WEBCHAT_SHOP_SECRET" {
 		t.Errorf("cluster secrets not resolved: %+v", cluster.Store.Valkey)
 	}
+	if cluster.SMS.Providers[0].AuthToken != "test-secret-for-OMNIGATE_TWILIO_AUTH_TOKEN" ||
+		!strings.HasPrefix(cluster.Webhooks.Integrations[0].Secret, "whsec_") || !cluster.Webhooks.NoDelivery {
+		t.Errorf("cluster sms/webhooks = %+v %+v", cluster.SMS, cluster.Webhooks)
+	}
+	if len(single.Webhooks.Integrations) != 1 || len(single.SMS.Providers) != 0 || len(single.WeChat.Accounts) != 0 {
+		t.Errorf("demo webhooks/sms/wechat = %+v %+v %+v", single.Webhooks, single.SMS, single.WeChat)
+	}
 	// Without the environment, every missing secret is named at once.
 	_, err = config.Load("../../configs/gateway-cluster.yaml", noEnv)
-	for _, v := range []string{"OMNIGATE_ADMIN_KEY", "OMNIGATE_CRM_KEY", "OMNIGATE_REP_ALICE_TOKEN", "OMNIGATE_REP_CAROL_TOKEN", "OMNIGATE_WEBCHAT_SHOP_SECRET"} {
+	for _, v := range []string{"OMNIGATE_ADMIN_KEY", "OMNIGATE_CRM_KEY", "OMNIGATE_REP_ALICE_TOKEN", "OMNIGATE_REP_CAROL_TOKEN", "OMNIGATE_WEBCHAT_SHOP_SECRET",
+		"sms.providers[0].auth_token_env: environment variable OMNIGATE_TWILIO_AUTH_TOKEN",
+		"webhooks.integrations[0].secret_env: environment variable OMNIGATE_CRM_WEBHOOK_SECRET"} {
 		if err == nil || !strings.Contains(err.Error(), v) {
 			t.Errorf("error does not name %s: %v", v, err)
 		}
@@ -249,5 +263,19 @@ routing:
 	}
 	if _, err := config.Parse([]byte("routing:\n  reps:\n    - {id: a, skils: {x: 1}}\n"), noEnv); err == nil || !strings.Contains(err.Error(), "skils") {
 		t.Errorf("typo in routing.reps: %v", err)
+	}
+}
+
+func TestChannelSectionsNamedOnce(t *testing.T) {
+	t.Parallel()
+	y := "wechat:\n  accounts: [{key: main}]\nsms:\n  providers: [{name: tw, kind: fax}]\nwebhooks:\n  integrations: [{name: crm, secret: nope}]\n"
+	_, err := config.Parse([]byte(y), noEnv)
+	for _, want := range []string{"\nwechat: accounts[0]", "\nsms.providers[0].kind", "\nwebhooks.integrations[0].secret"} {
+		if err == nil || !strings.Contains("\n"+err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "wechat.wechat") || strings.Contains(err.Error(), "sms.sms") {
+		t.Errorf("double prefix:\n%v", err)
 	}
 }

@@ -6,14 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/valkey-io/valkey-go"
 
+	"github.com/omnigate/omnigate/internal/testredis"
 	"github.com/omnigate/omnigate/router"
 	"github.com/omnigate/omnigate/sessions"
 )
@@ -56,7 +55,7 @@ func TestClusterRouting(t *testing.T) {
 		capacity = 100
 		chatCost = 25
 	)
-	addr := valkeyAddr(t)
+	addr := testredis.Addr(t)
 	prefix := fmt.Sprintf("ogcluster%d", time.Now().UnixNano())
 	bin := buildGateway(t)
 	dir := t.TempDir()
@@ -397,6 +396,7 @@ func startGateway(t *testing.T, bin, cfgPath, logPath string) *gatewayProc {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-config", cfgPath)
+	cmd.Dir = t.TempDir() // data_dir ("data") is per node: the webhooks outbox is a file of its node
 	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -474,70 +474,4 @@ func buildGateway(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// valkeyAddr is OMNIGATE_VALKEY_ADDR, or a redis-server started for the
-// test on a free loopback port and stopped (by PID) when it ends. Without
-// either the test is skipped, unless CI=true.
-func valkeyAddr(t *testing.T) string {
-	t.Helper()
-	if addr := os.Getenv("OMNIGATE_VALKEY_ADDR"); addr != "" {
-		return addr
-	}
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("OMNIGATE_VALKEY_ADDR is unset and redis-server is not on PATH: %v", err)
-		}
-		t.Skip("OMNIGATE_VALKEY_ADDR is unset and redis-server is not on PATH")
-	}
-	for range 5 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-			"--save", "", "--appendonly", "no", "--dir", t.TempDir())
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		if pong(addr, exited) {
-			t.Cleanup(func() {
-				_ = cmd.Process.Kill()
-				<-exited
-			})
-			return addr
-		}
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-	t.Fatal("could not start redis-server")
-	return ""
-}
-
-func pong(addr string, exited <-chan struct{}) bool {
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			_ = c.SetDeadline(time.Now().Add(time.Second))
-			_, err = c.Write([]byte("PING\r\n"))
-			line, rerr := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if err == nil && rerr == nil && line == "+PONG\r\n" {
-				return true
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
 }

@@ -4,20 +4,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/valkey-io/valkey-go"
 
 	"github.com/omnigate/omnigate/channels"
+	"github.com/omnigate/omnigate/channels/sms"
 	"github.com/omnigate/omnigate/channels/webchat"
+	"github.com/omnigate/omnigate/channels/wechat"
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/inbox"
+	"github.com/omnigate/omnigate/internal/webhooks"
 	"github.com/omnigate/omnigate/sessions"
 	"github.com/omnigate/omnigate/widget"
 )
@@ -32,6 +38,13 @@ type Gateway struct {
 	inbox   *inbox.Hub
 	webchat *webchat.Adapter
 	routing *routing
+
+	wechat   *wechat.Adapter   // nil when no account is configured
+	sms      *sms.Adapter      // nil when no provider is configured
+	dnc      io.Closer         // sms's do-not-contact list; nil without sms
+	webhooks *webhooks.Service // always built: /v1/events and the admin API
+	outbox   *webhooks.BoltOutbox
+	valkey   valkey.Client // wechat's token cache in a cluster; nil otherwise
 }
 
 // New opens the store, builds the API and binds the listen address, so a
@@ -67,6 +80,7 @@ func (g *Gateway) build() (err error) {
 		if g.routing != nil {
 			g.routing.close()
 		}
+		g.closeChannels()
 	}()
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(collectors.NewGoCollector()); err != nil {
@@ -95,7 +109,31 @@ func (g *Gateway) build() (err error) {
 	if err != nil {
 		return err
 	}
-	chans, err := channels.NewRegistry(g.webchat)
+	adapters := []channels.Adapter{g.webchat}
+	if len(g.cfg.WeChat.Accounts) > 0 {
+		if err := g.buildWeChat(reg); err != nil {
+			return err
+		}
+		adapters = append(adapters, g.wechat)
+	}
+	if len(g.cfg.SMS.Providers) > 0 {
+		if err := g.buildSMS(); err != nil {
+			return err
+		}
+		adapters = append(adapters, g.sms)
+	}
+	chans, err := channels.NewRegistry(adapters...)
+	if err != nil {
+		return err
+	}
+	g.outbox, err = webhooks.OpenBoltOutbox(filepath.Join(g.cfg.DataDir, "webhooks.db"))
+	if err != nil {
+		return fmt.Errorf("gateway: webhooks outbox: %w", err)
+	}
+	g.webhooks, err = webhooks.New(g.cfg.Webhooks, webhooks.Options{
+		Store: g.store, Outbox: g.outbox, Auth: authn, Metrics: reg, Logger: g.log.With("part", "webhooks"),
+		Reps: func(id string) bool { _, ok := repNames[id]; return ok },
+	})
 	if err != nil {
 		return err
 	}
@@ -123,6 +161,17 @@ func (g *Gateway) build() (err error) {
 	mux.Handle("GET /inbox", widget.InboxHandler())
 	mux.Handle("GET /inbox/", widget.InboxHandler())
 	mux.Handle("GET /inbox/ws", g.inbox)
+	mux.Handle("POST /v1/events", g.webhooks.Intake())
+	for _, pattern := range g.webhooks.AdminRoutes() {
+		mux.Handle(pattern, g.webhooks.Admin())
+	}
+	if g.wechat != nil {
+		mux.Handle("GET /channels/wechat/{key}", g.wechat)
+		mux.Handle("POST /channels/wechat/{key}", g.wechat)
+	}
+	if g.sms != nil {
+		mux.Handle("POST /channels/sms/{provider}", g.sms)
+	}
 
 	g.ln, err = net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
@@ -136,6 +185,91 @@ func (g *Gateway) build() (err error) {
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
 	return nil
+}
+
+// buildWeChat builds the WeChat adapter. In a cluster its access tokens
+// and callback nonces live in Valkey, shared by every node, through a
+// client of its own.
+func (g *Gateway) buildWeChat(reg prometheus.Registerer) error {
+	o := wechat.Options{Store: g.store, Logger: g.log.With("channel", "wechat"), Metrics: reg}
+	if g.cfg.Store.Kind == config.StoreValkey {
+		v := g.cfg.Store.Valkey
+		addrs := v.Addrs
+		if len(addrs) == 0 {
+			addrs = []string{"127.0.0.1:6379"}
+		}
+		client, err := valkey.NewClient(valkey.ClientOption{InitAddress: addrs, Password: v.Password,
+			SelectDB: v.DB, DisableCache: true})
+		if err != nil {
+			return fmt.Errorf("gateway: wechat: valkey %v: %w", addrs, err)
+		}
+		g.valkey = client
+		prefix := v.KeyPrefix
+		if prefix == "" {
+			prefix = "og"
+		}
+		o.TokenCache = wechat.NewValkeyCache(client, prefix+":")
+	}
+	a, err := wechat.New(g.cfg.WeChat, o)
+	if err != nil {
+		return err
+	}
+	g.wechat = a
+	return nil
+}
+
+// buildSMS builds the SMS adapter with its do-not-contact list: a bbolt
+// file beside the store on one node, the store's Valkey in a cluster.
+func (g *Gateway) buildSMS() error {
+	var dnc sms.DoNotContact
+	switch g.cfg.Store.Kind {
+	case config.StoreValkey:
+		d, err := sms.OpenValkeyDoNotContact(g.cfg.Store.Valkey.ValkeyOptions)
+		if err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		dnc, g.dnc = d, d
+	default:
+		d, err := sms.OpenBoltDoNotContact(filepath.Join(g.cfg.DataDir, "sms.db"))
+		if err != nil {
+			return fmt.Errorf("gateway: sms do-not-contact list: %w", err)
+		}
+		dnc, g.dnc = d, d
+	}
+	a, err := sms.New(g.cfg.SMS, sms.Options{Store: g.store, DoNotContact: dnc, Logger: g.log.With("channel", "sms")})
+	if err != nil {
+		return err
+	}
+	g.sms = a
+	return nil
+}
+
+// closeChannels stops webhooks and closes the channels' own resources, in
+// the order shutdown needs: webhooks (attempts in flight recorded), its
+// outbox, the do-not-contact list, wechat, then wechat's Valkey client.
+// Each may be nil. The store stays open.
+func (g *Gateway) closeChannels() error {
+	var errs []error
+	if g.webhooks != nil {
+		g.webhooks.Close()
+	}
+	if g.outbox != nil {
+		if err := g.outbox.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: close webhooks outbox: %w", err))
+		}
+	}
+	if g.dnc != nil {
+		if err := g.dnc.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: close sms do-not-contact list: %w", err))
+		}
+	}
+	if g.wechat != nil {
+		_ = g.wechat.Close()
+	}
+	if g.valkey != nil {
+		g.valkey.Close()
+	}
+	return errors.Join(errs...)
 }
 
 func openStore(ctx context.Context, c config.Store) (sessions.Store, error) {
@@ -204,6 +338,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err := g.routing.start(); err != nil {
 		return errors.Join(err, g.shutdown())
 	}
+	// Not ctx: Run with an ended ctx still starts and stops in order.
+	startCtx, cancelStart := context.WithTimeout(context.Background(), 15*time.Second)
+	err := g.webhooks.Start(startCtx)
+	cancelStart()
+	if err != nil {
+		return errors.Join(err, g.shutdown())
+	}
+	if g.cfg.Store.Kind == config.StoreValkey && !g.cfg.Webhooks.NoDelivery {
+		g.log.Info("webhooks: this node delivers webhooks; set webhooks.no_delivery on every other node")
+	}
 	g.log.Info("gateway serving", slog.String("addr", g.hostPort()), slog.String("store", g.cfg.Store.Kind))
 	served := make(chan error, 1)
 	go func() { served <- g.srv.Serve(g.ln) }()
@@ -236,6 +380,9 @@ func (g *Gateway) shutdown() error {
 	// Then routing, which gives up this node's lease so the others take
 	// over its conversations at once.
 	g.routing.close()
+	if err := g.closeChannels(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := g.store.Close(); err != nil && !errors.Is(err, sessions.ErrClosed) {
 		errs = append(errs, fmt.Errorf("gateway: close store: %w", err))
 	}

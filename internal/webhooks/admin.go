@@ -105,7 +105,7 @@ func (a *admin) listEndpoints(w http.ResponseWriter, r *http.Request, p auth.Pri
 	for i, ep := range eps {
 		out[i] = view(ep)
 	}
-	writeJSON(w, http.StatusOK, newPage(out, ""))
+	api.WriteJSON(w, http.StatusOK, newPage(out, ""))
 	return nil
 }
 
@@ -149,7 +149,7 @@ func (a *admin) createEndpoint(w http.ResponseWriter, r *http.Request, p auth.Pr
 	a.s.log.Info("webhooks: endpoint registered", slog.String("endpoint", ep.ID), slog.String("by", p.Author()))
 	v := view(ep)
 	v.Secret = ep.Secret
-	writeJSON(w, http.StatusCreated, v)
+	api.WriteJSON(w, http.StatusCreated, v)
 	return nil
 }
 
@@ -158,7 +158,7 @@ func (a *admin) getEndpoint(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, view(ep))
+	api.WriteJSON(w, http.StatusOK, view(ep))
 	return nil
 }
 
@@ -191,7 +191,7 @@ func (a *admin) enableEndpoint(w http.ResponseWriter, r *http.Request, p auth.Pr
 		return err
 	}
 	a.s.log.Info("webhooks: endpoint enabled", slog.String("endpoint", ep.ID), slog.String("by", p.Author()))
-	writeJSON(w, http.StatusOK, view(ep))
+	api.WriteJSON(w, http.StatusOK, view(ep))
 	return nil
 }
 
@@ -230,7 +230,7 @@ func (a *admin) deliveries(w http.ResponseWriter, r *http.Request, state State) 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newPage(ds, next))
+	api.WriteJSON(w, http.StatusOK, newPage(ds, next))
 	return nil
 }
 
@@ -250,7 +250,7 @@ func (a *admin) listAttempts(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newPage(as, next))
+	api.WriteJSON(w, http.StatusOK, newPage(as, next))
 	return nil
 }
 
@@ -259,7 +259,7 @@ func (a *admin) getDelivery(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, d)
+	api.WriteJSON(w, http.StatusOK, d)
 	return nil
 }
 
@@ -276,7 +276,7 @@ func (a *admin) replayDelivery(w http.ResponseWriter, r *http.Request, p auth.Pr
 		return err
 	}
 	a.s.kick()
-	writeJSON(w, http.StatusOK, d)
+	api.WriteJSON(w, http.StatusOK, d)
 	return nil
 }
 
@@ -316,7 +316,7 @@ func (a *admin) replayDead(w http.ResponseWriter, r *http.Request, p auth.Princi
 	}
 	a.s.log.Info("webhooks: dead letters replayed", slog.String("endpoint", id), slog.Int("deliveries", res.Replayed), slog.String("by", p.Author()))
 	a.s.kick()
-	writeJSON(w, http.StatusOK, res)
+	api.WriteJSON(w, http.StatusOK, res)
 	return nil
 }
 

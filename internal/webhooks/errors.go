@@ -2,7 +2,6 @@ package webhooks
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -11,10 +10,8 @@ import (
 	"github.com/omnigate/omnigate/sessions"
 )
 
-// This package answers with internal/api's error catalogue (api.Code) in
-// the same JSON shape, {"error":{"code","message"}}. api's writer is
-// unexported, so writeError below is a minimal copy of it; once api
-// exports one (WriteError), this file should call it instead.
+// This package answers with internal/api's error catalogue (api.Code),
+// written by api.WriteError, so clients see one shape on every /v1 route.
 
 func apiError(code api.Code, msg string) *api.Error { return &api.Error{Code: code, Message: msg} }
 
@@ -44,28 +41,9 @@ func toAPIError(err error) (e *api.Error, server bool) {
 
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	e, server := toAPIError(err)
-	status := e.Code.Status()
-	if status == 0 {
-		status = http.StatusInternalServerError
-	}
-	if server || status >= 500 {
+	if status := e.Code.Status(); server || status == 0 || status >= 500 {
 		log.LogAttrs(r.Context(), slog.LevelError, "webhooks request failed", slog.String("route", r.Pattern),
 			slog.Int("status", status), slog.String("code", string(e.Code)), slog.Any("error", err))
 	}
-	var body struct {
-		Error struct {
-			Code    api.Code `json:"code"`
-			Message string   `json:"message"`
-		} `json:"error"`
-	}
-	body.Error.Code, body.Error.Message = e.Code, e.Message
-	writeJSON(w, status, body)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	api.WriteError(w, e)
 }

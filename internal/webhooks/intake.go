@@ -223,7 +223,7 @@ func (in *intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		in.m.eventsIn.WithLabelValues("appended").Inc()
 	}
-	writeJSON(w, http.StatusOK, resp)
+	api.WriteJSON(w, http.StatusOK, resp)
 }
 
 // handle authenticates, decodes and applies one event. Order, so that a

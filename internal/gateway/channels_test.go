@@ -1,0 +1,164 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/omnigate/omnigate/channels/sms"
+	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/gateway"
+	"github.com/omnigate/omnigate/internal/webhooks/signing"
+)
+
+// TestChannelsWired drives the channels of issues #5 and #6 through a
+// whole gateway: signed integrator events, Twilio SMS in and out, opt-out.
+func TestChannelsWired(t *testing.T) {
+	t.Parallel()
+	const authToken = "twilio-test-auth-token"
+	var mu sync.Mutex
+	var sent []url.Values // what reached the fake Twilio
+	twilio := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		mu.Lock()
+		sent = append(sent, r.PostForm)
+		n := len(sent)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"sid":"SM%032d"}`, n)
+	}))
+	defer twilio.Close()
+	sentCount := func() int { mu.Lock(); defer mu.Unlock(); return len(sent) }
+
+	secret := signing.NewSecret()
+	y := fmt.Sprintf(`
+listen: 127.0.0.1:0
+data_dir: %s
+shutdown_timeout: 5s
+auth:
+  admin_keys: [{name: test, key: %s}]
+  reps: [{id: alice, token: test-alice-token-0123456789}]
+webhooks:
+  integrations: [{name: crm, secret: %s}]
+sms:
+  opt_out_reply: "-"
+  providers:
+    - {name: twilio, kind: twilio, account_sid: AC0123, auth_token: %s, from: "+15005550006", base_url: %s}
+`, t.TempDir(), adminKey, secret, authToken, twilio.URL)
+	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g, err := gateway.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	}()
+	base := g.BaseURL()
+
+	call := func(method, path string, body []byte, h http.Header) (int, http.Header, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
+		for k, v := range h {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		raw, _ := io.ReadAll(resp.Body)
+		_ = json.Unmarshal(raw, &out)
+		return resp.StatusCode, resp.Header, out
+	}
+	asAdmin := http.Header{"Authorization": {"Bearer " + adminKey}, "Content-Type": {"application/json"}}
+	conversations := func(channel string) []map[string]any {
+		t.Helper()
+		_, _, page := call("GET", "/v1/conversations", nil, asAdmin)
+		var out []map[string]any
+		for _, c := range page["data"].([]any) {
+			if c := c.(map[string]any); c["channel"] == channel {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+
+	// An integrator event on a topic opens one conversation; its replay
+	// changes nothing.
+	sec, _ := signing.ParseSecret(secret)
+	event := []byte(`{"customer":{"email":"wang@example.com"},"type":"order.shipped","data":{"order":"42"},"conversation":{"topic":"order-42","open":true}}`)
+	h := http.Header{"Content-Type": {"application/json"}}
+	sec.SetHeaders(h, "msg_order42", time.Now(), event)
+	status, _, first := call("POST", "/v1/events", event, h)
+	if status != 200 || first["conversation_id"] == "" {
+		t.Fatalf("POST /v1/events = %d %v", status, first)
+	}
+	status, hdr, again := call("POST", "/v1/events", event, h)
+	if status != 200 || hdr.Get("Omnigate-Duplicate") != "true" || again["event_id"] != first["event_id"] {
+		t.Fatalf("replay = %d %v %v, want the first answer", status, hdr, again)
+	}
+	if n := len(conversations("api")); n != 1 {
+		t.Errorf("%d api conversations, want 1", n)
+	}
+
+	// A Twilio-signed SMS reaches a timeline; a reply reaches Twilio.
+	inbound := func(sid, text string) {
+		t.Helper()
+		form := url.Values{"MessageSid": {sid}, "From": {"+14155550100"}, "To": {"+15005550006"}, "Body": {text}}
+		u := base + "/channels/sms/twilio"
+		h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"},
+			"X-Twilio-Signature": {sms.TwilioSignature(authToken, u, form)}}
+		if status, _, body := call("POST", "/channels/sms/twilio", []byte(form.Encode()), h); status != 200 {
+			t.Fatalf("inbound %q = %d %v", text, status, body)
+		}
+	}
+	inbound("SM1", "Where is my order?")
+	smsConvs := conversations("sms")
+	if len(smsConvs) != 1 {
+		t.Fatalf("sms conversations = %v", smsConvs)
+	}
+	convID := smsConvs[0]["id"].(string)
+	status, _, body := call("POST", "/v1/conversations/"+convID+"/messages", []byte(`{"text":"On its way","client_id":"r1"}`), asAdmin)
+	if status != 201 || sentCount() != 1 {
+		t.Fatalf("reply = %d %v, %d sent", status, body, sentCount())
+	}
+	mu.Lock()
+	if to, text := sent[0].Get("To"), sent[0].Get("Body"); to != "+14155550100" || text != "On its way" {
+		t.Errorf("Twilio got To=%q Body=%q", to, text)
+	}
+	mu.Unlock()
+
+	// STOP, then a reply is refused with nothing sent or recorded.
+	inbound("SM2", "STOP")
+	status, _, body = call("POST", "/v1/conversations/"+convID+"/messages", []byte(`{"text":"Still there?","client_id":"r2"}`), asAdmin)
+	if code := body["error"].(map[string]any)["code"]; status != 409 || code != "opted_out" {
+		t.Fatalf("reply after STOP = %d %v, want 409 opted_out", status, body)
+	}
+	if sentCount() != 1 {
+		t.Errorf("%d sent after STOP, want still 1", sentCount())
+	}
+	_, _, conv := call("GET", "/v1/customers/"+smsConvs[0]["customer_id"].(string)+"/timeline", nil, asAdmin)
+	if tl := fmt.Sprint(conv); !strings.Contains(tl, "On its way") || strings.Contains(tl, "Still there?") {
+		t.Errorf("timeline should hold the sent reply and not the refused one: %v", tl)
+	}
+}
