@@ -12,6 +12,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/omnigate/omnigate/channels/wechat"
+	"github.com/omnigate/omnigate/channels/wechat/wechattest"
 	"github.com/omnigate/omnigate/internal/testredis"
 	"github.com/omnigate/omnigate/sessions"
 )
@@ -122,16 +123,14 @@ func TestClusterFetchesTokenOnce(t *testing.T) {
 	t.Parallel()
 	addr := testredis.Addr(t)
 	prefix := testPrefix()
-	fake := newFakeWeChat(t)
-	fake.addApp(acctB.AppID, acctB.AppSecret)
-	fake.mu.Lock()
-	fake.tokenDelay = 150 * time.Millisecond // both nodes are waiting while the one fetch runs
-	fake.mu.Unlock()
-	store := sessions.NewMemoryStore() // the nodes share the store, as with ValkeyStore
+	fake := wechattest.New(t)
+	fake.AddApp(acctB.AppID, acctB.AppSecret)
+	fake.SetTokenDelay(150 * time.Millisecond) // both nodes are waiting while the one fetch runs
+	store := sessions.NewMemoryStore()         // the nodes share the store, as with ValkeyStore
 	t.Cleanup(func() { _ = store.Close() })
 
 	acct := acctB
-	acct.APIBaseURL = fake.srv.URL
+	acct.APIBaseURL = fake.URL
 	var nodes []*wechat.Adapter
 	for i := range 2 {
 		// Each node has its own connection, as separate processes would.
@@ -169,15 +168,15 @@ func TestClusterFetchesTokenOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := fake.tokensIssued(acct.AppID); n != 1 {
+	if n := fake.TokensIssued(acct.AppID); n != 1 {
 		t.Fatalf("the token was fetched %d times, want once", n)
 	}
-	if n := len(fake.sent()); n != 10 {
+	if n := len(fake.Sent()); n != 10 {
 		t.Fatalf("%d sent, want 10", n)
 	}
 
 	// WeChat rejects the shared token: both nodes notice, one refreshes.
-	fake.revoke(acct.AppID)
+	fake.Revoke(acct.AppID)
 	errs = make(chan error, 4)
 	for i := range 4 {
 		wg.Go(func() {
@@ -192,7 +191,7 @@ func TestClusterFetchesTokenOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := fake.tokensIssued(acct.AppID); n != 2 {
+	if n := fake.TokensIssued(acct.AppID); n != 2 {
 		t.Fatalf("after 40001 the token was fetched %d times in all, want 2", n)
 	}
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/omnigate/omnigate/channels"
 	"github.com/omnigate/omnigate/channels/wechat"
+	"github.com/omnigate/omnigate/channels/wechat/wechattest"
 	"github.com/omnigate/omnigate/sessions"
 )
 
@@ -55,7 +56,7 @@ func (c *clock) set(t time.Time) { c.ns.Store(t.UnixNano()) }
 type env struct {
 	t     testing.TB
 	store *sessions.MemoryStore
-	fake  *fakeWeChat
+	fake  *wechattest.Server
 	a     *wechat.Adapter
 	mux   *http.ServeMux
 	clock *clock
@@ -64,12 +65,12 @@ type env struct {
 
 func newEnv(t testing.TB, accounts []wechat.Account, edit func(*wechat.Config, *wechat.Options)) *env {
 	t.Helper()
-	e := &env{t: t, store: sessions.NewMemoryStore(), fake: newFakeWeChat(t), clock: &clock{}, accts: map[string]wechat.Account{}}
+	e := &env{t: t, store: sessions.NewMemoryStore(), fake: wechattest.New(t), clock: &clock{}, accts: map[string]wechat.Account{}}
 	cfg := wechat.Config{}
 	for _, acct := range accounts {
-		acct.APIBaseURL = e.fake.srv.URL
+		acct.APIBaseURL = e.fake.URL
 		cfg.Accounts = append(cfg.Accounts, acct)
-		e.fake.addApp(acct.AppID, acct.AppSecret)
+		e.fake.AddApp(acct.AppID, acct.AppSecret)
 		e.accts[acct.Key] = acct
 	}
 	opts := wechat.Options{Store: e.store, Now: e.clock.now,
@@ -641,8 +642,8 @@ func TestMessageTypes(t *testing.T) {
 func TestMatrixOneCustomerOneConversation(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, []wechat.Account{acctA, acctB}, nil)
-	e.fake.follower(acctA.AppID, "oA_alice", "uAlice")
-	e.fake.follower(acctB.AppID, "oB_alice", "uAlice")
+	e.fake.Follower(acctA.AppID, "oA_alice", "uAlice")
+	e.fake.Follower(acctB.AppID, "oB_alice", "uAlice")
 	now := time.Now()
 
 	mustSuccess(t, e.deliver(acctA.Key, textXML("oA_alice", now, 1, "我的快递还没到")))
@@ -677,7 +678,7 @@ func TestMatrixOneCustomerOneConversation(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = receipt
-	sent := e.fake.sent()
+	sent := e.fake.Sent()
 	if len(sent) != 1 || sent[0].AppID != acctB.AppID || sent[0].Body["touser"] != "oB_alice" || sent[0].Body["msgtype"] != "text" ||
 		sent[0].Body["text"].(map[string]any)["content"] != "您好，我们正在查询" {
 		t.Fatalf("sent %+v", sent)
@@ -687,7 +688,7 @@ func TestMatrixOneCustomerOneConversation(t *testing.T) {
 	if _, err := e.a.Send(context.Background(), e.outbound(c1, "ok")); err != nil {
 		t.Fatal(err)
 	}
-	if sent := e.fake.sent(); len(sent) != 2 || sent[1].AppID != acctA.AppID || sent[1].Body["touser"] != "oA_alice" {
+	if sent := e.fake.Sent(); len(sent) != 2 || sent[1].AppID != acctA.AppID || sent[1].Body["touser"] != "oA_alice" {
 		t.Fatalf("sent %+v", sent)
 	}
 	if n := len(e.activeConversations()); n != 1 {
@@ -743,7 +744,7 @@ func TestWindow(t *testing.T) {
 	}
 
 	e.clock.set(t0.Add(49 * time.Hour))
-	calls, fetches := e.fake.apiCalls(), e.fake.tokensIssued(acctB.AppID)
+	calls, fetches := e.fake.APICalls(), e.fake.TokensIssued(acctB.AppID)
 	if err := e.a.CanSend(context.Background(), cust, e.outbound(cust, "").Identities); !errors.Is(err, wechat.ErrWindowClosed) {
 		t.Fatalf("CanSend: %v", err)
 	}
@@ -756,7 +757,7 @@ func TestWindow(t *testing.T) {
 		!strings.Contains(err.Error(), "next best channel: sms") {
 		t.Fatalf("err %#v", err)
 	}
-	if e.fake.apiCalls() != calls || e.fake.tokensIssued(acctB.AppID) != fetches || len(e.fake.sent()) != 1 {
+	if e.fake.APICalls() != calls || e.fake.TokensIssued(acctB.AppID) != fetches || len(e.fake.Sent()) != 1 {
 		t.Fatal("the API was called for a reply outside the window")
 	}
 	if r, _ := e.a.Reachable(context.Background(), cust, acctB.Key); r.Open {
@@ -804,46 +805,46 @@ func TestAPIErrors(t *testing.T) {
 		_, err := e.a.Send(context.Background(), e.outbound(cust, "reply"))
 		return err
 	}
-	if err := send(); err != nil || e.fake.tokensIssued(acctB.AppID) != 1 {
-		t.Fatalf("first send: %v, %d tokens", err, e.fake.tokensIssued(acctB.AppID))
+	if err := send(); err != nil || e.fake.TokensIssued(acctB.AppID) != 1 {
+		t.Fatalf("first send: %v, %d tokens", err, e.fake.TokensIssued(acctB.AppID))
 	}
 
 	// Another holder of the AppSecret fetched a token: ours is refused.
-	e.fake.revoke(acctB.AppID)
+	e.fake.Revoke(acctB.AppID)
 	if err := send(); err != nil {
 		t.Fatalf("after 40001: %v", err)
 	}
-	if n := e.fake.tokensIssued(acctB.AppID); n != 2 {
+	if n := e.fake.TokensIssued(acctB.AppID); n != 2 {
 		t.Fatalf("%d tokens fetched, want 2 (one refresh)", n)
 	}
-	if n := len(e.fake.sent()); n != 2 {
+	if n := len(e.fake.Sent()); n != 2 {
 		t.Fatalf("%d delivered, want 2", n)
 	}
 
 	// Refused twice in a row: one refresh, one retry, then the error.
-	e.fake.fail("/cgi-bin/message/custom/send", 40001, 40001)
+	e.fake.Fail("/cgi-bin/message/custom/send", 40001, 40001)
 	err := send()
 	var apiErr *wechat.APIError
-	if !errors.As(err, &apiErr) || apiErr.Code != 40001 || e.fake.tokensIssued(acctB.AppID) != 3 {
-		t.Fatalf("err %v, %d tokens", err, e.fake.tokensIssued(acctB.AppID))
+	if !errors.As(err, &apiErr) || apiErr.Code != 40001 || e.fake.TokensIssued(acctB.AppID) != 3 {
+		t.Fatalf("err %v, %d tokens", err, e.fake.TokensIssued(acctB.AppID))
 	}
 
 	for _, tc := range []struct {
 		code int
 		want error
 	}{{45015, wechat.ErrWindowClosed}, {45047, wechat.ErrTooManyMessages}, {43004, wechat.ErrUnsubscribed}} {
-		e.fake.fail("/cgi-bin/message/custom/send", tc.code)
+		e.fake.Fail("/cgi-bin/message/custom/send", tc.code)
 		if err := send(); !errors.Is(err, tc.want) {
 			t.Fatalf("errcode %d: %v, want %v", tc.code, err, tc.want)
 		}
 	}
 	// 45015 names the next channel like the local check does.
-	e.fake.fail("/cgi-bin/message/custom/send", 45015)
+	e.fake.Fail("/cgi-bin/message/custom/send", 45015)
 	var ue *wechat.UnreachableError
 	if err := send(); !errors.As(err, &ue) || ue.Account != acctB.Key {
 		t.Fatalf("45015: %#v", err)
 	}
-	if n := len(e.fake.sent()); n != 2 {
+	if n := len(e.fake.Sent()); n != 2 {
 		t.Fatalf("%d delivered, want still 2", n)
 	}
 }
@@ -869,7 +870,7 @@ func TestTyping(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got := e.fake.typed()
+	got := e.fake.Typed()
 	if len(got) != 2 || got[0].Body["command"] != "Typing" || got[1].Body["command"] != "CancelTyping" ||
 		got[0].Body["touser"] != "oFay" || got[0].AppID != acctB.AppID {
 		t.Fatalf("typing commands %+v", got)
@@ -894,7 +895,7 @@ func TestImageReply(t *testing.T) {
 	if _, err := e.a.Send(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	sent := e.fake.sent()
+	sent := e.fake.Sent()
 	if len(sent) != 2 || sent[1].Body["msgtype"] != "image" ||
 		sent[1].Body["image"].(map[string]any)["media_id"] != fmt.Sprintf("MEDIA_1_%d", len(png)) {
 		t.Fatalf("sent %+v", sent)
@@ -912,9 +913,7 @@ func TestTokenErrorHidesSecret(t *testing.T) {
 	e := newEnv(t, []wechat.Account{acctB}, nil)
 	cust := e.known(acctB.Key, "oHal")
 	mustSuccess(t, e.deliver(acctB.Key, textXML("oHal", time.Now(), 5, "hi")))
-	e.fake.mu.Lock()
-	e.fake.secrets[acctB.AppID] = "rotated"
-	e.fake.mu.Unlock()
+	e.fake.AddApp(acctB.AppID, "rotated")
 	_, err := e.a.Send(context.Background(), e.outbound(cust, "x"))
 	if !errors.Is(err, wechat.ErrTokenUnavailable) || strings.Contains(err.Error(), acctB.AppSecret) {
 		t.Fatalf("err %v", err)
@@ -988,15 +987,15 @@ func TestTokenRefreshedBeforeExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clock.set(t0.Add(time.Hour))
-	if _, err := e.a.Send(context.Background(), e.outbound(cust, "2")); err != nil || e.fake.tokensIssued(acctB.AppID) != 1 {
-		t.Fatalf("mid-life: %v, %d tokens", err, e.fake.tokensIssued(acctB.AppID))
+	if _, err := e.a.Send(context.Background(), e.outbound(cust, "2")); err != nil || e.fake.TokensIssued(acctB.AppID) != 1 {
+		t.Fatalf("mid-life: %v, %d tokens", err, e.fake.TokensIssued(acctB.AppID))
 	}
 	e.clock.set(t0.Add(2*time.Hour - 4*time.Minute)) // within TokenRefreshBefore (5m) of expiry
-	calls := e.fake.apiCalls()
-	if _, err := e.a.Send(context.Background(), e.outbound(cust, "3")); err != nil || e.fake.tokensIssued(acctB.AppID) != 2 {
-		t.Fatalf("near expiry: %v, %d tokens", err, e.fake.tokensIssued(acctB.AppID))
+	calls := e.fake.APICalls()
+	if _, err := e.a.Send(context.Background(), e.outbound(cust, "3")); err != nil || e.fake.TokensIssued(acctB.AppID) != 2 {
+		t.Fatalf("near expiry: %v, %d tokens", err, e.fake.TokensIssued(acctB.AppID))
 	}
-	if e.fake.apiCalls() != calls+1 {
+	if e.fake.APICalls() != calls+1 {
 		t.Fatal("a call failed on the old token")
 	}
 }

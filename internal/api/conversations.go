@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -119,8 +120,9 @@ type deliveryStatus struct {
 	Error      string `json:"error,omitempty"`
 }
 
-// postMessage sends a rep's message to the customer on the conversation's
-// channel.
+// postMessage sends a rep's message to the customer on the channel the
+// customer last wrote on in the conversation (see replyChannel), recorded
+// on the message_out event.
 //
 // Order: check the adapter, append, then send. Appending first means that
 // by the time anything reaches the customer the message is on the timeline
@@ -154,9 +156,13 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if c.Status == sessions.StatusResolved {
 		return errorf(CodeConflict, "conversation %s is resolved; reopen it to reply", c.ID)
 	}
-	adapter, err := s.channels.Get(c.Channel)
+	ch, err := s.replyChannel(r.Context(), c)
 	if err != nil {
-		return errorf(CodeChannelUnavailable, "channel %q is not connected; nothing was sent or recorded", c.Channel)
+		return err
+	}
+	adapter, err := s.channels.Get(ch)
+	if err != nil {
+		return errorf(CodeChannelUnavailable, "channel %q is not connected; nothing was sent or recorded", ch)
 	}
 	ids, err := s.store.Identities(r.Context(), c.CustomerID)
 	if err != nil {
@@ -166,12 +172,12 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, p auth.Prin
 		// A reply the channel would refuse before reaching the network is
 		// refused here, with nothing recorded.
 		if err := chk.CanSend(r.Context(), c.CustomerID, ids); err != nil {
-			if e := refusal(c.Channel, err, "nothing was sent or recorded"); e != nil {
+			if e := refusal(ch, err, "nothing was sent or recorded"); e != nil {
 				return e
 			}
 			if errors.Is(err, channels.ErrNoAdapter) {
 				return &Error{Code: CodeChannelUnavailable, cause: err,
-					Message: fmt.Sprintf("channel %q can't reach the customer; nothing was sent or recorded", c.Channel)}
+					Message: fmt.Sprintf("channel %q can't reach the customer; nothing was sent or recorded", ch)}
 			}
 			return err
 		}
@@ -183,7 +189,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, p auth.Prin
 	}
 	ev, appended, err := s.store.Append(r.Context(), sessions.Event{
 		CustomerID: c.CustomerID, ConversationID: c.ID, Kind: sessions.KindMessageOut,
-		Channel: c.Channel, ExternalID: req.ClientID, Author: p.Author(), Payload: payload,
+		Channel: ch, ExternalID: req.ClientID, Author: p.Author(), Payload: payload,
 	})
 	if err != nil {
 		return err
@@ -205,33 +211,64 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, p auth.Prin
 	ds := deliveryStatus{EventID: ev.ID, Status: "sent", ProviderID: receipt.ID}
 	if sendErr != nil {
 		ds = deliveryStatus{EventID: ev.ID, Status: "failed", Error: sendFailure(sendErr)}
-		s.countSend(c.Channel, "failed")
+		s.countSend(ch, "failed")
 	} else {
-		s.countSend(c.Channel, "sent")
+		s.countSend(ch, "sent")
 	}
 	dsPayload, _ := json.Marshal(ds)
 	if _, _, err := s.store.Append(ctx, sessions.Event{
 		CustomerID: c.CustomerID, ConversationID: c.ID, Kind: sessions.KindDelivery,
-		Channel: c.Channel, Author: sessions.ChannelSystem, Payload: dsPayload,
+		Channel: ch, Author: sessions.ChannelSystem, Payload: dsPayload,
 	}); err != nil {
 		// The message went out (or didn't) whatever happens to its
 		// status record; the answer below is still the truth.
 		s.log.LogAttrs(ctx, slog.LevelWarn, "recording delivery status failed",
-			slog.String("event_id", ev.ID), slog.String("channel", c.Channel), slog.Any("error", err))
+			slog.String("event_id", ev.ID), slog.String("channel", ch), slog.Any("error", err))
 	}
 	if sendErr != nil {
 		// writeError logs the cause (adapters keep addresses out of errors).
-		if e := refusal(c.Channel, sendErr, "the message is recorded as failed"); e != nil {
+		if e := refusal(ch, sendErr, "the message is recorded as failed"); e != nil {
 			return e
 		}
 		if errors.Is(sendErr, channels.ErrNoAdapter) {
 			return &Error{Code: CodeChannelUnavailable, cause: sendErr,
-				Message: fmt.Sprintf("channel %q could not reach the customer; the message is recorded as failed", c.Channel)}
+				Message: fmt.Sprintf("channel %q could not reach the customer; the message is recorded as failed", ch)}
 		}
 		return &Error{Code: CodeSendFailed, Message: "the channel did not accept the message; it is recorded as failed, retry with a new client_id", cause: sendErr}
 	}
 	WriteJSON(w, http.StatusCreated, messageResponse{Event: ev, Receipt: &receipt})
 	return nil
+}
+
+// replyTail bounds how far back replyChannel looks for the customer's
+// last message: one page read per reply.
+const replyTail = 200
+
+// replyChannel reads the tail of the customer's timeline and picks the
+// channel a reply on c goes out on (pickReplyChannel).
+func (s *Server) replyChannel(ctx context.Context, c sessions.Conversation) (string, error) {
+	last, err := s.store.LastSeq(ctx, c.CustomerID)
+	if err != nil {
+		return "", err
+	}
+	evs, err := s.store.Timeline(ctx, c.CustomerID, last-min(last, replyTail), replyTail)
+	if err != nil {
+		return "", err
+	}
+	return pickReplyChannel(evs, c), nil
+}
+
+// pickReplyChannel is the channel of the newest message_in of c among evs
+// (a timeline page, oldest first), else c.Channel. The reply follows the
+// customer: a conversation opened on webchat that the customer continued
+// on WeChat is answered on WeChat, where they are now.
+func pickReplyChannel(evs []sessions.Event, c sessions.Conversation) string {
+	for _, ev := range slices.Backward(evs) {
+		if ev.Kind == sessions.KindMessageIn && ev.ConversationID == c.ID && ev.Channel != "" {
+			return ev.Channel
+		}
+	}
+	return c.Channel
 }
 
 // sameText reports whether a stored event (found by its client id) is the

@@ -40,6 +40,7 @@ type Gateway struct {
 	routing *routing
 
 	wechat   *wechat.Adapter   // nil when no account is configured
+	wtyping  *wechatTyping     // reps' typing to wechat; nil without wechat
 	sms      *sms.Adapter      // nil when no provider is configured
 	dnc      io.Closer         // sms's do-not-contact list; nil without sms
 	webhooks *webhooks.Service // always built: /v1/events and the admin API
@@ -115,6 +116,7 @@ func (g *Gateway) build() (err error) {
 			return err
 		}
 		adapters = append(adapters, g.wechat)
+		g.wtyping = startWeChatTyping(typing, g.store, g.wechat, g.log.With("channel", "wechat"))
 	}
 	if len(g.cfg.SMS.Providers) > 0 {
 		if err := g.buildSMS(); err != nil {
@@ -246,7 +248,8 @@ func (g *Gateway) buildSMS() error {
 
 // closeChannels stops webhooks and closes the channels' own resources, in
 // the order shutdown needs: webhooks (attempts in flight recorded), its
-// outbox, the do-not-contact list, wechat, then wechat's Valkey client.
+// outbox, the do-not-contact list, reps' typing to wechat, wechat, then
+// wechat's Valkey client.
 // Each may be nil. The store stays open.
 func (g *Gateway) closeChannels() error {
 	var errs []error
@@ -262,6 +265,9 @@ func (g *Gateway) closeChannels() error {
 		if err := g.dnc.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("gateway: close sms do-not-contact list: %w", err))
 		}
+	}
+	if g.wtyping != nil {
+		g.wtyping.close()
 	}
 	if g.wechat != nil {
 		_ = g.wechat.Close()

@@ -1,4 +1,9 @@
-package wechat_test
+// Package wechattest is a fake WeChat API server for tests of the wechat
+// channel and of gateways that embed it. It speaks the real formats (the
+// token endpoint, customer-service send, typing, user info and media
+// upload) with WeChat's real errcodes and errmsgs. It must not be used
+// outside tests. A Server is safe for concurrent use.
+package wechattest
 
 import (
 	"encoding/json"
@@ -11,34 +16,37 @@ import (
 	"time"
 )
 
-// fakeWeChat is an httptest server that speaks the WeChat API's formats:
-// the token endpoint, customer-service send, typing, user info and media
-// upload, with WeChat's real errcodes and errmsgs. Like WeChat, it keeps
-// older tokens valid after issuing a new one (the grace period) until a
-// test revokes them.
-type fakeWeChat struct {
-	srv *httptest.Server
+// Server is an httptest server that speaks the WeChat API. Like WeChat,
+// it keeps older tokens valid after issuing a new one (the grace period)
+// until a test revokes them.
+type Server struct {
+	// URL is the base URL to put in an account's api_base_url.
+	URL string
 
+	srv        *httptest.Server
 	mu         sync.Mutex
 	secrets    map[string]string            // appid -> secret
 	valid      map[string]string            // token -> appid
 	issued     map[string]int               // appid -> tokens issued
 	unionIDs   map[string]map[string]string // appid -> openid -> unionid ("" = not bound)
-	sends      []fakeSend
-	typings    []fakeSend
+	sends      []Call
+	typings    []Call
 	uploads    int
 	calls      int              // every call but the token endpoint
 	failNext   map[string][]int // path -> errcodes to answer next, in order
 	tokenDelay time.Duration
 }
 
-// fakeSend is one accepted customer-service message or typing command.
-type fakeSend struct {
+// Call is one accepted customer-service message or typing command.
+type Call struct {
+	// AppID is the account whose access token the call carried.
 	AppID string
-	Body  map[string]any
+	// AccessToken is the token the call carried.
+	AccessToken string
+	Body        map[string]any
 }
 
-// WeChat's errmsgs for the codes the tests use.
+// WeChat's errmsgs for the codes the fake answers with.
 var errmsgs = map[int]string{
 	40001: "invalid credential, access_token is invalid or not latest rid: 6582d0a0-1a2b3c4d-5e6f7a8b",
 	40003: "invalid openid rid: 6582d0a0-1a2b3c4d-5e6f7a8c",
@@ -49,8 +57,9 @@ var errmsgs = map[int]string{
 	45047: "out of response count limit rid: 6582d0a0-1a2b3c4d-5e6f7a91",
 }
 
-func newFakeWeChat(t testing.TB) *fakeWeChat {
-	f := &fakeWeChat{secrets: map[string]string{}, valid: map[string]string{}, issued: map[string]int{},
+// New starts a fake WeChat API server, closed when the test ends.
+func New(t testing.TB) *Server {
+	f := &Server{secrets: map[string]string{}, valid: map[string]string{}, issued: map[string]int{},
 		unionIDs: map[string]map[string]string{}, failNext: map[string][]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /cgi-bin/token", f.token)
@@ -59,28 +68,33 @@ func newFakeWeChat(t testing.TB) *fakeWeChat {
 	mux.HandleFunc("GET /cgi-bin/user/info", f.authed(f.userInfo))
 	mux.HandleFunc("POST /cgi-bin/media/upload", f.authed(f.upload))
 	f.srv = httptest.NewServer(mux)
+	f.URL = f.srv.URL
 	t.Cleanup(f.srv.Close)
 	return f
 }
 
-func (f *fakeWeChat) addApp(appID, secret string) {
+// AddApp registers an official account, or changes its secret (as
+// rotating the AppSecret in the console does).
+func (f *Server) AddApp(appID, secret string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.secrets[appID] = secret
-	f.unionIDs[appID] = map[string]string{}
+	if f.unionIDs[appID] == nil {
+		f.unionIDs[appID] = map[string]string{}
+	}
 }
 
-// follower registers openID as a follower of appID, with a UnionID when
+// Follower registers openID as a follower of appID, with a UnionID when
 // the account is bound to an Open Platform.
-func (f *fakeWeChat) follower(appID, openID, unionID string) {
+func (f *Server) Follower(appID, openID, unionID string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.unionIDs[appID][openID] = unionID
 }
 
-// revoke makes every token of appID invalid, as a token fetched elsewhere
+// Revoke makes every token of appID invalid, as a token fetched elsewhere
 // (another tool with the AppSecret) does after the grace period.
-func (f *fakeWeChat) revoke(appID string) {
+func (f *Server) Revoke(appID string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for tok, app := range f.valid {
@@ -90,31 +104,44 @@ func (f *fakeWeChat) revoke(appID string) {
 	}
 }
 
-func (f *fakeWeChat) fail(path string, codes ...int) {
+// Fail makes the next calls to path answer the errcodes, in order.
+func (f *Server) Fail(path string, codes ...int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.failNext[path] = append(f.failNext[path], codes...)
 }
 
-func (f *fakeWeChat) tokensIssued(appID string) int {
+// SetTokenDelay makes the token endpoint wait d before answering, so
+// concurrent fetches overlap.
+func (f *Server) SetTokenDelay(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tokenDelay = d
+}
+
+// TokensIssued is how many access tokens appID was given.
+func (f *Server) TokensIssued(appID string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.issued[appID]
 }
 
-func (f *fakeWeChat) sent() []fakeSend {
+// Sent is every customer-service message accepted, in order.
+func (f *Server) Sent() []Call {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]fakeSend(nil), f.sends...)
+	return append([]Call(nil), f.sends...)
 }
 
-func (f *fakeWeChat) typed() []fakeSend {
+// Typed is every typing command accepted, in order.
+func (f *Server) Typed() []Call {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]fakeSend(nil), f.typings...)
+	return append([]Call(nil), f.typings...)
 }
 
-func (f *fakeWeChat) apiCalls() int {
+// APICalls counts every call but those to the token endpoint.
+func (f *Server) APICalls() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls
@@ -129,7 +156,7 @@ func errcode(w http.ResponseWriter, code int) {
 	writeJSON(w, map[string]any{"errcode": code, "errmsg": errmsgs[code]})
 }
 
-func (f *fakeWeChat) token(w http.ResponseWriter, r *http.Request) {
+func (f *Server) token(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f.mu.Lock()
 	delay := f.tokenDelay
@@ -151,7 +178,7 @@ func (f *fakeWeChat) token(w http.ResponseWriter, r *http.Request) {
 
 // authed checks the access token and scripted failures, then calls h with
 // the token's AppID.
-func (f *fakeWeChat) authed(h func(w http.ResponseWriter, r *http.Request, appID string)) http.HandlerFunc {
+func (f *Server) authed(h func(w http.ResponseWriter, r *http.Request, c Call)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.calls++
@@ -170,39 +197,37 @@ func (f *fakeWeChat) authed(h func(w http.ResponseWriter, r *http.Request, appID
 		case scripted != 0:
 			errcode(w, scripted)
 		default:
-			h(w, r, app)
+			h(w, r, Call{AppID: app, AccessToken: tok})
 		}
 	}
 }
 
-func (f *fakeWeChat) send(w http.ResponseWriter, r *http.Request, app string) {
-	var body map[string]any
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body["touser"] == "" {
+func (f *Server) send(w http.ResponseWriter, r *http.Request, c Call) {
+	if err := json.NewDecoder(r.Body).Decode(&c.Body); err != nil || c.Body["touser"] == "" {
 		writeJSON(w, map[string]any{"errcode": 44002, "errmsg": "empty post data"})
 		return
 	}
 	f.mu.Lock()
-	f.sends = append(f.sends, fakeSend{AppID: app, Body: body})
+	f.sends = append(f.sends, c)
 	f.mu.Unlock()
 	writeJSON(w, map[string]any{"errcode": 0, "errmsg": "ok"})
 }
 
-func (f *fakeWeChat) typing(w http.ResponseWriter, r *http.Request, app string) {
-	var body map[string]any
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+func (f *Server) typing(w http.ResponseWriter, r *http.Request, c Call) {
+	if err := json.NewDecoder(r.Body).Decode(&c.Body); err != nil {
 		writeJSON(w, map[string]any{"errcode": 44002, "errmsg": "empty post data"})
 		return
 	}
 	f.mu.Lock()
-	f.typings = append(f.typings, fakeSend{AppID: app, Body: body})
+	f.typings = append(f.typings, c)
 	f.mu.Unlock()
 	writeJSON(w, map[string]any{"errcode": 0, "errmsg": "ok"})
 }
 
-func (f *fakeWeChat) userInfo(w http.ResponseWriter, r *http.Request, app string) {
+func (f *Server) userInfo(w http.ResponseWriter, r *http.Request, c Call) {
 	openID := r.URL.Query().Get("openid")
 	f.mu.Lock()
-	unionID, ok := f.unionIDs[app][openID]
+	unionID, ok := f.unionIDs[c.AppID][openID]
 	f.mu.Unlock()
 	if !ok {
 		errcode(w, 40003)
@@ -216,7 +241,7 @@ func (f *fakeWeChat) userInfo(w http.ResponseWriter, r *http.Request, app string
 	writeJSON(w, info)
 }
 
-func (f *fakeWeChat) upload(w http.ResponseWriter, r *http.Request, app string) {
+func (f *Server) upload(w http.ResponseWriter, r *http.Request, c Call) {
 	file, _, err := r.FormFile("media")
 	if err != nil || r.URL.Query().Get("type") != "image" {
 		writeJSON(w, map[string]any{"errcode": 41005, "errmsg": "media data missing"})
