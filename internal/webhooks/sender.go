@@ -147,10 +147,11 @@ func (s *sender) attempt(ctx context.Context, d Delivery, ep Endpoint) {
 		return
 	}
 	start := s.now()
-	status, sendErr := s.post(ctx, ep, secret, d)
-	if ctx.Err() != nil {
-		return // shutting down: the delivery stays pending, untouched
-	}
+	// An attempt under way finishes (bounded by the endpoint timeout) and
+	// is recorded even when shutdown starts: cancelling it could cut off
+	// the receiver's 2xx after it acted, and the next start would deliver
+	// again. Close waits for it.
+	status, sendErr := s.post(context.WithoutCancel(ctx), ep, secret, d)
 	end := s.now()
 	d.Attempts++
 	d.LastAttemptAt, d.LastStatus = end, status
@@ -174,8 +175,6 @@ func (s *sender) attempt(ctx context.Context, d Delivery, ep Endpoint) {
 			s.m.attempts.WithLabelValues("failed").Inc()
 		}
 	}
-	// Detached from ctx: the outcome of an attempt that happened is
-	// recorded even when shutdown starts now.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := s.ob.Record(rctx, d, a); err != nil {
