@@ -238,3 +238,43 @@ func TestVerifyUser(t *testing.T) {
 		}
 	}
 }
+
+// TestVisibleAssignment: the visitor learns the name of the rep who got
+// the conversation, whether a person assigned it through the API or the
+// router did, and nothing of offers, queueing or the reps considered.
+func TestVisibleAssignment(t *testing.T) {
+	t.Parallel()
+	names := map[string]string{"alice": "Alice", "bob": "Bob"}
+	repName := func(id string) string { return names[id] }
+	for _, tc := range []struct {
+		name    string
+		kind    sessions.EventKind
+		payload string
+		want    string // rep name shown; "" means not visible
+	}{
+		{"api assignment", sessions.KindAssignment, `{"status":"open","assignee":"alice"}`, "Alice"},
+		{"api transfer", sessions.KindTransfer, `{"status":"open","assignee":"bob","from":"alice"}`, "Bob"},
+		{"api unassign", sessions.KindAssignment, `{"status":"open"}`, ""},
+		{"router assign", sessions.KindAssignment,
+			`{"kind":"assign","conversation_id":"cnv_1","rep_id":"alice","why":"longest idle","candidates":[{"rep_id":"alice"},{"rep_id":"bob"}]}`, "Alice"},
+		{"router accepted", sessions.KindAssignment, `{"kind":"accepted","rep_id":"bob"}`, "Bob"},
+		{"router offer", sessions.KindAssignment, `{"kind":"offer","rep_id":"alice"}`, ""},
+		{"router queued", sessions.KindAssignment, `{"kind":"queued","why":"no rep"}`, ""},
+		{"router offer expired", sessions.KindAssignment, `{"kind":"offer_expired","rep_id":"alice"}`, ""},
+		{"not json", sessions.KindAssignment, `[`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, ok := visibleEvent(sessions.Event{Seq: 7, Kind: tc.kind, Channel: sessions.ChannelSystem,
+				Author: "system", Payload: json.RawMessage(tc.payload)}, repName)
+			if got := map[bool]string{true: f.RepName}[ok]; got != tc.want || ok != (tc.want != "") {
+				t.Fatalf("visible = %v, rep name %q; want %q", ok, f.RepName, tc.want)
+			}
+			b, _ := json.Marshal(f)
+			for _, leak := range []string{"bob", "alice", "longest", "candidates"} {
+				if strings.Contains(string(b), leak) {
+					t.Errorf("frame %s leaks %q", b, leak)
+				}
+			}
+		})
+	}
+}

@@ -329,11 +329,26 @@ func visibleEvent(ev sessions.Event, repName func(string) string) (eventFrame, b
 		}
 		f.Status, f.From = c.Status, "system"
 	case sessions.KindAssignment, sessions.KindTransfer:
-		var c sessions.ConversationChange
-		if json.Unmarshal(ev.Payload, &c) != nil || c.Assignee == "" {
+		// Two payloads: a ConversationChange from the API names the new
+		// assignee; a router decision names the rep in rep_id, and its kind
+		// says whether the rep got the conversation ("assign", "accepted")
+		// or not yet (offers, queueing: not the visitor's business).
+		var c struct {
+			Assignee string `json:"assignee"`
+			Decision string `json:"kind"`
+			RepID    string `json:"rep_id"`
+		}
+		if json.Unmarshal(ev.Payload, &c) != nil {
 			return eventFrame{}, false
 		}
-		f.RepName, f.From = repName(strings.TrimPrefix(c.Assignee, "rep:")), "system"
+		who := c.Assignee
+		if who == "" && (c.Decision == "assign" || c.Decision == "accepted") {
+			who = c.RepID
+		}
+		if who == "" {
+			return eventFrame{}, false
+		}
+		f.RepName, f.From = repName(strings.TrimPrefix(who, "rep:")), "system"
 	default:
 		return eventFrame{}, false
 	}
