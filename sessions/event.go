@@ -22,12 +22,16 @@ const (
 	KindMerged         EventKind = "customers_merged"
 	KindIntegrator     EventKind = "integrator"
 	KindDelivery       EventKind = "delivery_status"
+	// KindOffer is a routing offer and its answer: the router offering
+	// the conversation to a rep, the offer ending, or the rep accepting
+	// or declining (see Offer).
+	KindOffer EventKind = "offer"
 )
 
 var eventKinds = map[EventKind]bool{
 	KindMessageIn: true, KindMessageOut: true, KindNote: true, KindAssignment: true,
 	KindTransfer: true, KindStatusChange: true, KindCall: true, KindIdentityLinked: true,
-	KindMerged: true, KindIntegrator: true, KindDelivery: true,
+	KindMerged: true, KindIntegrator: true, KindDelivery: true, KindOffer: true,
 }
 
 // Channel names used by more than one package.
@@ -106,6 +110,25 @@ func (e *Event) stamp(now time.Time) {
 	}
 	e.Time = e.Time.UTC()
 }
+
+// Offer is what every offer event's payload says. The routing node's
+// events carry its whole decision besides: Kind "offer" while the offer
+// stands (to Rep, until ExpiresAt), "offer_expired", "offer_declined" or
+// "offer_withdrawn" once it ended. A rep's answer (author "rep:<id>")
+// has Response instead: the routing node acts on it; the answer alone
+// assigns nothing.
+type Offer struct {
+	Kind      string    `json:"kind,omitempty"`
+	Rep       string    `json:"rep"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	Response  string    `json:"response,omitempty"`
+}
+
+// Answers to an offer, as Offer.Response.
+const (
+	OfferAccepted = "accepted"
+	OfferDeclined = "declined"
+)
 
 // Message is the payload of message_in, message_out and note events.
 type Message struct {

@@ -131,6 +131,8 @@ func (s *Server) register(reg *prometheus.Registry) {
 	s.handle("POST /v1/conversations/{id}/assign", s.assign, admin, supervisor, rep)
 	s.handle("POST /v1/conversations/{id}/resolve", s.resolve, admin, supervisor, rep)
 	s.handle("POST /v1/conversations/{id}/reopen", s.reopen, admin, supervisor, rep)
+	s.handle("POST /v1/conversations/{id}/accept", s.acceptOffer, supervisor, rep)
+	s.handle("POST /v1/conversations/{id}/decline", s.declineOffer, supervisor, rep)
 
 	s.handle("GET /v1/reps", s.listReps, admin, supervisor, rep)
 	s.handle("POST /v1/reps/{id}/presence", s.setPresence, admin, supervisor, rep)

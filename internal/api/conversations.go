@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/omnigate/omnigate/channels"
@@ -468,4 +469,91 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, id string, u ses
 	}
 	WriteJSON(w, http.StatusOK, changeResponse{Conversation: c, Event: &ev})
 	return nil
+}
+
+// acceptOffer and declineOffer answer a routing offer. They only record
+// the rep's answer (an offer event): the gateway node whose router holds
+// the offer acts on it from the change feed, so it works whichever node
+// took the request. The answer is 202: the assignment (or the next offer)
+// follows on the timeline.
+func (s *Server) acceptOffer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	return s.answerOffer(w, r, p, sessions.OfferAccepted)
+}
+
+func (s *Server) declineOffer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	return s.answerOffer(w, r, p, sessions.OfferDeclined)
+}
+
+// offerLookback is how many events back from the latest the offer is
+// looked for: an offer stands only while nothing much has happened since.
+const offerLookback = 500
+
+func (s *Server) answerOffer(w http.ResponseWriter, r *http.Request, p auth.Principal, answer string) error {
+	if _, err := query(r); err != nil {
+		return err
+	}
+	if err := decodeJSON(r, &struct{}{}, true); err != nil {
+		return err
+	}
+	c, err := s.store.Conversation(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	o, found, err := s.latestOffer(r, c)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !found:
+		return errorf(CodeConflict, "conversation %s has no offer", c.ID)
+	case o.Rep != p.ID && o.Response == "" && o.Kind == "offer":
+		return errorf(CodeForbidden, "conversation %s is offered to another rep", c.ID)
+	case o.Response != "" || o.Kind != "offer" || c.Status != sessions.StatusOpen || c.Assignee != "":
+		return errorf(CodeConflict, "the offer of conversation %s has ended or been answered", c.ID)
+	case !o.ExpiresAt.IsZero() && time.Now().After(o.ExpiresAt):
+		return errorf(CodeConflict, "the offer of conversation %s expired", c.ID)
+	}
+	payload, err := json.Marshal(sessions.Offer{Rep: p.ID, Response: answer})
+	if err != nil {
+		return err
+	}
+	ev, _, err := s.store.Append(r.Context(), sessions.Event{
+		CustomerID: c.CustomerID, ConversationID: c.ID, Kind: sessions.KindOffer,
+		Channel: sessions.ChannelSystem, Author: p.Author(), Payload: payload,
+	})
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusAccepted, messageResponse{Event: ev})
+	return nil
+}
+
+// latestOffer returns the payload of the conversation's latest offer
+// event, reading the customer's timeline backwards.
+func (s *Server) latestOffer(r *http.Request, c sessions.Conversation) (sessions.Offer, bool, error) {
+	last, err := s.store.LastSeq(r.Context(), c.CustomerID)
+	if err != nil {
+		return sessions.Offer{}, false, err
+	}
+	const page = 100
+	for end := last; end > 0 && last-end < offerLookback; {
+		after := end - min(end, page)
+		evs, err := s.store.Timeline(r.Context(), c.CustomerID, after, int(end-after))
+		if err != nil {
+			return sessions.Offer{}, false, err
+		}
+		for i := len(evs) - 1; i >= 0; i-- {
+			ev := evs[i]
+			if ev.Kind != sessions.KindOffer || ev.ConversationID != c.ID {
+				continue
+			}
+			var o sessions.Offer
+			if err := json.Unmarshal(ev.Payload, &o); err != nil {
+				return sessions.Offer{}, false, fmt.Errorf("api: offer event %s: %w", ev.ID, err)
+			}
+			return o, true, nil
+		}
+		end = after
+	}
+	return sessions.Offer{}, false, nil
 }

@@ -137,13 +137,6 @@ func (r Routing) validate(reps []auth.Rep) []error {
 			errs = append(errs, fmt.Errorf("routing.reps[%d]: set name and role in auth.reps, not here", i))
 		}
 	}
-	for _, q := range r.Queues {
-		if q.Offer.AcceptTimeout > 0 {
-			// The router can offer, but the inbox has no accept or decline
-			// yet: offers would only ever time out.
-			errs = append(errs, fmt.Errorf("routing.queues: %q: offer.accept_timeout is not supported by the gateway yet (the inbox cannot accept); use direct assignment", q.Name))
-		}
-	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration

@@ -250,7 +250,6 @@ routing:
 	for _, want := range []string{
 		"cost of webchat is 500",
 		`select "random"`,
-		"offer.accept_timeout is not supported",
 		"tier 3",
 		`routing.reps[1]: "zed" is not a rep in auth.reps`,
 		"routing.reps[0]: set name and role in auth.reps",

@@ -40,7 +40,16 @@
 //     /v1/reps/{id}/presence sets it directly; GET /v1/reps shows it with
 //     each rep's load.
 //   - A ticker runs the router's timers (owner waits, widening rings,
-//     overflow, wrap-up).
+//     overflow, wrap-up, offers expiring).
+//   - Offers (a queue with offer.accept_timeout): an offer, and its end
+//     (expired, declined, withdrawn), is an offer event on the timeline,
+//     its payload the decision plus the rep and expires_at. The rep
+//     answers through POST /v1/conversations/{id}/accept or /decline,
+//     which only appends the answer (an offer event by rep:<id>); the
+//     node whose router holds the offer sees it in the feed and calls
+//     Router.Accept (then records the assignment like a direct one) or
+//     Router.Decline (the offer moves on). Other nodes do not know the
+//     task and ignore it, so any node may take the request.
 //   - Reconcile, at start, after the feed fell behind (sessions.ErrSlow:
 //     the subscription is renewed first, so nothing after it is missed)
 //     and every routing.reconcile_interval: every task the router holds is
@@ -64,8 +73,9 @@
 // and one node killed midway, checked from the timelines.
 //
 // Limits: FIFO holds within a node's queue, not across nodes; wrap-up and
-// idle times are per node; offers (accept timeouts) are not wired, since
-// the inbox cannot accept yet (the config refuses them); overflow
+// idle times are per node; offer events are appended after the router
+// decided, outside the conversation's lock, so two steps racing on one
+// conversation (an expiry and a release) may land out of order; overflow
 // decisions are recorded on the timeline but not acted on; a rep whose
 // node died with their socket stays available until they reconnect or
 // are set away.

@@ -327,6 +327,8 @@ func (rt *routing) handle(ev sessions.Event) {
 			return
 		}
 		rt.apply(rt.settle(ev.ConversationID))
+	case sessions.KindOffer:
+		rt.answer(ev)
 	case sessions.KindStatusChange:
 		if ev.Author == sessions.ChannelSystem && changeTo(ev.Payload) == sessions.StatusOpen {
 			// A channel opened the conversation for the customer's
@@ -436,7 +438,7 @@ func (rt *routing) settleLocked(cv sessions.Conversation) []router.Decision {
 		switch {
 		case cv.Status.Active() && cv.Assignee != "" && ts.Status == "active" && ts.RepID == cv.Assignee:
 			return nil
-		case cv.Status == sessions.StatusOpen && cv.Assignee == "" && ts.Status == "waiting":
+		case cv.Status == sessions.StatusOpen && cv.Assignee == "" && (ts.Status == "waiting" || ts.Status == "offered"):
 			return nil
 		}
 		out = rt.releaseLocked(cv.ID)
@@ -498,6 +500,9 @@ func (rt *routing) apply(ds []router.Decision, errs ...error) {
 			ds = append(ds, rt.record(d)...)
 		case d.Kind == router.KindOverflow:
 			rt.recordOverflow(d)
+		case d.Kind == router.KindOffer, d.Kind == router.KindOfferExpired,
+			d.Kind == router.KindOfferDeclined, d.Kind == router.KindOfferWithdrawn:
+			rt.recordOffer(d)
 		}
 	}
 }
@@ -547,6 +552,72 @@ func (rt *routing) recordOverflow(d router.Decision) {
 	if _, _, err := rt.store.Append(rt.ctx, d.Event()); err != nil {
 		rt.fail("record overflow", err, slog.String("conversation", d.ConversationID))
 	}
+}
+
+// offerPayload is an offer event's payload from the router: the decision,
+// and (sessions.Offer) the rep and, while the offer stands, its deadline.
+type offerPayload struct {
+	router.Decision
+	Rep       string     `json:"rep"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// recordOffer puts an offer, or its end, on the timeline: the inbox shows
+// the rep Accept and Decline while the latest offer event is theirs, and
+// the API checks it before taking an answer.
+func (rt *routing) recordOffer(d router.Decision) {
+	p := offerPayload{Decision: d, Rep: d.RepID}
+	if d.Kind == router.KindOffer {
+		at := d.At.Add(rt.acceptTimeout(d.Queue)).UTC()
+		p.ExpiresAt = &at
+	}
+	payload, err := json.Marshal(p)
+	if err != nil {
+		rt.fail("record offer", err, slog.String("conversation", d.ConversationID))
+		return
+	}
+	ev := d.Event()
+	ev.Kind, ev.Payload = sessions.KindOffer, payload
+	if _, _, err := rt.store.Append(rt.ctx, ev); err != nil {
+		rt.fail("record offer", err, slog.String("conversation", d.ConversationID))
+	}
+}
+
+func (rt *routing) acceptTimeout(queue string) time.Duration {
+	for _, q := range rt.r.Config().Queues {
+		if q.Name == queue {
+			return q.Offer.AcceptTimeout
+		}
+	}
+	return 0
+}
+
+// answer acts on a rep's answer to an offer, appended by the API. Every
+// node sees it; only the one whose router holds the offer acts (the
+// others do not know the task), and an answer to an offer that ended
+// meanwhile (expired, withdrawn) changes nothing.
+func (rt *routing) answer(ev sessions.Event) {
+	var o sessions.Offer
+	if json.Unmarshal(ev.Payload, &o) != nil || o.Response == "" || ev.Author != "rep:"+o.Rep {
+		return // the router's own offer events, or not a rep's answer
+	}
+	var ds []router.Decision
+	var err error
+	switch o.Response {
+	case sessions.OfferAccepted:
+		var d router.Decision
+		if d, err = rt.r.Accept(rt.ctx, ev.ConversationID, o.Rep); err == nil {
+			ds = []router.Decision{d}
+		}
+	case sessions.OfferDeclined:
+		ds, err = rt.r.Decline(rt.ctx, ev.ConversationID, o.Rep)
+	default:
+		return
+	}
+	if errors.Is(err, router.ErrUnknownTask) || errors.Is(err, router.ErrNotOffered) {
+		return
+	}
+	rt.apply(ds, err)
 }
 
 // ownerOnResolve makes the rep who resolved a conversation the owner of a

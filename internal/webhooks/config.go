@@ -108,7 +108,7 @@ var EventKinds = []string{
 	string(sessions.KindMessageIn), string(sessions.KindMessageOut), string(sessions.KindNote),
 	string(sessions.KindAssignment), string(sessions.KindTransfer), string(sessions.KindStatusChange),
 	string(sessions.KindCall), string(sessions.KindIdentityLinked), string(sessions.KindMerged),
-	string(sessions.KindIntegrator), string(sessions.KindDelivery), "*",
+	string(sessions.KindIntegrator), string(sessions.KindDelivery), string(sessions.KindOffer), "*",
 }
 
 // ResolveEnv fills secrets from the variables their *_env fields name.

@@ -592,6 +592,10 @@
         var t = messageText(ev);
         if (t) state.previews.set(ev.conversation_id, t);
       }
+      if (ev.kind === 'offer' && live && ev.payload && ev.payload.kind === 'offer' &&
+          state.me && ev.payload.rep === state.me.id) {
+        notify(); // an offer to me: answer before it expires
+      }
       if (ev.kind === 'message_in' && live) {
         var viewing = ev.conversation_id === state.selected && document.hasFocus() && !document.hidden;
         if (!viewing) {
@@ -733,7 +737,8 @@
       firstSeq: 0, lastSeq: 0, // rendered range
       loading: null, closed: false,
       deliveries: new Map(), // message event id -> "sent" | "failed"
-      pending: new Map() // client id -> {text, note}
+      pending: new Map(), // client id -> {text, note}
+      offers: new Map() // conversation id -> latest offer event's payload
     };
     state.tl = tl;
     $('placeholder').hidden = true;
@@ -830,6 +835,10 @@
       tl.pending.delete(ev.payload.client_id);
       if (p.li.parentNode) p.li.parentNode.removeChild(p.li);
     }
+    if (ev.kind === 'offer' && ev.conversation_id) {
+      tl.offers.set(ev.conversation_id, ev.payload || {});
+      renderOffer();
+    }
     var li = renderEvent(tl, ev);
     if (li) {
       // Pending messages stay last, under everything stored.
@@ -847,7 +856,7 @@
     if (retry) retry.hidden = s !== 'failed';
   }
 
-  var SYSTEM_KINDS = ['assignment', 'transfer', 'status_change', 'identity_linked', 'customers_merged'];
+  var SYSTEM_KINDS = ['assignment', 'transfer', 'status_change', 'identity_linked', 'customers_merged', 'offer'];
 
   // renderEvent builds one timeline entry; delivery_status is folded into
   // the message it reports on and has no entry of its own.
@@ -898,6 +907,9 @@
       case 'transfer':
         body.push(el('span', { class: 'ev-text', text: assignmentText(ev, p) }));
         if (p.why || Array.isArray(p.candidates)) body.push(whyNode(p));
+        break;
+      case 'offer':
+        body.push(el('span', { class: 'ev-text', text: offerText(p) }));
         break;
       case 'status_change':
         body.push(el('span', { class: 'ev-text', text: statusText(ev, p) }));
@@ -954,6 +966,32 @@
     }
     if (!to) return 'Unassigned by ' + authorLabel(ev.author);
     return 'Assigned to ' + repName(to) + ' by ' + authorLabel(ev.author);
+  }
+
+  // offerText describes an offer event: the router's offer or its end, or
+  // a rep's answer.
+  function offerText(p) {
+    var who = repName(p.rep || p.rep_id || '?');
+    if (p.response) return 'Offer ' + p.response + ' by ' + who;
+    switch (p.kind) {
+      case 'offer': return 'Offered to ' + who + (p.expires_at ? ' until ' + fmtTime(p.expires_at) : '');
+      case 'offer_expired': return 'Offer to ' + who + ' expired' + (p.rep_away ? '; ' + who + ' set away' : '');
+      case 'offer_declined': return 'Offer declined by ' + who;
+      case 'offer_withdrawn': return 'Offer to ' + who + ' withdrawn';
+    }
+    return 'Offer';
+  }
+
+  // renderOffer shows Accept and Decline while the latest offer event of
+  // the open conversation is an offer to me that stands.
+  function renderOffer() {
+    var tl = state.tl;
+    var me = state.me || {};
+    var o = tl ? tl.offers.get(tl.conv.id) : null;
+    var mine = !!o && o.kind === 'offer' && !o.response && o.rep === me.id &&
+      !tl.conv.assignee && tl.conv.status === 'open';
+    $('offer-accept').hidden = !mine;
+    $('offer-decline').hidden = !mine;
   }
 
   function whyNode(p) {
@@ -1044,6 +1082,7 @@
     $('resolve').disabled = !mayWork;
     $('reopen').hidden = !resolved;
     $('reopen').disabled = !mayWork;
+    renderOffer();
     renderComposer();
   }
 
@@ -1263,6 +1302,8 @@
     $('unassign').addEventListener('click', function () { act('/assign', { assignee: '' }); });
     $('resolve').addEventListener('click', function () { act('/resolve'); });
     $('reopen').addEventListener('click', function () { act('/reopen'); });
+    $('offer-accept').addEventListener('click', function () { act('/accept'); });
+    $('offer-decline').addEventListener('click', function () { act('/decline'); });
     $('mode-reply').addEventListener('click', function () { setMode('reply'); });
     $('mode-note').addEventListener('click', function () { setMode('note'); });
     $('composer').addEventListener('submit', function (e) {
