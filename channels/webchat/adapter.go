@@ -56,6 +56,8 @@ type Adapter struct {
 	wg     sync.WaitGroup
 	// fan shares one store subscription among this node's sockets.
 	fan *sessions.Fanout
+	// recheck asks the loop to ask availability now (RecheckAvailability).
+	recheck chan struct{}
 }
 
 var _ channels.Adapter = (*Adapter)(nil)
@@ -90,7 +92,7 @@ func New(cfg Config, o Options) (*Adapter, error) {
 		return nil, fmt.Errorf("webchat: following the store: %w", err)
 	}
 	a := &Adapter{cfg: cfg, store: o.Store, log: o.Logger, typing: o.Typing, avail: o.Available,
-		rep: o.RepName, sites: map[string]*site{}, fan: fan}
+		rep: o.RepName, sites: map[string]*site{}, fan: fan, recheck: make(chan struct{}, 1)}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -258,7 +260,22 @@ func (a *Adapter) loop() {
 				st.lim.sweep(now)
 				a.setAvailability(st, a.available(st.ID))
 			}
+		case <-a.recheck:
+			for _, st := range a.sites {
+				a.setAvailability(st, a.available(st.ID))
+			}
 		}
+	}
+}
+
+// RecheckAvailability asks every site's availability again now instead of
+// at the next AvailabilityInterval, and pushes what changed. The gateway
+// calls it when a rep's presence changes, so a visitor is not shown the
+// offline form for seconds after the first rep comes back. It never blocks.
+func (a *Adapter) RecheckAvailability() {
+	select {
+	case a.recheck <- struct{}{}:
+	default: // a recheck is already pending
 	}
 }
 

@@ -871,6 +871,26 @@ func TestAvailabilityPushed(t *testing.T) {
 	}
 }
 
+// TestRecheckAvailability: a presence change pushes availability at once,
+// not at the next interval (an hour here, so only the recheck can do it).
+func TestRecheckAvailability(t *testing.T) {
+	t.Parallel()
+	var agents atomic.Bool
+	h := newHarness(t, func(c *webchat.Config, o *webchat.Options) {
+		c.AvailabilityInterval = time.Hour
+		o.Available = func(context.Context, string) bool { return agents.Load() }
+	})
+	ws, _ := h.connect(t, visitorID(t), hello{}, dialOpts{})
+	if f := next(t, ws, "availability"); f.Agents {
+		t.Fatalf("first availability %s, want no agents", f.raw)
+	}
+	agents.Store(true)
+	h.a.RecheckAvailability()
+	if f := next(t, ws, "availability"); !f.Agents {
+		t.Fatalf("availability %s after a rep came back, want agents", f.raw)
+	}
+}
+
 func TestProtocolErrorsClose(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)

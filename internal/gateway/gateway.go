@@ -110,6 +110,7 @@ func (g *Gateway) build() (err error) {
 	if err != nil {
 		return err
 	}
+	g.routing.onPresenceChange = g.webchat.RecheckAvailability
 	adapters := []channels.Adapter{g.webchat}
 	if len(g.cfg.WeChat.Accounts) > 0 {
 		if err := g.buildWeChat(reg); err != nil {

@@ -86,6 +86,7 @@ func (rt *routing) presenceChanged(pc presenceChange) {
 	case pc.online:
 		if st.Presence == router.PresenceOffline || st.Presence == router.PresenceAway {
 			rt.apply(rt.r.SetPresence(rt.ctx, pc.rep, router.PresenceAvailable))
+			rt.notifyPresence()
 		}
 	case pc.check:
 		rt.mu.Lock()
@@ -98,6 +99,7 @@ func (rt *routing) presenceChanged(pc presenceChange) {
 		}
 		if st.Presence != router.PresenceAway && st.Presence != router.PresenceOffline {
 			rt.apply(rt.r.SetPresence(rt.ctx, pc.rep, router.PresenceAway))
+			rt.notifyPresence()
 		}
 	}
 }

@@ -74,9 +74,12 @@ type routing struct {
 	dirty  atomic.Bool // a step failed since the last full reconcile
 
 	presenceCh chan presenceChange
-	mu         sync.Mutex
-	sockets    map[string]bool        // reps with an inbox socket on this node
-	grace      map[string]*time.Timer // reps whose last socket here closed
+	// onPresenceChange, when set, is told after a rep's presence is set
+	// (the web chat adapter's RecheckAvailability). It must not block.
+	onPresenceChange func()
+	mu               sync.Mutex
+	sockets          map[string]bool        // reps with an inbox socket on this node
+	grace            map[string]*time.Timer // reps whose last socket here closed
 }
 
 type routingMetrics struct {
@@ -820,11 +823,18 @@ func (rt *routing) RepStatus(id string) (api.RepRouting, bool) {
 		Skills: st.Skills, Languages: st.Languages, Tier: tier}, true
 }
 
+func (rt *routing) notifyPresence() {
+	if rt.onPresenceChange != nil {
+		rt.onPresenceChange()
+	}
+}
+
 func (rt *routing) SetPresence(_ context.Context, rep, presence string) error {
 	// The routing context, not the request's: the assignments this makes
 	// are written even if the client hangs up.
 	ds, err := rt.r.SetPresence(rt.ctx, rep, router.Presence(presence))
 	rt.apply(ds)
+	rt.notifyPresence()
 	if errors.Is(err, router.ErrUnknownRep) {
 		return fmt.Errorf("%w: rep %s is not routed", sessions.ErrNotFound, rep)
 	}
