@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnigate/omnigate/internal/envsecret"
 	"github.com/omnigate/omnigate/internal/webhooks/signing"
 )
 
@@ -107,28 +108,13 @@ var nameRe = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
 // ResolveEnv fills AuthToken and Secret from the variables their *_env
 // fields name. Call it before Validate.
 func (c *Config) ResolveEnv(lookup func(string) (string, bool)) error {
-	var errs []error
-	resolve := func(field string, secret *string, env string) {
-		if env == "" {
-			return
-		}
-		if *secret != "" {
-			errs = append(errs, fmt.Errorf("%s: set the secret or its _env variable, not both", field))
-			return
-		}
-		v, ok := lookup(env)
-		if !ok || v == "" {
-			errs = append(errs, fmt.Errorf("%s: environment variable %s is not set", field, env))
-			return
-		}
-		*secret = v
-	}
+	env := envsecret.New(lookup)
 	for i := range c.Providers {
 		p := &c.Providers[i]
-		resolve(fmt.Sprintf("providers[%d].auth_token_env", i), &p.AuthToken, p.AuthTokenEnv)
-		resolve(fmt.Sprintf("providers[%d].secret_env", i), &p.Secret, p.SecretEnv)
+		env.Resolve(fmt.Sprintf("providers[%d].auth_token_env", i), &p.AuthToken, p.AuthTokenEnv)
+		env.Resolve(fmt.Sprintf("providers[%d].secret_env", i), &p.Secret, p.SecretEnv)
 	}
-	return errors.Join(errs...)
+	return env.Err()
 }
 
 // Validate reports every problem at once.

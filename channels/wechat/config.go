@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"regexp"
 	"time"
+
+	"github.com/omnigate/omnigate/internal/envsecret"
 )
 
 // Config is the wechat section of the gateway's configuration: the
@@ -111,29 +113,15 @@ var (
 // (os.LookupEnv in production). A secret comes from the file or the
 // environment, never both. Call it before Validate.
 func (c *Config) ResolveEnv(lookup func(string) (string, bool)) error {
-	var errs []error
-	resolve := func(i int, field string, secret *string, env string) {
-		if env == "" {
-			return
-		}
-		if *secret != "" {
-			errs = append(errs, fmt.Errorf("wechat: accounts[%d]: set %s or %s_env, not both", i, field, field))
-			return
-		}
-		v, ok := lookup(env)
-		if !ok || v == "" {
-			errs = append(errs, fmt.Errorf("wechat: accounts[%d].%s_env: environment variable %s is not set", i, field, env))
-			return
-		}
-		*secret = v
-	}
+	env := envsecret.New(lookup)
 	for i := range c.Accounts {
 		a := &c.Accounts[i]
-		resolve(i, "app_secret", &a.AppSecret, a.AppSecretEnv)
-		resolve(i, "token", &a.Token, a.TokenEnv)
-		resolve(i, "encoding_aes_key", &a.EncodingAESKey, a.EncodingAESKeyEnv)
+		f := fmt.Sprintf("wechat: accounts[%d].", i)
+		env.Resolve(f+"app_secret_env", &a.AppSecret, a.AppSecretEnv)
+		env.Resolve(f+"token_env", &a.Token, a.TokenEnv)
+		env.Resolve(f+"encoding_aes_key_env", &a.EncodingAESKey, a.EncodingAESKeyEnv)
 	}
-	return errors.Join(errs...)
+	return env.Err()
 }
 
 // Validate returns every problem in the configuration at once. Call it

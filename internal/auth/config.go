@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+
+	"github.com/omnigate/omnigate/internal/envsecret"
 )
 
 // MinTokenLen is the shortest token accepted, so no one deploys "admin".
@@ -59,32 +61,17 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // (os.LookupEnv in production). Secrets come only from the environment or
 // the file, never both, so there is one place to look when one is wrong.
 func (c *Config) ResolveEnv(lookup func(string) (string, bool)) error {
-	var errs []error
-	resolve := func(field string, secret *string, env string) {
-		if env == "" {
-			return
-		}
-		if *secret != "" {
-			errs = append(errs, fmt.Errorf("%s: set the secret or its _env variable, not both", field))
-			return
-		}
-		v, ok := lookup(env)
-		if !ok || v == "" {
-			errs = append(errs, fmt.Errorf("%s: environment variable %s is not set", field, env))
-			return
-		}
-		*secret = v
-	}
+	env := envsecret.New(lookup)
 	for i := range c.AdminKeys {
-		resolve(fmt.Sprintf("admin_keys[%d].key_env", i), &c.AdminKeys[i].Key, c.AdminKeys[i].KeyEnv)
+		env.Resolve(fmt.Sprintf("admin_keys[%d].key_env", i), &c.AdminKeys[i].Key, c.AdminKeys[i].KeyEnv)
 	}
 	for i := range c.IntegratorKeys {
-		resolve(fmt.Sprintf("integrator_keys[%d].key_env", i), &c.IntegratorKeys[i].Key, c.IntegratorKeys[i].KeyEnv)
+		env.Resolve(fmt.Sprintf("integrator_keys[%d].key_env", i), &c.IntegratorKeys[i].Key, c.IntegratorKeys[i].KeyEnv)
 	}
 	for i := range c.Reps {
-		resolve(fmt.Sprintf("reps[%d].token_env", i), &c.Reps[i].Token, c.Reps[i].TokenEnv)
+		env.Resolve(fmt.Sprintf("reps[%d].token_env", i), &c.Reps[i].Token, c.Reps[i].TokenEnv)
 	}
-	return errors.Join(errs...)
+	return env.Err()
 }
 
 // Validate reports every problem at once. Call it after ResolveEnv.

@@ -19,6 +19,7 @@ import (
 	"github.com/omnigate/omnigate/channels/wechat"
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/internal/envsecret"
 	"github.com/omnigate/omnigate/internal/inbox"
 	"github.com/omnigate/omnigate/internal/webhooks"
 	"github.com/omnigate/omnigate/router"
@@ -265,22 +266,12 @@ func Parse(b []byte, lookup func(string) (string, bool)) (Config, error) {
 func (c *Config) ResolveEnv(lookup func(string) (string, bool)) error {
 	var errs []error
 	errs = append(errs, prefixed("auth.", c.Auth.ResolveEnv(lookup))...)
+	sites := envsecret.New(lookup)
 	for i := range c.Webchat.Sites {
 		site := &c.Webchat.Sites[i]
-		if site.SecretEnv == "" {
-			continue
-		}
-		if site.Secret != "" {
-			errs = append(errs, fmt.Errorf("webchat.sites[%d]: set secret or secret_env, not both", i))
-			continue
-		}
-		v, ok := lookup(site.SecretEnv)
-		if !ok || v == "" {
-			errs = append(errs, fmt.Errorf("webchat.sites[%d].secret_env: environment variable %s is not set", i, site.SecretEnv))
-			continue
-		}
-		site.Secret = v
+		sites.Resolve(fmt.Sprintf("webchat.sites[%d].secret_env", i), &site.Secret, site.SecretEnv)
 	}
+	errs = append(errs, sites.Err())
 	// wechat names itself in its errors; sms and webhooks do not.
 	errs = append(errs, c.WeChat.ResolveEnv(lookup))
 	errs = append(errs, prefixed("sms.", c.SMS.ResolveEnv(lookup))...)

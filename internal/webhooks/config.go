@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/omnigate/omnigate/internal/envsecret"
 	"github.com/omnigate/omnigate/internal/webhooks/signing"
 	"github.com/omnigate/omnigate/sessions"
 )
@@ -113,29 +114,14 @@ var EventKinds = []string{
 
 // ResolveEnv fills secrets from the variables their *_env fields name.
 func (c *Config) ResolveEnv(lookup func(string) (string, bool)) error {
-	var errs []error
-	resolve := func(field string, secret *string, env string) {
-		if env == "" {
-			return
-		}
-		if *secret != "" {
-			errs = append(errs, fmt.Errorf("%s: set the secret or its _env variable, not both", field))
-			return
-		}
-		v, ok := lookup(env)
-		if !ok || v == "" {
-			errs = append(errs, fmt.Errorf("%s: environment variable %s is not set", field, env))
-			return
-		}
-		*secret = v
-	}
+	env := envsecret.New(lookup)
 	for i := range c.Integrations {
-		resolve(fmt.Sprintf("integrations[%d].secret_env", i), &c.Integrations[i].Secret, c.Integrations[i].SecretEnv)
+		env.Resolve(fmt.Sprintf("integrations[%d].secret_env", i), &c.Integrations[i].Secret, c.Integrations[i].SecretEnv)
 	}
 	for i := range c.Endpoints {
-		resolve(fmt.Sprintf("endpoints[%d].secret_env", i), &c.Endpoints[i].Secret, c.Endpoints[i].SecretEnv)
+		env.Resolve(fmt.Sprintf("endpoints[%d].secret_env", i), &c.Endpoints[i].Secret, c.Endpoints[i].SecretEnv)
 	}
-	return errors.Join(errs...)
+	return env.Err()
 }
 
 // Validate reports every problem at once.
