@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Fanout shares one store subscription among many per-customer watchers.
@@ -56,6 +57,23 @@ func (f *Fanout) run(ctx context.Context, sub *Subscription) {
 // Subscription for how it ends.
 func (f *Fanout) Watch(ctx context.Context, customerID string) (*Subscription, error) {
 	return f.hub.watch(ctx, customerID, WatchBuffer)
+}
+
+// WatchFunc calls fn with each event of the customer appended from now on,
+// in the order the store published them, on the Fanout's dispatch
+// goroutine: fn must not block (hand the event on, don't process it there)
+// and must not call cancel. It costs no goroutine and no buffer per
+// watcher. fn is called with a zero Event and ErrSlow when the Fanout's
+// own subscription fell behind and events may have been missed (the
+// watcher stays registered: catch up from the timeline), and once with
+// ErrClosed when the Fanout ends. cancel stops the calls: none is made
+// after it returns. Like Watch, it only reports what comes next; see
+// Follow for reading the timeline first.
+func (f *Fanout) WatchFunc(customerID string, fn func(Event, error)) (cancel func(), err error) {
+	if customerID == "" {
+		return nil, fmt.Errorf("sessions: WatchFunc needs a customer: %w", ErrInvalid)
+	}
+	return f.hub.watchFunc(customerID, fn)
 }
 
 // Close stops dispatching and ends every watcher with ErrClosed.

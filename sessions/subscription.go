@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
 
@@ -22,8 +23,9 @@ const WatchBuffer = 16
 // timeline and subscribe again), ErrClosed (store closed), or the context's
 // error.
 type Subscription struct {
-	c        chan Event
-	customer string // "" for every customer
+	c        chan Event         // nil for a callback watcher
+	fn       func(Event, error) // set for a callback watcher (Fanout.WatchFunc)
+	customer string             // "" for every customer
 	stop     func() bool
 	hub      *hub
 	mu       sync.Mutex
@@ -48,7 +50,9 @@ func (s *Subscription) Close() { s.hub.drop(s, context.Canceled) }
 // what arrives over pub/sub, so events from every node reach every node. A
 // Fanout owns one too, keyed by customer.
 //
-// publish never blocks: a subscriber with a full buffer is dropped.
+// publish never blocks: a subscriber with a full buffer is dropped. A
+// callback watcher (watchFunc) is called under mu instead, so it must not
+// block nor call back into the hub.
 type hub struct {
 	mu         sync.Mutex
 	all        map[*Subscription]struct{}
@@ -93,6 +97,26 @@ func (h *hub) watch(ctx context.Context, customer string, buffer int) (*Subscrip
 	return s, nil
 }
 
+// watchFunc registers fn for one customer's events. fn is called under
+// h.mu with each event (err nil), with ErrSlow when events may have been
+// missed (the watcher stays registered), and once with the reason when the
+// hub ends it (ErrClosed); never after cancel returns.
+func (h *hub) watchFunc(customer string, fn func(Event, error)) (cancel func(), err error) {
+	s := &Subscription{fn: fn, customer: customer, hub: h}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	set := h.byCustomer[customer]
+	if set == nil {
+		set = map[*Subscription]struct{}{}
+		h.byCustomer[customer] = set
+	}
+	set[s] = struct{}{}
+	return s.Close, nil
+}
+
 // idle reports whether no one is subscribed, so a publisher can skip
 // decoding what no one would read.
 func (h *hub) idle() bool {
@@ -116,6 +140,12 @@ func (h *hub) publish(evs ...Event) {
 
 // send delivers evs to s or drops s when its buffer is full. Caller holds mu.
 func (h *hub) send(s *Subscription, evs []Event) {
+	if s.fn != nil {
+		for _, ev := range evs {
+			s.fn(ev, nil)
+		}
+		return
+	}
 	for _, ev := range evs {
 		select {
 		case s.c <- ev:
@@ -154,10 +184,18 @@ func (h *hub) dropLocked(s *Subscription, err error) {
 		s.stop()
 	}
 	s.mu.Unlock()
+	if s.fn != nil {
+		if !errors.Is(err, context.Canceled) { // not the watcher's own cancel
+			s.fn(Event{}, err)
+		}
+		return
+	}
 	close(s.c)
 }
 
-// dropAll ends every subscription with err; the hub stays open.
+// dropAll ends every subscription with err; the hub stays open. Callback
+// watchers are told ErrSlow and stay registered: they catch up from the
+// timeline while the new events keep coming.
 func (h *hub) dropAll(err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -170,6 +208,10 @@ func (h *hub) dropAllLocked(err error) {
 	}
 	for _, set := range h.byCustomer {
 		for s := range set {
+			if s.fn != nil && errors.Is(err, ErrSlow) {
+				s.fn(Event{}, err)
+				continue
+			}
 			h.dropLocked(s, err)
 		}
 	}

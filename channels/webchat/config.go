@@ -18,9 +18,9 @@ type Config struct {
 	// every connection is refused with 404.
 	Sites []Site `yaml:"sites"`
 	// MessageBufferSize is how many frames may wait for one visitor's
-	// socket. Zero means 64. A follower that would go past it waits for the
-	// socket (up to SlowTimeout); other frames that find it full get the
-	// client cut off as slow (CloseSlow).
+	// socket. Zero means 16. Timeline events that would go past three
+	// quarters of it wait for the socket (up to SlowTimeout); other frames
+	// that find it full get the client cut off as slow (CloseSlow).
 	MessageBufferSize int `yaml:"message_buffer_size"`
 	// SlowTimeout is how long the server waits for a visitor's socket to
 	// drain before closing it with CloseSlow. Zero means 10s.
@@ -150,7 +150,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	if c.MessageBufferSize == 0 {
-		c.MessageBufferSize = 64
+		c.MessageBufferSize = 16
 	}
 	def(&c.SlowTimeout, 10*time.Second)
 	def(&c.WriteTimeout, 10*time.Second)

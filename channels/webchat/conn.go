@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,8 +19,15 @@ import (
 
 // conn is one visitor socket. melody gives it one reader goroutine (the
 // HTTP handler's, which calls connected, receive and disconnected in that
-// order) and one writer goroutine; everything else (the follower, typing
-// and availability pushes) hands frames to the writer through write.
+// order) and one writer goroutine; everything else (timeline events,
+// typing and availability pushes) hands frames to the writer through
+// write.
+//
+// Timeline events come two ways (see follow): live ones straight from the
+// node's Fanout dispatch goroutine (onEvent), and, only while the socket
+// is behind (after hello, a gap, a feed cut off as slow, a full buffer or
+// a rep name to look up), from a short-lived catch-up goroutine
+// (catchUp). The fields under fmu say which of the two may write events.
 //
 // Fields under "reader only" are touched by the reader goroutine alone.
 // customerID is written once, before ready is set, and read by goroutines
@@ -54,7 +62,26 @@ type conn struct {
 	inflight atomic.Int64
 	high     int64
 	sent     chan struct{}
+
+	unwatch func() // ends the Fanout callback; set by hello
+
+	fmu sync.Mutex
+	// last is the sequence of the last event handed to the writer (or
+	// skipped as not visible).
+	last uint64
+	// catching: a catchUp goroutine runs and alone writes events; onEvent
+	// only queues them (pending) and notes how far the feed got (seen).
+	catching bool
+	// gap: the catchUp must read the timeline to its end (hello, events
+	// missed).
+	gap     bool
+	seen    uint64
+	pending []sessions.Event
 }
+
+// maxPending bounds the live events queued for a running catch-up; past
+// it, the catch-up reads them from the timeline instead.
+const maxPending = 8
 
 var visitorRe = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
 
@@ -104,6 +131,9 @@ func refuseReason(secret, userID string) string {
 
 func (c *conn) disconnected() {
 	c.cancel()
+	if c.unwatch != nil {
+		c.unwatch()
+	}
 	if c.helloTimer != nil {
 		c.helloTimer.Stop()
 	}
@@ -201,20 +231,162 @@ func (c *conn) hello(ctx context.Context, f clientFrame) {
 	c.write(marshal(availabilityFrame{Type: frameAvailability, Agents: c.st.agents}))
 	c.st.availMu.Unlock()
 	c.untype = c.a.typing.Subscribe(r.customerID, c.repTyping)
-	go c.follow(after)
+	c.follow(after)
 }
 
 // follow sends the timeline after the given sequence, then every new
-// event, as the visitor may see them, until the socket ends.
+// event, as the visitor may see them, exactly once and in order, until the
+// socket ends. It watches before reading the timeline, so nothing appended
+// in between is missed; the timeline, not the feed, is the source of
+// truth.
 func (c *conn) follow(after uint64) {
+	c.fmu.Lock()
+	c.last, c.gap, c.catching = after, true, true
+	c.fmu.Unlock()
+	unwatch, err := c.a.fan.WatchFunc(c.customerID, c.onEvent)
+	if err != nil {
+		c.followFailed(err)
+		return
+	}
+	c.unwatch = unwatch
+	go c.catchUp()
+}
+
+// onEvent is the Fanout's callback, on its dispatch goroutine: it must not
+// block. The next event in order goes straight to the writer; anything
+// else (a gap, a full buffer, a rep name to look up, a catch-up already
+// running) is left to catchUp.
+func (c *conn) onEvent(ev sessions.Event, err error) {
+	if err != nil {
+		if errors.Is(err, sessions.ErrSlow) {
+			c.fmu.Lock()
+			c.gap = true
+			c.pending = nil
+			c.startCatchUpLocked()
+			c.fmu.Unlock()
+			return
+		}
+		go c.followFailed(err)
+		return
+	}
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	switch {
+	case c.closing.Load() || ev.Seq <= c.last:
+		return
+	case c.catching:
+		c.seen = max(c.seen, ev.Seq)
+		if len(c.pending) < maxPending && !c.gap {
+			c.pending = append(c.pending, ev)
+		}
+		return
+	case ev.Seq > c.last+1 || c.inflight.Load() >= c.high:
+		c.seen = ev.Seq
+		c.startCatchUpLocked()
+		if ev.Seq == c.last+1 {
+			c.pending = append(c.pending, ev)
+		}
+		return
+	}
+	needsLookup := false
+	f, ok := visibleEvent(ev, func(string) string { needsLookup = true; return "" })
+	if needsLookup {
+		c.seen = ev.Seq
+		c.pending = append(c.pending, ev)
+		c.startCatchUpLocked()
+		return
+	}
+	if ok {
+		c.write(marshal(f))
+	}
+	c.last = ev.Seq
+}
+
+// startCatchUpLocked starts catchUp unless it runs. Caller holds fmu.
+func (c *conn) startCatchUpLocked() {
+	if !c.catching && c.ctx.Err() == nil {
+		c.catching = true
+		go c.catchUp()
+	}
+}
+
+// catchUp writes, waiting for room (writeFlow), the queued live events
+// that come next and, when events were missed, the timeline after the
+// last one sent; then it hands the live events back to onEvent.
+func (c *conn) catchUp() {
 	repName := func(id string) string { return c.a.rep(c.ctx, id) }
-	err := sessions.Follow(c.ctx, c.a.store, c.a.fan, c.customerID, after, func(ev sessions.Event) error {
-		f, ok := visibleEvent(ev, repName)
-		if !ok {
+	send := func(ev sessions.Event) error {
+		if f, ok := visibleEvent(ev, repName); ok {
+			if err := c.writeFlow(marshal(f)); err != nil {
+				return err
+			}
+		}
+		c.fmu.Lock()
+		c.last = ev.Seq
+		c.fmu.Unlock()
+		return nil
+	}
+	for {
+		c.fmu.Lock()
+		for len(c.pending) > 0 && c.pending[0].Seq <= c.last {
+			c.pending = c.pending[1:]
+		}
+		if len(c.pending) == 0 {
+			c.pending = nil // let go of the backing array
+		}
+		switch {
+		case !c.gap && len(c.pending) > 0 && c.pending[0].Seq == c.last+1:
+			ev := c.pending[0]
+			c.pending = c.pending[1:]
+			c.fmu.Unlock()
+			if err := send(ev); err != nil {
+				c.followFailed(err)
+				return
+			}
+		case c.gap || c.seen > c.last || len(c.pending) > 0:
+			c.gap, c.pending = false, nil
+			from := c.last
+			c.fmu.Unlock()
+			if err := c.readTimeline(from, send); err != nil {
+				c.followFailed(err)
+				return
+			}
+			c.fmu.Lock()
+			if c.seen > c.last {
+				// Announced but not in the timeline: nothing to wait for.
+				c.seen = c.last
+			}
+			c.fmu.Unlock()
+		default:
+			c.catching = false
+			c.fmu.Unlock()
+			return
+		}
+	}
+}
+
+// readTimeline sends the timeline after the given sequence, to its end.
+func (c *conn) readTimeline(after uint64, send func(sessions.Event) error) error {
+	const page = 1000
+	for {
+		evs, err := c.a.store.Timeline(c.ctx, c.customerID, after, page)
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs {
+			if err := send(ev); err != nil {
+				return err
+			}
+			after = ev.Seq
+		}
+		if len(evs) < page {
 			return nil
 		}
-		return c.writeFlow(marshal(f))
-	})
+	}
+}
+
+// followFailed ends the socket when following the timeline failed.
+func (c *conn) followFailed(err error) {
 	switch {
 	case c.ctx.Err() != nil, c.closing.Load() && !errors.Is(err, errSlowClient):
 		// The socket ended or is closing for another reason.

@@ -8,7 +8,7 @@
 // and "don't reconnect" (4500-4999). In short: the client says hello with
 // the last sequence it saw, the server answers welcome and then sends every
 // visible timeline event after that sequence, exactly once and in order
-// (sessions.Follow), followed by live events; each visitor message carries a
+// (the timeline, then the node's sessions.Fanout), followed by live events; each visitor message carries a
 // client id that becomes the event's external id, so a resend after a
 // reconnect is acknowledged with the first event's sequence, not appended
 // again.
@@ -27,8 +27,10 @@
 // customer can be reached.
 //
 // Concurrency: per socket, one reader goroutine applies frames in order and
-// one writer goroutine writes (both melody's); the follower, typing and
-// availability hand frames to the writer without blocking. A client that
+// one writer goroutine writes (both melody's); live timeline events (from
+// the Fanout's dispatch goroutine), typing and availability hand frames to
+// the writer without blocking, and a short-lived catch-up goroutine runs
+// only while a socket is behind (after hello, a gap, a full buffer). A client that
 // does not read is closed with CloseSlow, never fed a gap. Adapter methods
 // are safe for concurrent use. Sockets follow the store's change feed, so
 // any node serves any visitor. Locks: site.availMu and MemoryTyping.mu are
