@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -41,20 +42,35 @@ func TestChannelsWired(t *testing.T) {
 	sentCount := func() int { mu.Lock(); defer mu.Unlock(); return len(sent) }
 
 	secret := signing.NewSecret()
+	// Twilio signs the URL it calls, and status callbacks go to the public
+	// URL, so the gateway's address is fixed before it starts.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	const aliceToken = "test-alice-token-0123456789"
 	y := fmt.Sprintf(`
-listen: 127.0.0.1:0
+listen: %s
 data_dir: %s
 shutdown_timeout: 5s
 auth:
   admin_keys: [{name: test, key: %s}]
-  reps: [{id: alice, token: test-alice-token-0123456789}]
+  reps: [{id: alice, token: %s}]
 webhooks:
   integrations: [{name: crm, secret: %s}]
 sms:
   opt_out_reply: "-"
   providers:
-    - {name: twilio, kind: twilio, account_sid: AC0123, auth_token: %s, from: "+15005550006", base_url: %s}
-`, t.TempDir(), adminKey, secret, authToken, twilio.URL)
+    - {name: twilio, kind: twilio, account_sid: AC0123, auth_token: %s, from: "+15005550006", base_url: %s,
+       public_url: "http://%s/channels/sms/twilio"}
+routing:
+  queues:
+    - {name: messaging, channels: [sms, api], skills: {chat: 1}}
+  reps:
+    - {id: alice, skills: {chat: 5}}
+`, addr, t.TempDir(), adminKey, aliceToken, secret, authToken, twilio.URL, addr)
 	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +89,7 @@ sms:
 		}
 	}()
 	base := g.BaseURL()
+	setPresence(t, base, "alice", aliceToken, "available")
 
 	call := func(method, path string, body []byte, h http.Header) (int, http.Header, map[string]any) {
 		t.Helper()
@@ -138,15 +155,52 @@ sms:
 		t.Fatalf("sms conversations = %v", smsConvs)
 	}
 	convID := smsConvs[0]["id"].(string)
-	status, _, body := call("POST", "/v1/conversations/"+convID+"/messages", []byte(`{"text":"On its way","client_id":"r1"}`), asAdmin)
+	// The router gives it to the one available rep, who replies.
+	waitFor(t, "the SMS conversation to be assigned to alice", func() bool {
+		_, _, c := call("GET", "/v1/conversations/"+convID, nil, asAdmin)
+		return c["assignee"] == "alice"
+	})
+	asAlice := http.Header{"Authorization": {"Bearer " + aliceToken}, "Content-Type": {"application/json"}}
+	status, _, body := call("POST", "/v1/conversations/"+convID+"/messages", []byte(`{"text":"On its way","client_id":"r1"}`), asAlice)
 	if status != 201 || sentCount() != 1 {
 		t.Fatalf("reply = %d %v, %d sent", status, body, sentCount())
 	}
 	mu.Lock()
-	if to, text := sent[0].Get("To"), sent[0].Get("Body"); to != "+14155550100" || text != "On its way" {
+	reply := sent[0]
+	mu.Unlock()
+	if to, text := reply.Get("To"), reply.Get("Body"); to != "+14155550100" || text != "On its way" {
 		t.Errorf("Twilio got To=%q Body=%q", to, text)
 	}
-	mu.Unlock()
+	// Twilio reports delivery to the callback it was given: the report
+	// lands on the timeline.
+	cb := reply.Get("StatusCallback")
+	if !strings.HasPrefix(cb, "http://"+addr+"/channels/sms/twilio") {
+		t.Fatalf("StatusCallback = %q", cb)
+	}
+	report := url.Values{"MessageSid": {fmt.Sprintf("SM%032d", 1)}, "MessageStatus": {"delivered"},
+		"From": {"+15005550006"}, "To": {"+14155550100"}}
+	req, _ := http.NewRequest("POST", cb, strings.NewReader(report.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Twilio-Signature", sms.TwilioSignature(authToken, cb, report))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status callback = %d", resp.StatusCode)
+	}
+	customerID := smsConvs[0]["customer_id"].(string)
+	waitFor(t, "the delivery report on the timeline", func() bool {
+		_, _, tl := call("GET", "/v1/customers/"+customerID+"/timeline", nil, asAdmin)
+		for _, e := range tl["data"].([]any) {
+			e := e.(map[string]any)
+			if e["kind"] == "delivery_status" && strings.Contains(fmt.Sprint(e["payload"]), "delivered") {
+				return true
+			}
+		}
+		return false
+	})
 
 	// STOP, then a reply is refused with nothing sent or recorded.
 	inbound("SM2", "STOP")
