@@ -1,5 +1,5 @@
-// Package widget serves the embeddable chat widget and its demo page, from
-// files compiled into the binary with go:embed: no Node.js, no build step,
+// Package widget serves the embeddable chat widget, its demo page and the
+// rep inbox, from files compiled into the binary with go:embed: no Node.js, no build step,
 // no CDN. The files are plain JS, CSS and HTML and are edited as they are.
 //
 // What it serves (see Handler): /widget.js, the one script a site embeds;
@@ -7,10 +7,12 @@
 // page with the widget on it. The widget talks to channels/webchat over
 // the protocol in docs/webchat-protocol.md.
 //
+// The rep inbox (InboxHandler, files in inbox/) is served at /inbox; it
+// talks to internal/inbox's socket (docs/inbox-protocol.md) and the REST
+// API.
+//
 // What it must not do: hold state or talk to the store. It is static files
-// and one template; everything live goes over the WebSocket. The rep inbox
-// comes later in inbox/; add it to the embed pattern (files below) and
-// give it its own routes.
+// and one template; everything live goes over the WebSockets.
 //
 // Concurrency: the Handler is read-only after construction and safe for
 // concurrent use.

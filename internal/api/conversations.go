@@ -133,7 +133,7 @@ type deliveryStatus struct {
 // per client id, which is what a customer would expect of "never contacted
 // twice for the same thing". The price is that a crash between append and
 // send leaves a message recorded but not sent; the missing delivery_status
-// shows it, and a later issue's outbox can resend those. Sending first
+// shows it, and the rep can resend with a new client id. Sending first
 // would instead risk the worse failure: a delivered message with no record
 // and a retry that delivers it again.
 //

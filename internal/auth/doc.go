@@ -9,8 +9,9 @@
 //     VIP, and act on any rep's conversations.
 //   - rep: works conversations that are theirs or nobody's; sees phone
 //     numbers masked.
-//   - integrator: back-end systems; reads customers and timelines (and posts
-//     events, in a later issue).
+//   - integrator: back-end systems; reads customers and timelines. Events
+//     they push (/v1/events) are authenticated by their Standard Webhooks
+//     signature (internal/webhooks), not by this package.
 //
 // What each role may do on each route is decided by the HTTP API; this
 // package only says who the caller is. It must not log tokens, and it
