@@ -2,11 +2,9 @@ package gateway_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,7 +16,6 @@ import (
 
 	"github.com/omnigate/omnigate/channels/sms"
 	"github.com/omnigate/omnigate/internal/config"
-	"github.com/omnigate/omnigate/internal/gateway"
 	"github.com/omnigate/omnigate/internal/webhooks/signing"
 )
 
@@ -75,19 +72,7 @@ routing:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g, err := gateway.New(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	}()
+	g, _ := runGateway(t, cfg)
 	base := g.BaseURL()
 	setPresence(t, base, "alice", aliceToken, "available")
 

@@ -1,15 +1,11 @@
 package gateway_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"sync"
 	"testing"
 
 	"github.com/omnigate/omnigate/internal/config"
-	"github.com/omnigate/omnigate/internal/gateway"
 	"github.com/omnigate/omnigate/router"
 )
 
@@ -40,23 +36,7 @@ routing:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g, err := gateway.New(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
-	})
+	g, _ := runGateway(t, cfg)
 	return g.BaseURL()
 }
 

@@ -64,15 +64,25 @@ routing:
 	if err != nil {
 		t.Fatal(err)
 	}
+	g, stop := runGateway(t, cfg)
+	return g.BaseURL(), stop
+}
+
+// runGateway starts an in-process gateway on cfg and returns it with a
+// stop that ends Run and checks it returned cleanly; stop also runs at
+// cleanup, and a second call does nothing.
+func runGateway(t *testing.T, cfg config.Config) (*gateway.Gateway, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	g, err := gateway.New(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
 	var once sync.Once
-	stop = func() {
+	stop := func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
@@ -81,7 +91,7 @@ routing:
 		})
 	}
 	t.Cleanup(stop)
-	return g.BaseURL(), stop
+	return g, stop
 }
 
 // call makes an API request and decodes a JSON answer into out (if not
