@@ -17,9 +17,9 @@ import (
 	"github.com/omnigate/omnigate/sessions"
 )
 
-// conn is one visitor socket. melody gives it one reader goroutine (the
-// HTTP handler's, which calls connected, receive and disconnected in that
-// order) and one writer goroutine; everything else (timeline events,
+// conn is one visitor socket. melody gives it one reader goroutine
+// (started by wsdetach.Serve; it calls connected, receive and disconnected
+// in that order) and one writer goroutine; everything else (timeline events,
 // typing and availability pushes) hands frames to the writer through
 // write.
 //
@@ -92,6 +92,10 @@ const opTimeout = 10 * time.Second
 
 func (c *conn) connected(s *melody.Session) {
 	c.s = s
+	// Everything needed from the upgrade request was read in ServeHTTP;
+	// melody would keep it (URL, headers: about 1 KiB) for the socket's
+	// life.
+	s.Request = nil
 	c.ctx, c.cancel = context.WithCancel(c.a.ctx)
 	size := int64(c.a.cfg.MessageBufferSize)
 	c.high = size - max(1, size/4)

@@ -14,8 +14,8 @@ import (
 	"github.com/omnigate/omnigate/internal/auth"
 )
 
-// conn is one rep socket. melody gives it one reader goroutine (the HTTP
-// handler's: connected, receive and disconnected run on it, in that order)
+// conn is one rep socket. melody gives it one reader goroutine (started by
+// wsdetach.Serve: connected, receive and disconnected run on it, in order)
 // and one writer goroutine; the hub's fan-out and the typing pub/sub hand
 // it frames through write, which never blocks.
 //

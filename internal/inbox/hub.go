@@ -21,6 +21,7 @@ import (
 	"github.com/omnigate/omnigate/channels/webchat"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/redact"
+	"github.com/omnigate/omnigate/internal/wsdetach"
 	"github.com/omnigate/omnigate/sessions"
 )
 
@@ -179,11 +180,13 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.header = true
 		c.headerP, c.headerErr = h.auth.Authenticate(token)
 	}
-	err := h.m.HandleRequestWithKeys(w, r, map[string]any{connKey: c})
-	if errors.Is(err, melody.ErrClosed) {
-		http.Error(w, "inbox: shutting down", http.StatusServiceUnavailable)
-	}
-	// Other errors are failed upgrades, already answered by the upgrader.
+	wsdetach.Serve(w, r, func(w http.ResponseWriter, r *http.Request) {
+		err := h.m.HandleRequestWithKeys(w, r, map[string]any{connKey: c})
+		if errors.Is(err, melody.ErrClosed) {
+			http.Error(w, "inbox: shutting down", http.StatusServiceUnavailable)
+		}
+		// Other errors are failed upgrades, already answered by the upgrader.
+	})
 }
 
 // headerToken finds the token offered as BearerPrefix+base64url(token)
