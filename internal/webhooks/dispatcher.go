@@ -123,7 +123,11 @@ func (d *dispatcher) advance(ctx context.Context, batch []sessions.Event) error 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	eps, err := d.ob.Endpoints(ctx)
-	if err != nil {
+	if err != nil || len(eps) == 0 {
+		// No endpoint, nothing owed: no outbox write (an fsync per batch,
+		// on the disk the store commits to). The cursors stay where they
+		// are; once an endpoint exists, the gap is read from the timelines
+		// and Wants drops what happened before the endpoint was created.
 		return err
 	}
 	var order []string
@@ -280,6 +284,9 @@ func (d *dispatcher) requestRecovery(ctx context.Context) {
 // conversations, customers with conversations created since the last
 // checkpoint (less a margin), and customers whose enqueue failed.
 func (d *dispatcher) recoverAll(ctx context.Context) (int, error) {
+	if eps, err := d.ob.Endpoints(ctx); err != nil || len(eps) == 0 {
+		return 0, err // nothing is owed to anyone (see advance)
+	}
 	seen := map[string]bool{}
 	var chunk []string
 	flush := func() error {

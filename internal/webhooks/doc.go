@@ -56,7 +56,9 @@
 // would close it.
 //
 // An endpoint gets only events that happened after it was created, of the
-// kinds it filters on. Events copied by a merge are new events (Origin
+// kinds it filters on. While no endpoint exists the dispatcher writes
+// nothing (no cursor moves, no fsync per batch); the first event after an
+// endpoint is created reads each customer's gap from the timeline. Events copied by a merge are new events (Origin
 // set) and are delivered as such. Deliveries are not ordered with each
 // other; data.seq orders one customer's events.
 //

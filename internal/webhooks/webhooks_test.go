@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/omnigate/omnigate/internal/auth"
@@ -572,5 +574,65 @@ func TestConfigValidate(t *testing.T) {
 	env := Config{Integrations: []Integration{{Name: "a", SecretEnv: "S"}}}
 	if err := env.ResolveEnv(func(string) (string, bool) { return sec, true }); err != nil || env.Integrations[0].Secret != sec {
 		t.Fatal(err)
+	}
+}
+
+// TestNoEndpointNoWrite: while no endpoint exists the dispatcher writes
+// nothing to the outbox (no cursor moves), and an endpoint created later
+// gets the events after its creation, read from the timeline across the
+// gap, and none from before.
+func TestNoEndpointNoWrite(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := sessions.NewMemoryStore()
+	defer store.Close()
+	ob := NewMemoryOutbox()
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &dispatcher{store: store, ob: ob, log: slog.New(slog.DiscardHandler), now: time.Now, kick: func() {}, m: m, retry: map[string]bool{}}
+
+	c, _, _ := store.ResolveCustomer(ctx, sessions.Identity{Kind: sessions.IdentityPhone, Value: "+8613812345678"}, sessions.Customer{})
+	appendIn := func(text string) sessions.Event {
+		ev, _, err := store.Append(ctx, sessions.Event{CustomerID: c.ID, Kind: sessions.KindMessageIn, Channel: "sms",
+			Payload: json.RawMessage(`{"text":"` + text + `"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	before := appendIn("before")
+	if err := d.advance(ctx, []sessions.Event{before}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := d.recoverAll(ctx); err != nil || n != 0 {
+		t.Fatalf("recovery without endpoints: %d customers, %v", n, err)
+	}
+	if _, known, _ := ob.Cursor(ctx, c.ID); known {
+		t.Fatal("a cursor moved with no endpoint to deliver to")
+	}
+
+	time.Sleep(2 * time.Millisecond) // the endpoint is created after "before"
+	if err := ob.PutEndpoint(ctx, Endpoint{ID: "crm", URL: "https://x", Secret: signing.NewSecret(), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond)
+	missed := appendIn("missed by the feed")
+	after := appendIn("after")
+	if err := d.advance(ctx, []sessions.Event{after}); err != nil {
+		t.Fatal(err)
+	}
+	if cur, known, _ := ob.Cursor(ctx, c.ID); !known || cur != after.Seq {
+		t.Fatalf("cursor %d (known %v), want %d", cur, known, after.Seq)
+	}
+	for _, c := range []struct {
+		ev   sessions.Event
+		want bool
+	}{{before, false}, {missed, true}, {after, true}} {
+		_, err := ob.Delivery(ctx, DeliveryID("crm", c.ev.ID))
+		if got := err == nil; got != c.want {
+			t.Errorf("delivery of %s: present %v, want %v (%v)", c.ev.Payload, got, c.want, err)
+		}
 	}
 }
