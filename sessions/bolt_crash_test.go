@@ -86,15 +86,7 @@ func TestBoltCrash(t *testing.T) {
 
 	s := openBolt(t, path)
 	defer s.Close()
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		var errs []error
-		for err := range tx.Check() { // drained: the checker reads tx until it closes the channel
-			errs = append(errs, err)
-		}
-		return errors.Join(errs...)
-	}); err != nil {
-		t.Fatalf("file inconsistent after the kill: %v", err)
-	}
+	checkFile(t, s)
 	for customer, got := range acks {
 		stored := timeline(t, s, customer)
 		checkGapFree(t, stored)
@@ -109,10 +101,25 @@ func TestBoltCrash(t *testing.T) {
 	}
 }
 
+// checkFile fails t if bbolt's consistency check finds anything wrong.
+func checkFile(t *testing.T, s *BoltStore) {
+	t.Helper()
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() { // drained: the checker reads tx until it closes the channel
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	}); err != nil {
+		t.Fatalf("file inconsistent after recovery: %v", err)
+	}
+}
+
 // crashChild appends until it is killed, or gives up after 30 seconds so a
 // lost parent leaves nothing running.
 func crashChild(t *testing.T, path string) {
-	s, err := OpenBolt(path, BoltOptions{})
+	// Checkpoints every few milliseconds, so the kill lands among them.
+	s, err := OpenBolt(path, BoltOptions{CheckpointInterval: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -43,7 +44,9 @@ import (
 //
 // Writes go through one committer goroutine that runs everything queued in
 // one transaction and one fsync (group commit): a writer waits for its own
-// fsync but shares it with every writer that queued meanwhile.
+// fsync but shares it with every writer that queued meanwhile. The fsync
+// is of a write-ahead log, not of the B+tree (bolt_wal.go), unless
+// BoltOptions.DirectSync.
 var (
 	bucketCustomers      = []byte("customers")
 	bucketIdentities     = []byte("identities")
@@ -70,6 +73,14 @@ type BoltOptions struct {
 	// the file. Zero means one second, so a second gateway started on the
 	// same data directory fails with an error instead of hanging.
 	LockTimeout time.Duration
+	// DirectSync commits the way bbolt does by itself, fsyncing the B+tree
+	// twice per batch, with no write-ahead log. It is slower (see the
+	// BoltAppend benchmarks); it exists to compare, and a file with a log
+	// is recovered and converted when opened with it.
+	DirectSync bool
+	// CheckpointInterval is how often the B+tree is made durable so the
+	// log before it can go. Zero means one second.
+	CheckpointInterval time.Duration
 }
 
 // BoltStore is the single-node Store: one bbolt file, every acknowledged
@@ -87,6 +98,17 @@ type BoltStore struct {
 	// waits for them before closing the file.
 	mu     sync.RWMutex
 	closed bool
+
+	// The log (nil with DirectSync or once turned off); the committer's.
+	wal      *wal
+	redo     []byte    // the batch's redo record
+	lastCkpt time.Time // when the last checkpoint started
+	// broken is set when the log could not take back a record of a batch
+	// that failed: from then on every write fails with it.
+	broken atomic.Pointer[error]
+	// ckptErr is the last checkpoint's failure, nil once one succeeds;
+	// Ping reports it.
+	ckptErr atomic.Pointer[error]
 }
 
 var _ Store = (*BoltStore)(nil)
@@ -105,39 +127,105 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sessions: bolt %s: %w", path, err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = time.Second
+	}
+	bo := &bolt.Options{
 		Timeout: opts.LockTimeout,
 		// The hashmap freelist stays fast as the file grows and frees pages,
 		// and not writing it at every commit keeps it out of every fsync;
-		// the price is a scan of the file to rebuild it at open.
+		// the price is a scan of the file to rebuild it at open. The log's
+		// recovery depends on that rebuild.
 		FreelistType:   bolt.FreelistMapType,
 		NoFreelistSync: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sessions: bolt %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketCustomers, bucketIdentities, bucketCustomerIdents, bucketTimelines,
-			bucketConversations, bucketCustomerConvs, bucketActiveTopics} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	db, w, err := openWAL(path, bo, createBuckets)
 	if err != nil {
-		_ = db.Close()
 		return nil, fmt.Errorf("sessions: bolt %s: %w", path, err)
 	}
 	s := &BoltStore{
-		db:   db,
-		opts: opts,
-		hub:  newHub(),
-		ops:  make(chan *boltOp, opts.MaxBatch),
-		done: make(chan struct{}),
+		db:       db,
+		opts:     opts,
+		hub:      newHub(),
+		ops:      make(chan *boltOp, opts.MaxBatch),
+		done:     make(chan struct{}),
+		wal:      w,
+		lastCkpt: time.Now(),
+	}
+	if opts.DirectSync {
+		if err := s.dropLog(); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("sessions: bolt %s: turning the log off: %w", path, err)
+		}
 	}
 	go s.commitLoop()
 	return s, nil
+}
+
+func createBuckets(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bucketCustomers, bucketIdentities, bucketCustomerIdents, bucketTimelines,
+		bucketConversations, bucketCustomerConvs, bucketActiveTopics} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropLog checkpoints, removes the log and its checkpoint, and commits
+// with bbolt's own fsyncs from then on. Segments go before the checkpoint
+// file: a log without a checkpoint is never replayed, while a checkpoint
+// without its log is the state the file is in.
+func (s *BoltStore) dropLog() error {
+	w := s.wal
+	if err := w.checkpointNow(); err != nil {
+		return err
+	}
+	segs, err := segments(w.path)
+	if err != nil {
+		return err
+	}
+	w.close()
+	for _, seg := range segs {
+		if err := os.Remove(segmentPath(w.path, seg)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if err := syncDir(filepath.Dir(w.path)); err != nil {
+		return err
+	}
+	if err := os.Remove(checkpointPath(w.path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := syncDir(filepath.Dir(w.path)); err != nil {
+		return err
+	}
+	s.db.NoSync = false
+	s.wal = nil
+	return nil
+}
+
+// maybeCheckpoint starts a checkpoint when one is due, between commits.
+func (s *BoltStore) maybeCheckpoint() {
+	if s.wal == nil || time.Since(s.lastCkpt) < s.opts.CheckpointInterval {
+		return
+	}
+	if s.wal.tooBig() {
+		if err := s.dropLog(); err != nil {
+			s.ckptErr.Store(&err)
+		}
+		return
+	}
+	busy, err := s.wal.startCheckpoint()
+	if busy {
+		return
+	}
+	s.lastCkpt = time.Now()
+	if err != nil {
+		s.ckptErr.Store(&err)
+	} else {
+		s.ckptErr.Store(nil)
+	}
 }
 
 // boltOp is one Store write waiting for the committer.
@@ -155,6 +243,7 @@ type boltTx struct {
 	now   time.Time
 	wrote bool
 	evs   []Event // appended by this op, published after commit
+	redo  *[]byte // the batch's redo record; nil without a log
 }
 
 // errPartialWrite marks a batch rolled back because an op failed after it
@@ -169,6 +258,7 @@ func (s *BoltStore) commitLoop() {
 		batch = s.collect(append(batch[:0], op), last)
 		last = len(batch)
 		s.commit(batch)
+		s.maybeCheckpoint()
 	}
 }
 
@@ -214,23 +304,57 @@ func (s *BoltStore) collect(batch []*boltOp, last int) []*boltOp {
 // order and answers every op. An op whose own check fails is answered with
 // its error and the rest commit without it.
 func (s *BoltStore) commit(batch []*boltOp) {
+	if p := s.broken.Load(); p != nil {
+		for _, op := range batch {
+			op.done <- *p
+		}
+		return
+	}
 	errs := make([]error, len(batch))
 	var evs []Event
 	partial := -1
+	logged := int64(-1) // where this batch's record starts in the log
+	var redo *[]byte
+	if s.wal != nil {
+		s.redo = s.redo[:0]
+		redo = &s.redo
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for i, op := range batch {
-			w := &boltTx{Tx: tx, now: time.Now().UTC()}
+			w := &boltTx{Tx: tx, now: time.Now().UTC(), redo: redo}
+			mark := 0
+			if redo != nil {
+				mark = len(*redo)
+			}
 			if errs[i] = op.run(w); errs[i] != nil {
 				if w.wrote {
 					partial = i
 					return errPartialWrite
 				}
+				if redo != nil {
+					*redo = (*redo)[:mark]
+				}
 				continue
 			}
 			evs = append(evs, w.evs...)
 		}
+		if redo == nil || len(*redo) == 0 {
+			return nil
+		}
+		// Durable in the log before the transaction commits: nothing is
+		// read or acknowledged that a crash could take back.
+		at, err := s.wal.append(*redo)
+		if err != nil {
+			s.takeBack(at)
+			return err
+		}
+		logged = at
 		return nil
 	})
+	if err != nil && logged >= 0 {
+		// The record is in the log but the transaction did not commit.
+		s.takeBack(logged)
+	}
 	if partial >= 0 {
 		// Everything was rolled back: answer the op that broke the batch and
 		// run the others again without it.
@@ -292,6 +416,9 @@ func (s *BoltStore) view(ctx context.Context, fn func(tx *bolt.Tx) error) error 
 
 func (w *boltTx) put(bucket, key, value []byte) error {
 	w.wrote = true
+	if w.redo != nil {
+		*w.redo = appendRedo(*w.redo, redoPut, bucket, key, value)
+	}
 	return w.Bucket(bucket).Put(key, value)
 }
 
@@ -305,6 +432,9 @@ func (w *boltTx) putJSON(bucket, key []byte, v any) error {
 
 func (w *boltTx) del(bucket, key []byte) error {
 	w.wrote = true
+	if w.redo != nil {
+		*w.redo = appendRedo(*w.redo, redoDel, bucket, key, nil)
+	}
 	return w.Bucket(bucket).Delete(key)
 }
 
@@ -1037,6 +1167,12 @@ func (s *BoltStore) Subscribe(ctx context.Context) (*Subscription, error) {
 }
 
 func (s *BoltStore) Ping(ctx context.Context) error {
+	if p := s.ckptErr.Load(); p != nil {
+		return fmt.Errorf("sessions: bolt checkpoint: %w", *p)
+	}
+	if p := s.broken.Load(); p != nil {
+		return *p
+	}
 	return s.view(ctx, func(*bolt.Tx) error { return nil })
 }
 
@@ -1053,5 +1189,21 @@ func (s *BoltStore) Close() error {
 	s.mu.Unlock()
 	<-s.done
 	s.hub.close()
-	return s.db.Close()
+	var err error
+	if s.wal != nil {
+		// A last checkpoint, so the next open replays nothing.
+		err = s.wal.checkpointNow()
+		s.wal.close()
+	}
+	return errors.Join(err, s.db.Close())
+}
+
+// takeBack removes the record at mark from the log after its batch
+// failed. If even that fails, the log may hold a batch that was refused,
+// which a restart would replay: the store refuses every write from then on.
+func (s *BoltStore) takeBack(mark int64) {
+	if err := s.wal.unappend(mark); err != nil {
+		err = fmt.Errorf("sessions: bolt: the log could not take back a failed write, so the store refuses writes until restarted: %w", err)
+		s.broken.Store(&err)
+	}
 }
