@@ -144,6 +144,7 @@ type wal struct {
 	f    *os.File // the segment records go to
 	seg  uint64
 	size int64
+	buf  []byte // append's, reused: the committer is its only caller
 
 	mu      sync.Mutex
 	running bool          // a checkpoint is in the background
@@ -389,10 +390,10 @@ func (w *wal) newSegment() error {
 // size before the record, for unappend.
 func (w *wal) append(rec []byte) (int64, error) {
 	mark := w.size
-	buf := make([]byte, 8, 8+len(rec))
-	binary.BigEndian.PutUint32(buf, uint32(len(rec)))
-	binary.BigEndian.PutUint32(buf[4:], crc32.Checksum(rec, crcTable))
+	buf := binary.BigEndian.AppendUint32(w.buf[:0], uint32(len(rec)))
+	buf = binary.BigEndian.AppendUint32(buf, crc32.Checksum(rec, crcTable))
 	buf = append(buf, rec...)
+	w.buf = buf
 	if _, err := w.f.WriteAt(buf, mark); err != nil {
 		return mark, err
 	}

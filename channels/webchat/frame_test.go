@@ -117,6 +117,8 @@ func TestParseFrame(t *testing.T) {
 		{sampleFrames[16], "", "frame"},
 		{sampleFrames[18], "", "frame"},
 		{sampleFrames[19], "", "frame"},
+		{`{"type":"typing","on":true} {"type":"typing","on":false}`, "", "frame"},
+		{`{"type":"typing","on":true} x`, "", "frame"},
 	}
 	for _, tt := range tests {
 		f, err := parseFrame([]byte(tt.in))

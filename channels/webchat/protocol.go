@@ -1,7 +1,6 @@
 package webchat
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,12 +91,10 @@ func parseFrame(data []byte) (clientFrame, error) {
 	if !utf8.Valid(data) {
 		return f, fmt.Errorf("%w: not UTF-8", errFrame)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&f); err != nil {
+	// Unmarshal, not a Decoder: it refuses anything after the value too,
+	// without a Decoder's buffer per frame.
+	if err := json.Unmarshal(data, &f); err != nil {
 		return clientFrame{}, fmt.Errorf("%w: %v", errFrame, err)
-	}
-	if dec.More() {
-		return clientFrame{}, fmt.Errorf("%w: more than one JSON value", errFrame)
 	}
 	switch f.Type {
 	case frameHello:
