@@ -22,7 +22,8 @@
 //   - Writes that change two things (a conversation and the event recording
 //     the change) happen together or not at all.
 //   - An append that returned success is durable as far as the backend is
-//     (bbolt: fsynced; Valkey: per its persistence settings).
+//     (bbolt: its write-ahead log record fsynced, see bolt_wal.go; Valkey:
+//     per its persistence settings).
 //
 // Concurrency: every Store method is safe for concurrent use. Subscriptions
 // deliver events in per-customer sequence order; a subscriber that falls
