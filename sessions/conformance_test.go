@@ -620,6 +620,23 @@ func testMerge(t *testing.T, s Store) {
 	if cv, _ := s.Conversation(ctx, moved.ID); cv.CustomerID != into.ID || cv.Status != StatusOpen {
 		t.Fatalf("moved conversation = %+v", cv)
 	}
+	// A moved conversation's LastSeq is in into's numbering: its last copy,
+	// then whatever is appended to it after the merge.
+	var lastCopy uint64
+	for _, ev := range tl {
+		if ev.ConversationID == moved.ID {
+			lastCopy = ev.Seq
+		}
+	}
+	if cv, _ := s.Conversation(ctx, moved.ID); lastCopy == 0 || cv.LastSeq != lastCopy {
+		t.Fatalf("moved conversation LastSeq = %d, its last copy is seq %d", cv.LastSeq, lastCopy)
+	}
+	after := msg(into.ID, "after-merge")
+	after.ConversationID = moved.ID
+	ev := mustAppend(t, s, after)
+	if cv, _ := s.Conversation(ctx, moved.ID); cv.LastSeq != ev.Seq {
+		t.Fatalf("moved conversation LastSeq = %d after an append at %d", cv.LastSeq, ev.Seq)
+	}
 	if cv, _ := s.Conversation(ctx, dup.ID); cv.CustomerID != into.ID || cv.Status != StatusResolved {
 		t.Fatalf("duplicate topic conversation = %+v", cv)
 	}
