@@ -39,13 +39,14 @@ type Gateway struct {
 	webchat *webchat.Adapter
 	routing *routing
 
-	wechat   *wechat.Adapter   // nil when no account is configured
-	wtyping  *wechatTyping     // reps' typing to wechat; nil without wechat
-	sms      *sms.Adapter      // nil when no provider is configured
-	dnc      io.Closer         // sms's do-not-contact list; nil without sms
-	webhooks *webhooks.Service // always built: /v1/events and the admin API
+	wechat   *wechat.Adapter       // nil when no account is configured
+	wtyping  *wechatTyping         // reps' typing to wechat; nil without wechat
+	vtyping  *webchat.ValkeyTyping // typing across nodes; nil on one node
+	sms      *sms.Adapter          // nil when no provider is configured
+	dnc      io.Closer             // sms's do-not-contact list; nil without sms
+	webhooks *webhooks.Service     // always built: /v1/events and the admin API
 	outbox   *webhooks.BoltOutbox
-	valkey   valkey.Client // wechat's token cache in a cluster; nil otherwise
+	valkey   valkey.Client // typing and wechat's tokens in a cluster (valkeyClient); nil otherwise
 }
 
 // New opens the store, builds the API and binds the listen address, so a
@@ -92,8 +93,16 @@ func (g *Gateway) build() (err error) {
 	}
 	authn := auth.New(g.cfg.Auth)
 	// One typing channel for both sides, so reps and visitors see each
-	// other type.
-	typing := webchat.NewMemoryTyping()
+	// other type; through Valkey in a cluster, so they do across nodes.
+	var typing webchat.Typing = webchat.NewMemoryTyping()
+	if g.cfg.Store.Kind == config.StoreValkey {
+		client, err := g.valkeyClient()
+		if err != nil {
+			return err
+		}
+		g.vtyping = webchat.NewValkeyTyping(client, g.valkeyPrefix()+":typing", g.log.With("part", "typing"))
+		typing = g.vtyping
+	}
 	repNames := map[string]string{}
 	for _, r := range authn.Reps() {
 		repNames[r.ID] = r.Name
@@ -190,28 +199,56 @@ func (g *Gateway) build() (err error) {
 	return nil
 }
 
+// valkeyClient is the client the gateway's own cluster state (typing,
+// WeChat tokens and nonces) goes through, made on first use; the store and
+// the router have their own.
+func (g *Gateway) valkeyClient() (valkey.Client, error) {
+	if g.valkey != nil {
+		return g.valkey, nil
+	}
+	client, err := dialValkey(g.cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	g.valkey = client
+	return client, nil
+}
+
+// dialValkey makes a client for the store's Valkey server (without
+// client-side caching: the gateway's keys are written by every node).
+func dialValkey(c config.Store) (valkey.Client, error) {
+	v := c.Valkey
+	addrs := v.Addrs
+	if len(addrs) == 0 {
+		addrs = []string{"127.0.0.1:6379"}
+	}
+	client, err := valkey.NewClient(valkey.ClientOption{InitAddress: addrs, Password: v.Password,
+		SelectDB: v.DB, DisableCache: true})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: valkey %v: %w", addrs, err)
+	}
+	return client, nil
+}
+
+// valkeyPrefix is the store's key prefix, which the gateway's own keys
+// and channels share.
+func (g *Gateway) valkeyPrefix() string {
+	if p := g.cfg.Store.Valkey.KeyPrefix; p != "" {
+		return p
+	}
+	return "og"
+}
+
 // buildWeChat builds the WeChat adapter. In a cluster its access tokens
-// and callback nonces live in Valkey, shared by every node, through a
-// client of its own.
+// and callback nonces live in Valkey, shared by every node.
 func (g *Gateway) buildWeChat(reg prometheus.Registerer) error {
 	o := wechat.Options{Store: g.store, Logger: g.log.With("channel", "wechat"), Metrics: reg}
 	if g.cfg.Store.Kind == config.StoreValkey {
-		v := g.cfg.Store.Valkey
-		addrs := v.Addrs
-		if len(addrs) == 0 {
-			addrs = []string{"127.0.0.1:6379"}
-		}
-		client, err := valkey.NewClient(valkey.ClientOption{InitAddress: addrs, Password: v.Password,
-			SelectDB: v.DB, DisableCache: true})
+		client, err := g.valkeyClient()
 		if err != nil {
-			return fmt.Errorf("gateway: wechat: valkey %v: %w", addrs, err)
+			return err
 		}
-		g.valkey = client
-		prefix := v.KeyPrefix
-		if prefix == "" {
-			prefix = "og"
-		}
-		o.TokenCache = wechat.NewValkeyCache(client, prefix+":")
+		o.TokenCache = wechat.NewValkeyCache(client, g.valkeyPrefix()+":")
 	}
 	a, err := wechat.New(g.cfg.WeChat, o)
 	if err != nil {
@@ -272,6 +309,9 @@ func (g *Gateway) closeChannels() error {
 	}
 	if g.wechat != nil {
 		_ = g.wechat.Close()
+	}
+	if g.vtyping != nil {
+		g.vtyping.Close()
 	}
 	if g.valkey != nil {
 		g.valkey.Close()

@@ -112,17 +112,11 @@ func newRouting(cfg config.Config, store sessions.Store, reps []auth.Rep, reg pr
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
 	var state router.State = router.NewMemoryState()
 	if cfg.Store.Kind == config.StoreValkey {
-		v := cfg.Store.Valkey
-		addrs := v.Addrs
-		if len(addrs) == 0 {
-			addrs = []string{"127.0.0.1:6379"}
-		}
-		client, err := valkey.NewClient(valkey.ClientOption{InitAddress: addrs, Password: v.Password,
-			SelectDB: v.DB, DisableCache: true})
+		client, err := dialValkey(cfg.Store)
 		if err != nil {
-			return nil, fmt.Errorf("gateway: routing: valkey %v: %w", addrs, err)
+			return nil, fmt.Errorf("gateway: routing: %w", err)
 		}
-		cs, err := router.NewValkeyNodeState(client, v.KeyPrefix, nodeName())
+		cs, err := router.NewValkeyNodeState(client, cfg.Store.Valkey.KeyPrefix, nodeName())
 		if err != nil {
 			client.Close()
 			return nil, fmt.Errorf("gateway: routing: %w", err)
