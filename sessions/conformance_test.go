@@ -685,13 +685,37 @@ func testUpdateCustomer(t *testing.T, s Store) {
 	ctx := context.Background()
 	c := newCustomer(t, s)
 	tier, vip, owner, tags := TierA, true, "alice", []string{"gold", "wine"}
-	got, err := s.UpdateCustomer(ctx, c.ID, CustomerUpdate{Tier: &tier, VIP: &vip, Owner: &owner, Tags: &tags, Attributes: map[string]string{"city": "Shanghai"}})
+	before := len(timeline(t, s, c.ID))
+	u := CustomerUpdate{Tier: &tier, VIP: &vip, Owner: &owner, Tags: &tags, Attributes: map[string]string{"city": "Shanghai"}, Author: "admin:ops"}
+	got, err := s.UpdateCustomer(ctx, c.ID, u)
 	if err != nil || got.Tier != TierA || !got.VIP || got.Owner != "alice" || len(got.Tags) != 2 || got.Attributes["city"] != "Shanghai" {
 		t.Fatalf("update: %+v %v", got, err)
 	}
 	read, _ := s.Customer(ctx, c.ID)
 	if read.Tier != TierA || read.Owner != "alice" || read.Attributes["city"] != "Shanghai" || read.Name != c.Name {
 		t.Fatalf("read back: %+v", read)
+	}
+	// The change is on the timeline, in the same write: who, what, from
+	// what to what.
+	tl := timeline(t, s, c.ID)
+	if len(tl) != before+1 {
+		t.Fatalf("%d events after the update, want %d", len(tl), before+1)
+	}
+	ev := tl[len(tl)-1]
+	var pc struct {
+		Changes map[string]struct{ From, To any }
+	}
+	if err := json.Unmarshal(ev.Payload, &pc); err != nil || ev.Kind != KindProfileChanged || ev.Author != "admin:ops" ||
+		len(pc.Changes) != 5 || pc.Changes["tier"].From != "" || pc.Changes["tier"].To != "A" || pc.Changes["vip"].To != true ||
+		pc.Changes["owner"].To != "alice" || pc.Changes["attributes.city"].To != "Shanghai" {
+		t.Fatalf("profile change event %+v payload %+v %v", ev, pc, err)
+	}
+	// The same values again change nothing, so nothing is recorded.
+	if _, err := s.UpdateCustomer(ctx, c.ID, u); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(timeline(t, s, c.ID)); n != before+1 {
+		t.Fatalf("an update that changed nothing added %d events", n-before-1)
 	}
 	bad := Tier("Z")
 	if _, err := s.UpdateCustomer(ctx, c.ID, CustomerUpdate{Tier: &bad, VIP: &vip}); !errors.Is(err, ErrInvalid) {

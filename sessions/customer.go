@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -63,6 +64,23 @@ type CustomerUpdate struct {
 	TimeZone   *string           `json:"time_zone,omitempty"`
 	Locale     *string           `json:"locale,omitempty"`
 	Attributes map[string]string `json:"attributes,omitempty"`
+	// Author is who makes the change, recorded on the profile_changed
+	// event ("rep:alice", "admin:ops", "customer", "system"). Not part of
+	// the request body: the API sets it from the caller.
+	Author string `json:"-"`
+}
+
+// ProfileChange is the payload of a profile_changed event: every field
+// the update changed, by its JSON name ("tier", "vip", "owner", "name",
+// "tags", "time_zone", "locale", "attributes.<key>").
+type ProfileChange struct {
+	Changes map[string]FieldChange `json:"changes"`
+}
+
+// FieldChange is one field's value before and after.
+type FieldChange struct {
+	From any `json:"from"`
+	To   any `json:"to"`
 }
 
 // Validate rejects values no store should keep.
@@ -113,6 +131,41 @@ func (u CustomerUpdate) Apply(c *Customer, now time.Time) {
 		}
 	}
 	c.UpdatedAt = now
+}
+
+// Change applies u to c, like Apply, and returns the profile_changed
+// event that records what changed, or false when nothing did (the same
+// values again). Stores append the event in the same write as the
+// customer, so the timeline says who made a customer VIP or moved their
+// owner.
+func (u CustomerUpdate) Change(c *Customer, now time.Time) (Event, bool) {
+	before := cloneCustomer(*c)
+	u.Apply(c, now)
+	ch := map[string]FieldChange{}
+	diff := func(field string, from, to any, same bool) {
+		if !same {
+			ch[field] = FieldChange{From: from, To: to}
+		}
+	}
+	diff("name", before.Name, c.Name, before.Name == c.Name)
+	diff("tier", before.Tier, c.Tier, before.Tier == c.Tier)
+	diff("vip", before.VIP, c.VIP, before.VIP == c.VIP)
+	diff("owner", before.Owner, c.Owner, before.Owner == c.Owner)
+	diff("tags", before.Tags, c.Tags, slices.Equal(before.Tags, c.Tags))
+	diff("time_zone", before.TimeZone, c.TimeZone, before.TimeZone == c.TimeZone)
+	diff("locale", before.Locale, c.Locale, before.Locale == c.Locale)
+	for k := range u.Attributes {
+		diff("attributes."+k, before.Attributes[k], c.Attributes[k], before.Attributes[k] == c.Attributes[k])
+	}
+	if len(ch) == 0 {
+		return Event{}, false
+	}
+	author := u.Author
+	if author == "" {
+		author = "system"
+	}
+	return Event{CustomerID: c.ID, Kind: KindProfileChanged, Channel: ChannelSystem, Author: author,
+		Payload: mustJSON(ProfileChange{Changes: ch})}, true
 }
 
 // CustomerQuery finds customers. Phone and Email match identities exactly

@@ -26,12 +26,16 @@ const (
 	// the conversation to a rep, the offer ending, or the rep accepting
 	// or declining (see Offer).
 	KindOffer EventKind = "offer"
+	// KindProfileChanged records a change to a customer's profile (owner,
+	// tier and VIP decide routing; name, tags, locale...): who changed
+	// which field from what to what (ProfileChange).
+	KindProfileChanged EventKind = "profile_changed"
 )
 
 var eventKinds = map[EventKind]bool{
 	KindMessageIn: true, KindMessageOut: true, KindNote: true, KindAssignment: true,
 	KindTransfer: true, KindStatusChange: true, KindCall: true, KindIdentityLinked: true,
-	KindMerged: true, KindIntegrator: true, KindDelivery: true, KindOffer: true,
+	KindMerged: true, KindIntegrator: true, KindDelivery: true, KindOffer: true, KindProfileChanged: true,
 }
 
 // Channel names used by more than one package.

@@ -900,8 +900,12 @@ func (s *BoltStore) UpdateCustomer(ctx context.Context, id string, u CustomerUpd
 		if c, err = writableCustomer(w.Tx, id); err != nil {
 			return err
 		}
-		u.Apply(&c, w.now)
-		return w.putJSON(bucketCustomers, []byte(id), c)
+		ev, changed := u.Change(&c, w.now)
+		if err := w.putJSON(bucketCustomers, []byte(id), c); err != nil || !changed {
+			return err
+		}
+		_, err = w.append(ev)
+		return err
 	})
 	return c, err
 }

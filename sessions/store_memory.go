@@ -189,9 +189,13 @@ func (m *MemoryStore) UpdateCustomer(ctx context.Context, id string, u CustomerU
 	if err != nil {
 		return Customer{}, err
 	}
+	now := time.Now().UTC()
 	next := cloneCustomer(*c)
-	u.Apply(&next, time.Now().UTC())
+	ev, changed := u.Change(&next, now)
 	*c = next
+	if changed {
+		m.hub.publish(m.appendLocked(ev, now))
+	}
 	return cloneCustomer(next), nil
 }
 

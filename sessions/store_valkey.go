@@ -603,12 +603,21 @@ func (s *ValkeyStore) UpdateCustomer(ctx context.Context, id string, u CustomerU
 		if err := json.Unmarshal([]byte(doc), &c); err != nil {
 			return Customer{}, fmt.Errorf("sessions: customer %s: %w", id, err)
 		}
-		u.Apply(&c, time.Now().UTC())
+		now := time.Now().UTC()
+		ev, changed := u.Change(&c, now)
 		next, err := json.Marshal(c)
 		if err != nil {
 			return Customer{}, fmt.Errorf("%w: customer: %v", ErrInvalid, err)
 		}
-		status, vals, err := s.run(ctx, valkeyUpdateCustomer, []string{k.cus}, []string{rev, string(next)})
+		var head, tail string
+		if changed {
+			ev.stamp(now)
+			if head, tail, err = eventTemplate(ev); err != nil {
+				return Customer{}, err
+			}
+		}
+		status, vals, err := s.run(ctx, valkeyUpdateCustomer, []string{k.cus, k.tl, k.dedup},
+			[]string{rev, string(next), head, tail, s.channel})
 		switch {
 		case err != nil:
 			return Customer{}, s.fail("update customer", id, err)

@@ -80,14 +80,17 @@ return {'ok', seq}
 `)
 
 // valkeyUpdateCustomer replaces the customer document if it has not
-// changed since it was read (rev). KEYS cus; ARGV rev, doc.
+// changed since it was read (rev), and appends the profile_changed event
+// that records it unless head is empty. KEYS cus, tl, dedup; ARGV rev,
+// doc, head, tail, channel.
 var valkeyUpdateCustomer = valkey.NewLuaScript(luaPrelude + `
 local last, refusal = writable(KEYS[1])
 if not last then return refusal end
 if redis.call('HGET', KEYS[1], 'rev') ~= ARGV[1] then return {'stale'} end
 redis.call('HSET', KEYS[1], 'doc', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'rev', 1)
-return {'ok'}
+if ARGV[3] == '' then return {'ok'} end
+return {'ok', append_event(KEYS[1], KEYS[2], KEYS[3], last, '', ARGV[3], ARGV[4], ARGV[5])}
 `)
 
 // valkeyLink adds an identity to the customer with its identity_linked

@@ -450,7 +450,7 @@ func (c *conn) offline(ctx context.Context, f clientFrame) {
 	if f.Name != "" {
 		cu, err := c.a.store.Customer(ctx, c.customerID)
 		if err == nil && cu.Name == "" {
-			_, err = c.a.store.UpdateCustomer(ctx, c.customerID, sessions.CustomerUpdate{Name: &f.Name})
+			_, err = c.a.store.UpdateCustomer(ctx, c.customerID, sessions.CustomerUpdate{Name: &f.Name, Author: "customer"})
 		}
 		if err != nil {
 			c.storeFailed(err, f.ClientID)

@@ -264,6 +264,7 @@ func TestVisibleAssignment(t *testing.T) {
 		{"router queued", sessions.KindAssignment, `{"kind":"queued","why":"no rep"}`, ""},
 		{"router offer expired", sessions.KindAssignment, `{"kind":"offer_expired","rep_id":"alice"}`, ""},
 		{"not json", sessions.KindAssignment, `[`, ""},
+		{"profile change", sessions.KindProfileChanged, `{"changes":{"owner":{"from":"","to":"alice"},"vip":{"from":false,"to":true}}}`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, ok := visibleEvent(sessions.Event{Seq: 7, Kind: tc.kind, Channel: sessions.ChannelSystem,

@@ -246,6 +246,15 @@ func TestRoutesHappyPath(t *testing.T) {
 				if c.Tier != "A" || !c.VIP || c.Owner != "alice" || c.TimeZone != "Asia/Shanghai" || c.Attributes["plan"] != "" {
 					t.Errorf("customer = %+v", c)
 				}
+				// Recorded on the timeline by the supervisor who made it.
+				last, err := f.store.LastSeq(context.Background(), f.cust.ID)
+				must(t, err)
+				tl, err := f.store.Timeline(context.Background(), f.cust.ID, last-1, 1)
+				must(t, err)
+				if len(tl) != 1 || tl[0].Kind != sessions.KindProfileChanged || tl[0].Author != "rep:carol" ||
+					!strings.Contains(string(tl[0].Payload), `"vip":{"from":false,"to":true}`) {
+					t.Errorf("last event = %+v", tl)
+				}
 			}},
 		{"patch name as rep", "PATCH", "/v1/customers/{cust}", aliceToken, `{"name":"Wang Fang (Ms)"}`, 200, nil},
 		{"timeline", "GET", "/v1/customers/{cust}/timeline?after=1&limit=2", integratorToken, "", 200, func(t *testing.T, f *fixture, r response) {

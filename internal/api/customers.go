@@ -134,6 +134,7 @@ func (s *Server) patchCustomer(w http.ResponseWriter, r *http.Request, p auth.Pr
 	if err := u.Validate(); err != nil {
 		return err
 	}
+	u.Author = p.Author()
 	c, err := s.store.UpdateCustomer(r.Context(), r.PathValue("id"), u)
 	if err != nil {
 		return err

@@ -635,7 +635,7 @@ func (rt *routing) ownerOnResolve(ev sessions.Event) {
 	if err != nil || cust.Owner != "" {
 		return
 	}
-	if _, err := rt.store.UpdateCustomer(rt.ctx, cust.ID, sessions.CustomerUpdate{Owner: &rep}); err != nil {
+	if _, err := rt.store.UpdateCustomer(rt.ctx, cust.ID, sessions.CustomerUpdate{Owner: &rep, Author: sessions.ChannelSystem}); err != nil {
 		rt.fail("set owner", err, slog.String("customer", cust.ID))
 	}
 }

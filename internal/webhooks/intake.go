@@ -299,7 +299,7 @@ func (in *intake) handle(ctx context.Context, w http.ResponseWriter, r *http.Req
 		// After the append, and only for a new event: a replay must not
 		// undo changes made since. A crash between the two loses the
 		// update (the event, which records it, stands).
-		if _, err := in.store.UpdateCustomer(ctx, c.ID, sessions.CustomerUpdate{Tier: u.Tier, VIP: u.VIP, Owner: u.Owner, Tags: u.Tags}); err != nil {
+		if _, err := in.store.UpdateCustomer(ctx, c.ID, sessions.CustomerUpdate{Tier: u.Tier, VIP: u.VIP, Owner: u.Owner, Tags: u.Tags, Author: ev.Author}); err != nil {
 			return EventResponse{}, false, err
 		}
 	}

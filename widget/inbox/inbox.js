@@ -611,7 +611,7 @@
     if (state.tl && ev.customer_id === state.tl.customerId) {
       tlLive(state.tl, ev);
       if (ev.kind === 'message_in') hideTyping();
-      if (ev.kind === 'identity_linked') refreshCustomer(ev.customer_id);
+      if (ev.kind === 'identity_linked' || ev.kind === 'profile_changed') refreshCustomer(ev.customer_id);
     }
   }
 
@@ -856,7 +856,7 @@
     if (retry) retry.hidden = s !== 'failed';
   }
 
-  var SYSTEM_KINDS = ['assignment', 'transfer', 'status_change', 'identity_linked', 'customers_merged', 'offer'];
+  var SYSTEM_KINDS = ['assignment', 'transfer', 'status_change', 'identity_linked', 'customers_merged', 'offer', 'profile_changed'];
 
   // renderEvent builds one timeline entry; delivery_status is folded into
   // the message it reports on and has no entry of its own.
@@ -921,6 +921,9 @@
         body.push(el('span', { class: 'ev-text', text: 'Customer ' + (p.from || '?') + ' merged into this one (' +
           (p.evidence || 'no evidence given') + ', ' + (p.copied || 0) + ' events copied)' }));
         break;
+      case 'profile_changed':
+        body.push(el('span', { class: 'ev-text', text: 'Profile changed: ' + profileText(p) }));
+        break;
       default: // integrator, call and kinds added later
         body.push(el('span', { class: 'ev-text', text: genericTitle(ev, p) }));
         body.push(el('details', null, [el('summary', { text: 'Details' }),
@@ -944,6 +947,21 @@
     var href = m.url ? safeURL(m.url) : null;
     if (!href) return el('p', { class: 'ev-media', text: label });
     return el('p', { class: 'ev-media' }, [el('a', { href: href, target: '_blank', rel: 'noopener noreferrer', text: label })]);
+  }
+
+  // profileText lists a profile_changed event's fields, "tier — → A,
+  // owner Alice → Bob"; owners are shown by name.
+  function profileText(p) {
+    var ch = p.changes && typeof p.changes === 'object' ? p.changes : {};
+    function show(field, v) {
+      if (v === null || v === undefined || v === '') return '—';
+      if (typeof v === 'boolean') return v ? 'yes' : 'no';
+      if (Array.isArray(v)) return v.length ? v.join(', ') : '—';
+      return field === 'owner' ? repName(String(v)) : String(v);
+    }
+    return Object.keys(ch).sort().map(function (f) {
+      return (f === 'vip' ? 'VIP' : f.replace('_', ' ')) + ' ' + show(f, ch[f].from) + ' → ' + show(f, ch[f].to);
+    }).join(', ') || 'nothing';
   }
 
   function offlineForm(f) {
