@@ -316,6 +316,12 @@ func (rt *routing) handle(ev sessions.Event) {
 		if _, err := rt.r.Task(ev.ConversationID); err == nil {
 			return
 		}
+		if ev.Kind == sessions.KindMessageIn && ev.Origin == "" && rt.reopenIfResolvedUnder(ev) {
+			// Reopened with its assignee, if it had one: the router takes
+			// up the rep's load again, or routes it.
+			rt.apply(rt.settle(ev.ConversationID))
+			return
+		}
 		rt.apply(rt.route(ev.ConversationID, ev.Channel, ev.Time))
 	case sessions.KindAssignment, sessions.KindTransfer:
 		if isDecision(ev.Payload) {
@@ -339,6 +345,30 @@ func (rt *routing) handle(ev sessions.Event) {
 			rt.ownerOnResolve(ev)
 		}
 	}
+}
+
+// reopenIfResolvedUnder reopens the conversation of a customer's message
+// that was resolved after the channel found it open and before the message
+// was appended (a channel's intake gets the open conversation, then
+// appends: two store calls). Left resolved, nothing would route the
+// message. A message older than the resolution is not reopened for: the
+// rep saw it. If another conversation on the topic is active by now, the
+// store refuses the reopen and the message stays where it is, on the
+// customer's timeline for whoever serves the active one. It reports
+// whether it reopened.
+func (rt *routing) reopenIfResolvedUnder(ev sessions.Event) bool {
+	defer rt.lock(ev.ConversationID)()
+	cv, err := rt.store.Conversation(rt.ctx, ev.ConversationID)
+	if err != nil || cv.Status != sessions.StatusResolved || ev.Time.Before(cv.ResolvedAt) {
+		return false
+	}
+	open := sessions.StatusOpen
+	_, _, err = rt.store.UpdateConversation(rt.ctx, cv.ID, sessions.ConversationUpdate{Status: &open,
+		Event: sessions.Event{Kind: sessions.KindStatusChange, Author: sessions.ChannelSystem}})
+	if err != nil && !errors.Is(err, sessions.ErrConflict) {
+		rt.fail("reopen conversation", err, slog.String("conversation", cv.ID))
+	}
+	return err == nil
 }
 
 func changeTo(payload json.RawMessage) sessions.ConversationStatus {

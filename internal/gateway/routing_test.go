@@ -19,6 +19,7 @@ import (
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/gateway"
 	"github.com/omnigate/omnigate/router"
+	"github.com/omnigate/omnigate/sessions"
 )
 
 const (
@@ -37,6 +38,13 @@ func routedGateway(t *testing.T) string {
 // routedGatewayIn is routedGateway on the data directory dir; stop ends
 // it (and is called at cleanup if not before).
 func routedGatewayIn(t *testing.T, dir string) (base string, stop func()) {
+	t.Helper()
+	g, stop := runGateway(t, routedConfig(t, dir))
+	return g.BaseURL(), stop
+}
+
+// routedConfig is routedGateway's configuration on the data directory dir.
+func routedConfig(t *testing.T, dir string) config.Config {
 	t.Helper()
 	y := fmt.Sprintf(`
 listen: 127.0.0.1:0
@@ -64,8 +72,7 @@ routing:
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, stop := runGateway(t, cfg)
-	return g.BaseURL(), stop
+	return cfg
 }
 
 // runGateway starts an in-process gateway on cfg and returns it with a
@@ -430,5 +437,51 @@ func TestRoutingRestart(t *testing.T) {
 	}
 	if n := countAssignments(t, base, v1.customer); n != 1 {
 		t.Fatalf("bob's chat was assigned %d times", n)
+	}
+}
+
+// TestMessageIntoJustResolvedConversation: a channel found the
+// conversation open, a rep resolved it, then the channel appended the
+// customer's message to it (two store calls, so this can happen). The
+// conversation is reopened and routed again instead of leaving the message
+// where no one looks.
+func TestMessageIntoJustResolvedConversation(t *testing.T) {
+	t.Parallel()
+	g, _ := runGateway(t, routedConfig(t, t.TempDir()))
+	base := g.BaseURL()
+	setPresence(t, base, "bob", bobToken, "available")
+	v := newVisitor(t, base)
+	v.say(t, "my parcel is late")
+	if d := assignment(t, base, v.customer, 1); d.RepID != "bob" {
+		t.Fatalf("first assignment = %+v", d)
+	}
+	conv := conversationsOf(t, base, v.customer)[0].ID
+	call(t, base, "POST", "/v1/conversations/"+conv+"/resolve", bobToken, "{}", 200, nil)
+
+	// The message that raced the resolution, appended as the channel does.
+	store := gateway.StoreOf(g)
+	if _, _, err := store.Append(context.Background(), sessions.Event{CustomerID: v.customer, ConversationID: conv,
+		Kind: sessions.KindMessageIn, Channel: sessions.ChannelWebchat, ExternalID: "raced-1", Author: "customer",
+		Payload: json.RawMessage(`{"text":"and it is still not here"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	// Reopened with bob still its assignee, and bob's load counts it again.
+	waitFor(t, "the conversation to reopen", func() bool {
+		c := conversationsOf(t, base, v.customer)
+		return len(c) == 1 && c[0].Status == "open" && c[0].Assignee == "bob"
+	})
+	waitFor(t, "bob's load to include it", func() bool { return reps(t, base)["bob"].Used == 25 })
+
+	// A message older than the resolution reopens nothing: resolved again,
+	// then an event stamped before that.
+	call(t, base, "POST", "/v1/conversations/"+conv+"/resolve", bobToken, "{}", 200, nil)
+	if _, _, err := store.Append(context.Background(), sessions.Event{CustomerID: v.customer, ConversationID: conv,
+		Kind: sessions.KindMessageIn, Channel: sessions.ChannelWebchat, ExternalID: "late-import", Author: "customer",
+		Time: time.Now().Add(-time.Hour), Payload: json.RawMessage(`{"text":"from an hour ago"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if c := conversationsOf(t, base, v.customer); c[0].Status != "resolved" {
+		t.Fatalf("reopened for a message older than the resolution: %+v", c)
 	}
 }
