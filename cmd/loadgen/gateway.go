@@ -229,10 +229,12 @@ func rssKiB(pid int) (int64, error) {
 // missing one is -1.
 type goStats struct {
 	goroutines, heapInuse, stackInuse float64
+	// Counters: garbage collections so far, bytes ever allocated.
+	gcCycles, allocBytes float64
 }
 
 func gatewayMetrics(ctx context.Context, base string) goStats {
-	st := goStats{-1, -1, -1}
+	st := goStats{-1, -1, -1, -1, -1}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/metrics", nil)
@@ -259,6 +261,10 @@ func gatewayMetrics(ctx context.Context, base string) goStats {
 			st.heapInuse = v
 		case "go_memstats_stack_inuse_bytes":
 			st.stackInuse = v
+		case "go_gc_duration_seconds_count":
+			st.gcCycles = v
+		case "go_memstats_alloc_bytes_total":
+			st.allocBytes = v
 		}
 	}
 	return st

@@ -102,6 +102,17 @@ func (r *report) print(w io.Writer) {
 	if r.goLoaded.goroutines >= 0 {
 		p("  goroutines:       %.0f under load; Go heap in use %s, stacks %s", r.goLoaded.goroutines, mib(r.goLoaded.heapInuse), mib(r.goLoaded.stackInuse))
 	}
+	// The p99 follows the collector's mark phases (docs/LOAD.md): how many
+	// there were while sending, and the garbage per message that drives them.
+	if c, l := r.goConnected, r.goLoaded; c.gcCycles >= 0 && l.gcCycles >= 0 && r.sentTotal > 0 {
+		n := l.gcCycles - c.gcCycles
+		every := "-"
+		if n > 0 {
+			every = fmt.Sprintf("%.1f s", (o.warmup + o.duration).Seconds()/n)
+		}
+		p("  gateway GC:       %.0f collections while sending (one every %s); %.1f KiB allocated per message",
+			n, every, (l.allocBytes-c.allocBytes)/1024/float64(r.sentTotal))
+	}
 	if o.perSecond {
 		p("  per second of the measured period (by send time): messages, p50, p99, max")
 		for i, b := range r.bySecond() {
