@@ -108,7 +108,7 @@ func (r *report) print(w io.Writer) {
 		n := l.gcCycles - c.gcCycles
 		every := "-"
 		if n > 0 {
-			every = fmt.Sprintf("%.1f s", (o.warmup + o.duration).Seconds()/n)
+			every = fmt.Sprintf("%.1f s", (o.warmup+o.duration).Seconds()/n)
 		}
 		p("  gateway GC:       %.0f collections while sending (one every %s); %.1f KiB allocated per message",
 			n, every, (l.allocBytes-c.allocBytes)/1024/float64(r.sentTotal))
