@@ -471,7 +471,7 @@ func (w *boltTx) append(ev Event) (Event, error) {
 			}
 		}
 	}
-	if ev.ConversationID != "" && w.Bucket(bucketCustomerConvs).Get(customerKey(ev.CustomerID, ev.ConversationID)) != nil {
+	if ev.ConversationID != "" && ownsConversation(w.Tx, ev.CustomerID, ev.ConversationID) {
 		// The conversation is the customer's: move its activity, beside
 		// the event just written (see activityKey).
 		v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), ev.Seq)
@@ -525,6 +525,12 @@ func dedupKey(customerID, key string) []byte {
 // overlays them; they win over the record's when newer.
 func activityKey(customerID, conversationID string) []byte {
 	return append(append([]byte(customerID), 2), conversationID...)
+}
+
+// ownsConversation reports whether the conversation is the customer's,
+// from the customer's index of conversations (no decoding).
+func ownsConversation(tx *bolt.Tx, customerID, conversationID string) bool {
+	return tx.Bucket(bucketCustomerConvs).Get(customerKey(customerID, conversationID)) != nil
 }
 
 // overlayActivity sets cv's LastSeq and UpdatedAt from its activity key
@@ -1005,9 +1011,7 @@ func (s *BoltStore) Append(ctx context.Context, ev Event) (Event, bool, error) {
 				return err
 			}
 		}
-		// The customer's index of conversations answers "is it theirs"
-		// without decoding the conversation.
-		if ev.ConversationID != "" && w.Bucket(bucketCustomerConvs).Get(customerKey(ev.CustomerID, ev.ConversationID)) == nil {
+		if ev.ConversationID != "" && !ownsConversation(w.Tx, ev.CustomerID, ev.ConversationID) {
 			return fmt.Errorf("%w: conversation %s is not customer %s's", ErrInvalid, ev.ConversationID, ev.CustomerID)
 		}
 		var err error
