@@ -30,6 +30,13 @@ func runConformance(t *testing.T, open func(t *testing.T) Store) {
 		{"TimelinePages", testTimelinePages},
 		{"OpenConversationGetOrOpen", testOpenConversation},
 		{"OpenConversationConcurrent", testOpenConversationConcurrent},
+		{"IntakeOpensWhenNoneActive", testIntakeOpens},
+		{"IntakeJoinsActive", testIntakeJoinsActive},
+		{"IntakeAfterResolveOpensNew", testIntakeAfterResolve},
+		{"IntakeConcurrentOneConversation", testIntakeConcurrent},
+		{"IntakeRacingResolve", testIntakeRacingResolve},
+		{"IntakeIdempotentByExternalID", testIntakeIdempotent},
+		{"IntakeRejectsBadInput", testIntakeRejects},
 		{"UpdateConversation", testUpdateConversation},
 		{"ReopenConflict", testReopenConflict},
 		{"ListConversations", testListConversations},
@@ -827,5 +834,284 @@ func testClosed(t *testing.T, s Store) {
 	}
 	if _, _, err := s.Append(context.Background(), msg(c.ID, "")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("append after close: %v", err)
+	}
+}
+
+func mustIntake(t *testing.T, s Store, topic string, ev Event) (Conversation, Event) {
+	t.Helper()
+	cv, stored, appended, err := s.Intake(context.Background(), topic, ev)
+	if err != nil || !appended {
+		t.Fatalf("Intake: appended=%v err=%v", appended, err)
+	}
+	if stored.ConversationID != cv.ID || cv.LastSeq != stored.Seq || !cv.Status.Active() || cv.Topic != topic {
+		t.Fatalf("Intake returned %+v in %+v", stored, cv)
+	}
+	return cv, stored
+}
+
+func resolve(t *testing.T, s Store, id string) Event {
+	t.Helper()
+	resolved := StatusResolved
+	_, ev, err := s.UpdateConversation(context.Background(), id, ConversationUpdate{Status: &resolved, Event: Event{Author: "rep:alice"}})
+	if err != nil {
+		t.Fatalf("resolve %s: %v", id, err)
+	}
+	return ev
+}
+
+func testIntakeOpens(t *testing.T, s Store) {
+	ctx := context.Background()
+	c := newCustomer(t, s)
+	in := msg(c.ID, "m1")
+	in.Channel = ChannelSMS
+	cv, stored := mustIntake(t, s, "order-9", in)
+	if cv.CustomerID != c.ID || cv.Channel != ChannelSMS || cv.Status != StatusOpen || stored.Kind != KindMessageIn || stored.ExternalID != "m1" {
+		t.Fatalf("opened %+v with %+v", cv, stored)
+	}
+	evs := timeline(t, s, c.ID)
+	checkGapFree(t, evs)
+	if len(evs) != 2 {
+		t.Fatalf("timeline has %d events, want the opening and the message", len(evs))
+	}
+	var change ConversationChange
+	open := evs[0]
+	if err := json.Unmarshal(open.Payload, &change); err != nil || open.Kind != KindStatusChange || open.ConversationID != cv.ID ||
+		open.Author != ChannelSystem || open.Channel != ChannelSMS || change.Status != StatusOpen {
+		t.Fatalf("opening event %+v (%v)", open, err)
+	}
+	if evs[1].ID != stored.ID || evs[1].ConversationID != cv.ID {
+		t.Fatalf("stored %+v, timeline has %+v", stored, evs[1])
+	}
+	got, err := s.Conversation(ctx, cv.ID)
+	if err != nil || got.LastSeq != stored.Seq || got.Status != StatusOpen || got.Topic != "order-9" {
+		t.Fatalf("stored conversation %+v, %v", got, err)
+	}
+}
+
+func testIntakeJoinsActive(t *testing.T, s Store) {
+	ctx := context.Background()
+	c := newCustomer(t, s)
+	opened, _, err := s.OpenConversation(ctx, c.ID, "", ChannelWebchat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := mustIntake(t, s, "", msg(c.ID, "m1"))
+	in := msg(c.ID, "m2")
+	in.Channel = ChannelSMS // another channel joins the same work
+	second, ev := mustIntake(t, s, "", in)
+	if first.ID != opened.ID || second.ID != opened.ID || second.Channel != ChannelWebchat {
+		t.Fatalf("opened %s, intakes went to %s and %+v", opened.ID, first.ID, second)
+	}
+	other, _ := mustIntake(t, s, "refund", msg(c.ID, "m3"))
+	if other.ID == opened.ID {
+		t.Fatal("another topic joined the general conversation")
+	}
+	evs := timeline(t, s, c.ID)
+	checkGapFree(t, evs)
+	if len(evs) != 5 { // open, m1, m2, open refund, m3
+		t.Fatalf("timeline has %d events, want 5", len(evs))
+	}
+	if got, _ := s.Conversation(ctx, opened.ID); got.LastSeq != ev.Seq {
+		t.Fatalf("general conversation's last seq %d, want %d", got.LastSeq, ev.Seq)
+	}
+}
+
+func testIntakeAfterResolve(t *testing.T, s Store) {
+	ctx := context.Background()
+	c := newCustomer(t, s)
+	first, _ := mustIntake(t, s, "", msg(c.ID, "m1"))
+	done := resolve(t, s, first.ID)
+	next, ev := mustIntake(t, s, "", msg(c.ID, "m2"))
+	if next.ID == first.ID || ev.ConversationID != next.ID {
+		t.Fatalf("message after the resolution went to %s (resolved %s)", ev.ConversationID, first.ID)
+	}
+	if got, _ := s.Conversation(ctx, first.ID); got.Status != StatusResolved || got.LastSeq != done.Seq {
+		t.Fatalf("resolved conversation changed: %+v", got)
+	}
+	checkGapFree(t, timeline(t, s, c.ID))
+}
+
+func testIntakeConcurrent(t *testing.T, s Store) {
+	c := newCustomer(t, s)
+	const writers = 50
+	ids := make([]string, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			cv, _, _, err := s.Intake(context.Background(), "complaint", msg(c.ID, "m"+strconv.Itoa(i)))
+			if err != nil {
+				t.Errorf("intake: %v", err)
+			}
+			ids[i] = cv.ID
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatalf("two conversations for one topic: %s and %s", ids[0], id)
+		}
+	}
+	evs := timeline(t, s, c.ID)
+	checkGapFree(t, evs)
+	opens := 0
+	for _, ev := range evs {
+		if ev.Kind == KindStatusChange {
+			opens++
+		}
+		if ev.ConversationID != ids[0] {
+			t.Fatalf("event %d is in %q, want %s", ev.Seq, ev.ConversationID, ids[0])
+		}
+	}
+	if opens != 1 || len(evs) != writers+1 {
+		t.Fatalf("%d opening events and %d events, want 1 and %d", opens, len(evs), writers+1)
+	}
+}
+
+// testIntakeRacingResolve resolves each conversation as soon as an intake
+// reports it, while intakes go on: no message may land in a conversation
+// after its resolution.
+func testIntakeRacingResolve(t *testing.T, s Store) {
+	ctx := context.Background()
+	c := newCustomer(t, s)
+	const writers, each = 8, 15
+	convs := make(chan string, writers*each)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				cv, _, _, err := s.Intake(ctx, "", msg(c.ID, fmt.Sprintf("w%d-%d", w, i)))
+				if err != nil {
+					t.Errorf("intake: %v", err)
+					return
+				}
+				convs <- cv.ID
+			}
+		})
+	}
+	resolved := map[string]bool{}
+	resolver := make(chan struct{})
+	go func() {
+		defer close(resolver)
+		for id := range convs {
+			if !resolved[id] {
+				resolved[id] = true
+				resolve(t, s, id)
+			}
+		}
+	}()
+	wg.Wait()
+	close(convs)
+	<-resolver
+
+	evs := timeline(t, s, c.ID)
+	checkGapFree(t, evs)
+	closed := map[string]uint64{} // conversation -> seq of its resolution
+	messages := 0
+	for _, ev := range evs {
+		switch ev.Kind {
+		case KindStatusChange:
+			var change ConversationChange
+			if err := json.Unmarshal(ev.Payload, &change); err != nil {
+				t.Fatal(err)
+			}
+			if change.Status == StatusResolved {
+				closed[ev.ConversationID] = ev.Seq
+			}
+		case KindMessageIn:
+			messages++
+			if ev.ConversationID == "" {
+				t.Fatalf("message %d in no conversation", ev.Seq)
+			}
+			if at, ok := closed[ev.ConversationID]; ok {
+				t.Fatalf("message %d appended to %s after its resolution at %d", ev.Seq, ev.ConversationID, at)
+			}
+		}
+	}
+	if messages != writers*each {
+		t.Fatalf("%d messages, want %d", messages, writers*each)
+	}
+	active, _, err := s.Conversations(ctx, ConversationQuery{CustomerID: c.ID, Status: StatusOpen})
+	if err != nil || len(active) > 1 {
+		t.Fatalf("%d open conversations on one topic (%v)", len(active), err)
+	}
+}
+
+func testIntakeIdempotent(t *testing.T, s Store) {
+	ctx := context.Background()
+	c := newCustomer(t, s)
+	cv, first := mustIntake(t, s, "", msg(c.ID, "m1"))
+	check := func(when string, wantStatus ConversationStatus) {
+		t.Helper()
+		before := len(timeline(t, s, c.ID))
+		got, again, appended, err := s.Intake(ctx, "", msg(c.ID, "m1"))
+		if err != nil || appended || again.ID != first.ID || again.Seq != first.Seq || got.ID != cv.ID || got.Status != wantStatus {
+			t.Fatalf("retry %s: %+v in %+v appended=%v err=%v", when, again, got, appended, err)
+		}
+		if after := len(timeline(t, s, c.ID)); after != before {
+			t.Fatalf("retry %s wrote %d events", when, after-before)
+		}
+	}
+	check("while open", StatusOpen)
+	resolve(t, s, cv.ID)
+	check("after the resolution", StatusResolved)
+	if list, _, _ := s.Conversations(ctx, ConversationQuery{CustomerID: c.ID}); len(list) != 1 {
+		t.Fatalf("retries opened conversations: %+v", list)
+	}
+
+	// An external id stored outside any conversation is returned as it is.
+	loose := mustAppend(t, s, msg(c.ID, "m2"))
+	got, again, appended, err := s.Intake(ctx, "", msg(c.ID, "m2"))
+	if err != nil || appended || again.ID != loose.ID || got.ID != "" {
+		t.Fatalf("retry of an event in no conversation: %+v in %+v appended=%v err=%v", again, got, appended, err)
+	}
+	if list, _, _ := s.Conversations(ctx, ConversationQuery{CustomerID: c.ID}); len(list) != 1 {
+		t.Fatalf("a retry opened a conversation: %+v", list)
+	}
+}
+
+func testIntakeRejects(t *testing.T, s Store) {
+	ctx := context.Background()
+	c := newCustomer(t, s)
+	cv, _, _ := s.OpenConversation(ctx, c.ID, "", ChannelSMS)
+	into, from := newCustomer(t, s), newCustomer(t, s)
+	if _, err := s.Merge(ctx, into.ID, from.ID, "admin:root", "admin:root"); err != nil {
+		t.Fatal(err)
+	}
+	named := msg(c.ID, "")
+	named.ConversationID = cv.ID
+	noChannel := msg(c.ID, "")
+	noChannel.Channel = ""
+	cases := []struct {
+		name  string
+		topic string
+		ev    Event
+		want  error
+	}{
+		{"names a conversation", "", named, ErrInvalid},
+		{"unknown customer", "", msg("cus_missing", ""), ErrNotFound},
+		{"merged customer", "", msg(from.ID, "m1"), ErrMerged},
+		{"no kind", "", Event{CustomerID: c.ID, Channel: ChannelSMS}, ErrInvalid},
+		{"no channel", "", noChannel, ErrInvalid},
+		{"topic with a control character", "a|b", msg(c.ID, ""), ErrInvalid},
+		{"topic too long", string(make([]byte, MaxTopic+1)), msg(c.ID, ""), ErrInvalid},
+	}
+	lens := map[string]int{}
+	for _, id := range []string{c.ID, into.ID, from.ID} {
+		lens[id] = len(timeline(t, s, id))
+	}
+	for _, tc := range cases {
+		if _, _, _, err := s.Intake(ctx, tc.topic, tc.ev); !errors.Is(err, tc.want) {
+			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	for id, n := range lens {
+		if got := len(timeline(t, s, id)); got != n {
+			t.Fatalf("refused intakes wrote %d events for %s", got-n, id)
+		}
+	}
+	for _, id := range []string{c.ID, into.ID, from.ID} {
+		if list, _, _ := s.Conversations(ctx, ConversationQuery{CustomerID: id}); len(list) > 1 || (id != c.ID && len(list) != 0) {
+			t.Fatalf("refused intakes opened conversations for %s: %+v", id, list)
+		}
 	}
 }

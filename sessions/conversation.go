@@ -163,6 +163,17 @@ func ValidateTopic(topic, channel string) error {
 	return nil
 }
 
+// validateIntake checks the arguments of Intake.
+func validateIntake(topic string, ev Event) error {
+	if err := ev.Validate(); err != nil {
+		return err
+	}
+	if ev.ConversationID != "" {
+		return fmt.Errorf("%w: intake chooses the conversation, the event names %s", ErrInvalid, ev.ConversationID)
+	}
+	return ValidateTopic(topic, ev.Channel)
+}
+
 // OpenedEvent is the status_change event that records a new conversation.
 func OpenedEvent(c Conversation) Event {
 	return Event{CustomerID: c.CustomerID, ConversationID: c.ID, Kind: KindStatusChange,

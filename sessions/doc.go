@@ -2,9 +2,10 @@
 // conversations and the one ordered timeline of events per customer, and the
 // Store that keeps them.
 //
-// Every channel resolves what it receives to a Customer through an Identity,
-// appends an Event to that customer's timeline and, when a human must answer,
-// gets or opens the Conversation for the customer and topic. Nothing here
+// Every channel resolves what it receives to a Customer through an Identity
+// and appends an Event to that customer's timeline; when a human must
+// answer, it does so with Intake, which gets or opens the Conversation for
+// the customer and topic in the same write. Nothing here
 // knows about HTTP, XML, SIP or routing; it must stay that way so the store
 // can be swapped (bbolt on one node, Valkey for a cluster, memory in tests).
 //
@@ -21,6 +22,9 @@
 //   - A customer has at most one open or pending conversation per topic.
 //   - Writes that change two things (a conversation and the event recording
 //     the change) happen together or not at all.
+//   - Intake never appends into a conversation that was resolved before the
+//     append: choosing (or opening) the conversation and appending to it
+//     are one write.
 //   - An append that returned success is durable as far as the backend is
 //     (bbolt: its write-ahead log record fsynced, see bolt_wal.go; Valkey:
 //     per its persistence settings).

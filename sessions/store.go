@@ -59,6 +59,17 @@ type Store interface {
 	// timeline is empty), so a reader can show the latest page.
 	LastSeq(ctx context.Context, customerID string) (uint64, error)
 
+	// Intake appends ev, a customer's inbound event, to the customer's
+	// active conversation on topic, opening one on ev.Channel (with its
+	// status_change event, author ChannelSystem, as OpenConversation does)
+	// when there is none, all in one atomic write: the event never lands in
+	// a conversation that was resolved before it was appended.
+	// ev.ConversationID must be empty. Idempotent like Append: an external
+	// id already stored returns the stored event, appended=false, and the
+	// conversation it is in (zero if none), opening nothing. For a new
+	// event, conv is as the write left it: its LastSeq is the event's.
+	Intake(ctx context.Context, topic string, ev Event) (conv Conversation, stored Event, appended bool, err error)
+
 	// OpenConversation returns the customer's active conversation for the
 	// topic, or opens one on channel and appends its status_change event
 	// atomically. Never two active conversations per customer and topic.

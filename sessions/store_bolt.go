@@ -484,6 +484,21 @@ func (w *boltTx) append(ev Event) (Event, error) {
 	return ev, nil
 }
 
+// duplicate returns the stored event with ev's external id, if any. The
+// caller has checked the customer.
+func (w *boltTx) duplicate(ev Event) (Event, bool, error) {
+	k := ev.DedupKey()
+	if k == "" {
+		return Event{}, false, nil
+	}
+	seq := w.Bucket(bucketTimelines).Get(dedupKey(ev.CustomerID, k))
+	if seq == nil {
+		return Event{}, false, nil
+	}
+	stored, err := loadEvent(w.Tx, ev.CustomerID, binary.BigEndian.Uint64(seq))
+	return stored, true, err
+}
+
 // link stores id as the customer's. id.CustomerID is set.
 func (w *boltTx) link(id Identity) error {
 	if err := w.putJSON(bucketIdentities, []byte(id.Key()), id); err != nil {
@@ -1003,18 +1018,15 @@ func (s *BoltStore) Append(ctx context.Context, ev Event) (Event, bool, error) {
 		if err := checkWritable(w.Tx, ev.CustomerID); err != nil {
 			return err
 		}
-		if k := ev.DedupKey(); k != "" {
-			if seq := w.Bucket(bucketTimelines).Get(dedupKey(ev.CustomerID, k)); seq != nil {
-				var err error
-				stored, err = loadEvent(w.Tx, ev.CustomerID, binary.BigEndian.Uint64(seq))
-				appended = false
-				return err
-			}
+		var err error
+		var dup bool
+		if stored, dup, err = w.duplicate(ev); err != nil || dup {
+			appended = false
+			return err
 		}
 		if ev.ConversationID != "" && !ownsConversation(w.Tx, ev.CustomerID, ev.ConversationID) {
 			return fmt.Errorf("%w: conversation %s is not customer %s's", ErrInvalid, ev.ConversationID, ev.CustomerID)
 		}
-		var err error
 		stored, err = w.append(ev)
 		appended = err == nil
 		return err
@@ -1083,22 +1095,78 @@ func (s *BoltStore) OpenConversation(ctx context.Context, customerID, topic, cha
 			cv, err = loadConversation(w.Tx, id)
 			return err
 		}
-		cv = Conversation{ID: NewID("cnv"), CustomerID: customerID, Status: StatusOpen, Channel: channel,
-			Topic: topic, CreatedAt: w.now, UpdatedAt: w.now}
-		if err := w.putJSON(bucketConversations, []byte(cv.ID), cv); err != nil {
-			return err
-		}
-		if err := w.put(bucketCustomerConvs, customerKey(customerID, cv.ID), []byte{}); err != nil {
-			return err
-		}
-		if err := w.put(bucketActiveTopics, customerKey(customerID, topic), []byte(cv.ID)); err != nil {
-			return err
-		}
-		ev, err := w.append(OpenedEvent(cv))
-		cv.LastSeq, created = ev.Seq, err == nil
+		cv, err = w.open(customerID, topic, channel)
+		created = err == nil
 		return err
 	})
 	return cv, created, err
+}
+
+// open records a new active conversation on topic and appends its opening
+// event. The caller has checked the customer and that the topic has no
+// active conversation.
+func (w *boltTx) open(customerID, topic, channel string) (Conversation, error) {
+	cv := Conversation{ID: NewID("cnv"), CustomerID: customerID, Status: StatusOpen, Channel: channel,
+		Topic: topic, CreatedAt: w.now, UpdatedAt: w.now}
+	if err := w.putJSON(bucketConversations, []byte(cv.ID), cv); err != nil {
+		return Conversation{}, err
+	}
+	if err := w.put(bucketCustomerConvs, customerKey(customerID, cv.ID), []byte{}); err != nil {
+		return Conversation{}, err
+	}
+	if err := w.put(bucketActiveTopics, customerKey(customerID, topic), []byte(cv.ID)); err != nil {
+		return Conversation{}, err
+	}
+	ev, err := w.append(OpenedEvent(cv))
+	cv.LastSeq = ev.Seq
+	return cv, err
+}
+
+func (s *BoltStore) Intake(ctx context.Context, topic string, ev Event) (Conversation, Event, bool, error) {
+	if err := validateIntake(topic, ev); err != nil {
+		return Conversation{}, Event{}, false, err
+	}
+	if err := checkKeys(ev); err != nil {
+		return Conversation{}, Event{}, false, err
+	}
+	ev.Origin = ""
+	var cv Conversation
+	var stored Event
+	appended := false
+	err := s.update(ctx, func(w *boltTx) error {
+		// The committer may run this again after rolling back its batch.
+		cv, stored, appended = Conversation{}, Event{}, false
+		if err := checkWritable(w.Tx, ev.CustomerID); err != nil {
+			return err
+		}
+		var err error
+		var dup bool
+		if stored, dup, err = w.duplicate(ev); err != nil {
+			return err
+		}
+		if dup {
+			if stored.ConversationID != "" {
+				cv, err = loadConversation(w.Tx, stored.ConversationID)
+			}
+			return err
+		}
+		if id := activeTopic(w.Tx, ev.CustomerID, topic); id != "" {
+			cv, err = loadConversation(w.Tx, id)
+		} else {
+			cv, err = w.open(ev.CustomerID, topic, ev.Channel)
+		}
+		if err != nil {
+			return err
+		}
+		in := ev
+		in.ConversationID = cv.ID
+		if stored, err = w.append(in); err != nil {
+			return err
+		}
+		cv.LastSeq, cv.UpdatedAt, appended = stored.Seq, w.now, true
+		return nil
+	})
+	return cv, stored, appended, err
 }
 
 func (s *BoltStore) Conversation(ctx context.Context, id string) (Conversation, error) {

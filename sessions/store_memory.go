@@ -265,10 +265,8 @@ func (m *MemoryStore) Append(ctx context.Context, ev Event) (Event, bool, error)
 	if _, err := m.writable(ev.CustomerID); err != nil {
 		return Event{}, false, err
 	}
-	if k := ev.DedupKey(); k != "" {
-		if seq, ok := m.dedup[ev.CustomerID][k]; ok {
-			return m.timelines[ev.CustomerID][seq-1], false, nil
-		}
+	if stored, ok := m.duplicate(ev); ok {
+		return stored, false, nil
 	}
 	if ev.ConversationID != "" {
 		cv, ok := m.conversations[ev.ConversationID]
@@ -280,6 +278,17 @@ func (m *MemoryStore) Append(ctx context.Context, ev Event) (Event, bool, error)
 	stored := m.appendLocked(ev, time.Now().UTC())
 	m.hub.publish(stored)
 	return stored, true, nil
+}
+
+// duplicate returns the stored event with ev's external id, if any. The
+// caller holds mu.
+func (m *MemoryStore) duplicate(ev Event) (Event, bool) {
+	if k := ev.DedupKey(); k != "" {
+		if seq, ok := m.dedup[ev.CustomerID][k]; ok {
+			return m.timelines[ev.CustomerID][seq-1], true
+		}
+	}
+	return Event{}, false
 }
 
 // appendLocked assigns the next sequence and records dedup and conversation
@@ -353,13 +362,51 @@ func (m *MemoryStore) OpenConversation(ctx context.Context, customerID, topic, c
 	if cv := m.activeTopic(customerID, topic, ""); cv != nil {
 		return *cv, false, nil
 	}
-	now := time.Now().UTC()
+	cv, ev := m.open(customerID, topic, channel, time.Now().UTC())
+	m.hub.publish(ev)
+	return *cv, true, nil
+}
+
+// open records a new active conversation on topic and appends its opening
+// event, which the caller publishes. The caller holds mu and has checked
+// the customer and that the topic has no active conversation.
+func (m *MemoryStore) open(customerID, topic, channel string, now time.Time) (*Conversation, Event) {
 	cv := &Conversation{ID: NewID("cnv"), CustomerID: customerID, Status: StatusOpen, Channel: channel,
 		Topic: topic, CreatedAt: now, UpdatedAt: now}
 	m.conversations[cv.ID] = cv
-	ev := m.appendLocked(OpenedEvent(*cv), now)
-	m.hub.publish(ev)
-	return *cv, true, nil
+	return cv, m.appendLocked(OpenedEvent(*cv), now)
+}
+
+func (m *MemoryStore) Intake(ctx context.Context, topic string, ev Event) (Conversation, Event, bool, error) {
+	if err := validateIntake(topic, ev); err != nil {
+		return Conversation{}, Event{}, false, err
+	}
+	if err := m.lock(); err != nil {
+		return Conversation{}, Event{}, false, err
+	}
+	defer m.mu.Unlock()
+	if _, err := m.writable(ev.CustomerID); err != nil {
+		return Conversation{}, Event{}, false, err
+	}
+	if stored, ok := m.duplicate(ev); ok {
+		var cv Conversation
+		if in, ok := m.conversations[stored.ConversationID]; ok {
+			cv = *in
+		}
+		return cv, stored, false, nil
+	}
+	now := time.Now().UTC()
+	var evs []Event
+	cv := m.activeTopic(ev.CustomerID, topic, "")
+	if cv == nil {
+		var opened Event
+		cv, opened = m.open(ev.CustomerID, topic, ev.Channel, now)
+		evs = append(evs, opened)
+	}
+	ev.ConversationID, ev.Origin = cv.ID, ""
+	stored := m.appendLocked(ev, now)
+	m.hub.publish(append(evs, stored)...)
+	return *cv, stored, true, nil
 }
 
 func (m *MemoryStore) Conversation(ctx context.Context, id string) (Conversation, error) {

@@ -401,6 +401,18 @@ func replyEvent(vals []valkey.ValkeyMessage) (Event, error) {
 	return ev, json.Unmarshal([]byte(raw), &ev)
 }
 
+func replyConversation(vals []valkey.ValkeyMessage) (Conversation, error) {
+	if len(vals) == 0 {
+		return Conversation{}, errors.New("sessions: script reply has no conversation")
+	}
+	m, err := vals[0].AsStrMap()
+	if err != nil {
+		return Conversation{}, err
+	}
+	cv, _, err := parseConversation(m)
+	return cv, err
+}
+
 // refused turns a script's refusal to write a customer into its error.
 func refused(customerID, status string, vals []valkey.ValkeyMessage) error {
 	switch status {
@@ -956,36 +968,18 @@ func (s *ValkeyStore) OpenConversation(ctx context.Context, customerID, topic, c
 		return Conversation{}, false, notFound("customer", customerID)
 	}
 	k := s.keys(customerID)
-	b := s.client.B()
 	// Most calls find the conversation already open: answer those without
-	// writing anything. The customer is read in the same round trip so a
-	// merged one is refused, as the script would.
-	res := s.client.DoMulti(ctx, b.Hmget().Key(k.cus).Field("seq", "merged").Build(), b.Hget().Key(k.topics).Field(topic).Build())
-	state, err := res[0].ToArray()
+	// writing anything.
+	holder, err := s.topicHolder(ctx, customerID, topic)
 	if err != nil {
-		return Conversation{}, false, s.fail("read customer", customerID, err)
+		return Conversation{}, false, err
 	}
-	if len(state) != 2 || state[0].IsNil() {
-		return Conversation{}, false, notFound("customer", customerID)
-	}
-	if into, err := state[1].ToString(); err == nil {
-		return Conversation{}, false, fmt.Errorf("customer %s into %s: %w", customerID, into, ErrMerged)
-	}
-	holder, err := res[1].ToString()
-	if err == nil {
+	if holder != "" {
 		if cv, _, err := s.loadConversation(ctx, customerID, holder); err == nil && cv.Status.Active() {
 			return cv, false, nil
 		}
-	} else if !valkey.IsValkeyNil(err) {
-		return Conversation{}, false, s.fail("read topics of", customerID, err)
 	}
-
-	now := time.Now().UTC()
-	cv := Conversation{ID: NewID("cnv"), CustomerID: customerID, Status: StatusOpen, Channel: channel, Topic: topic,
-		CreatedAt: now, UpdatedAt: now}
-	ev := OpenedEvent(cv)
-	ev.stamp(now)
-	head, tail, err := eventTemplate(ev)
+	cv, openArgs, err := opening(customerID, topic, channel, time.Now().UTC())
 	if err != nil {
 		return Conversation{}, false, err
 	}
@@ -994,11 +988,8 @@ func (s *ValkeyStore) OpenConversation(ctx context.Context, customerID, topic, c
 	if err := s.point(ctx, cv); err != nil {
 		return Conversation{}, false, err
 	}
-	args := []string{topic, cv.ID, head, tail, s.channel}
-	for i, v := range convValues(cv, 0) {
-		args = append(args, convHashFields[i], v)
-	}
-	status, vals, err := s.run(ctx, valkeyOpen, []string{k.cus, k.tl, k.dedup, k.topics, k.convs, k.conv(cv.ID)}, args)
+	status, vals, err := s.run(ctx, valkeyOpen, []string{k.cus, k.tl, k.dedup, k.topics, k.convs, k.conv(cv.ID)},
+		append([]string{topic, cv.ID, s.channel}, openArgs...))
 	if err != nil {
 		// Perhaps committed: leave the entries, which are only extra
 		// candidates if it did not.
@@ -1014,6 +1005,123 @@ func (s *ValkeyStore) OpenConversation(ctx context.Context, customerID, topic, c
 		return got, false, err
 	}
 	return Conversation{}, false, refused(customerID, status, vals)
+}
+
+func (s *ValkeyStore) Intake(ctx context.Context, topic string, ev Event) (Conversation, Event, bool, error) {
+	if err := validateIntake(topic, ev); err != nil {
+		return Conversation{}, Event{}, false, err
+	}
+	if err := s.ready(); err != nil {
+		return Conversation{}, Event{}, false, err
+	}
+	if !taggable(ev.CustomerID) {
+		return Conversation{}, Event{}, false, notFound("customer", ev.CustomerID)
+	}
+	k := s.keys(ev.CustomerID)
+	ev.Origin = ""
+	// The script needs the conversation's key, so Go reads which one holds
+	// the topic and the script appends only if it still does.
+	for range 100 {
+		holder, err := s.topicHolder(ctx, ev.CustomerID, topic)
+		if err != nil {
+			return Conversation{}, Event{}, false, err
+		}
+		now := time.Now().UTC()
+		in := ev
+		in.stamp(now)
+		var opened Conversation
+		var openArgs []string
+		if holder == "" {
+			if opened, openArgs, err = opening(ev.CustomerID, topic, ev.Channel, now); err != nil {
+				return Conversation{}, Event{}, false, err
+			}
+			holder = opened.ID
+		}
+		in.ConversationID = holder
+		head, tail, err := eventTemplate(in)
+		if err != nil {
+			return Conversation{}, Event{}, false, err
+		}
+		// As in OpenConversation: the pointer and listing entries of a new
+		// conversation come first, and go again if it was not opened.
+		if opened.ID != "" {
+			if err := s.point(ctx, opened); err != nil {
+				return Conversation{}, Event{}, false, err
+			}
+		}
+		status, vals, err := s.run(ctx, valkeyIntake, []string{k.cus, k.tl, k.dedup, k.topics, k.convs, k.conv(holder)},
+			append([]string{in.DedupKey(), topic, holder, head, tail, s.channel, formatTime(now)}, openArgs...))
+		if err != nil {
+			return Conversation{}, Event{}, false, s.fail("intake for", ev.CustomerID, err)
+		}
+		if status != "ok" && opened.ID != "" {
+			s.unpoint(ctx, opened)
+		}
+		switch status {
+		case "ok":
+			in.Seq, err = replySeq(vals)
+			if err != nil {
+				return Conversation{}, Event{}, false, err
+			}
+			cv, err := replyConversation(vals[1:])
+			return cv, in, true, err
+		case "dup":
+			stored, err := replyEvent(vals)
+			if err != nil || stored.ConversationID == "" {
+				return Conversation{}, stored, false, err
+			}
+			cv, err := s.Conversation(ctx, stored.ConversationID)
+			return cv, stored, false, err
+		case "moved":
+			continue
+		}
+		return Conversation{}, Event{}, false, refused(ev.CustomerID, status, vals)
+	}
+	return Conversation{}, Event{}, false, fmt.Errorf("sessions: valkey intake for %s: too much contention", ev.CustomerID)
+}
+
+// topicHolder returns the id of the customer's active conversation on
+// topic, "" for none. The customer is read in the same round trip so an
+// unknown or merged one is refused, as the scripts would, before a caller
+// writes a new conversation's pointer.
+func (s *ValkeyStore) topicHolder(ctx context.Context, customerID, topic string) (string, error) {
+	k := s.keys(customerID)
+	b := s.client.B()
+	res := s.client.DoMulti(ctx, b.Hmget().Key(k.cus).Field("seq", "merged").Build(), b.Hget().Key(k.topics).Field(topic).Build())
+	state, err := res[0].ToArray()
+	if err != nil {
+		return "", s.fail("read customer", customerID, err)
+	}
+	if len(state) != 2 || state[0].IsNil() {
+		return "", notFound("customer", customerID)
+	}
+	if into, err := state[1].ToString(); err == nil {
+		return "", fmt.Errorf("customer %s into %s: %w", customerID, into, ErrMerged)
+	}
+	holder, err := res[1].ToString()
+	if err != nil && !valkey.IsValkeyNil(err) {
+		return "", s.fail("read topics of", customerID, err)
+	}
+	return holder, nil
+}
+
+// opening is a new conversation on topic and what the scripts' open takes
+// for it after its topic, id and channel: its opening event's head and
+// tail, then its field/value pairs.
+func opening(customerID, topic, channel string, now time.Time) (Conversation, []string, error) {
+	cv := Conversation{ID: NewID("cnv"), CustomerID: customerID, Status: StatusOpen, Channel: channel, Topic: topic,
+		CreatedAt: now, UpdatedAt: now}
+	ev := OpenedEvent(cv)
+	ev.stamp(now)
+	head, tail, err := eventTemplate(ev)
+	if err != nil {
+		return Conversation{}, nil, err
+	}
+	args := []string{head, tail}
+	for i, v := range convValues(cv, 0) {
+		args = append(args, convHashFields[i], v)
+	}
+	return cv, args, nil
 }
 
 // point writes a new conversation's owner pointer and listing entries.

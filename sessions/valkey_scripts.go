@@ -62,6 +62,34 @@ local function stored(tl, seq)
   local id = seq .. '-0'
   return redis.call('XRANGE', tl, id, id)[1][2][2]
 end
+
+-- duplicate is the JSON of the stored event whose dedup key is dk, or nil.
+local function duplicate(tl, dedup, dk)
+  if dk == '' then return nil end
+  local seq = redis.call('HGET', dedup, dk)
+  if seq then return stored(tl, seq) end
+end
+
+-- open makes K[6] the customer's active conversation on topic, with the
+-- fields given as field/value pairs, and appends its opening event after
+-- last, for scripts whose KEYS K start cus, tl, dedup, topics, convs,
+-- conversation. It returns the opening event's sequence.
+local function open(K, last, topic, id, head, tail, channel, ...)
+  redis.call('HSET', K[4], topic, id)
+  redis.call('ZADD', K[5], 0, id)
+  redis.call('HSET', K[6], ...)
+  local seq = append_event(K[1], K[2], K[3], last, '', head, tail, channel)
+  redis.call('HSET', K[6], 'last_seq', seq)
+  return seq
+end
+
+-- append_to appends an event to the conversation conv and moves its
+-- activity; it returns the event's sequence.
+local function append_to(cus, tl, dedup, conv, last, dk, head, tail, channel, now)
+  local seq = append_event(cus, tl, dedup, last, dk, head, tail, channel)
+  redis.call('HSET', conv, 'updated_at', now, 'last_seq', seq)
+  return seq
+end
 `
 
 // valkeyAppend: KEYS cus, tl, dedup[, conversation];
@@ -69,14 +97,36 @@ end
 var valkeyAppend = valkey.NewLuaScript(luaPrelude + `
 local last, refusal = writable(KEYS[1])
 if not last then return refusal end
-if ARGV[1] ~= '' then
-  local seq = redis.call('HGET', KEYS[3], ARGV[1])
-  if seq then return {'dup', stored(KEYS[2], seq)} end
+local dup = duplicate(KEYS[2], KEYS[3], ARGV[1])
+if dup then return {'dup', dup} end
+if not KEYS[4] then
+  return {'ok', append_event(KEYS[1], KEYS[2], KEYS[3], last, ARGV[1], ARGV[2], ARGV[3], ARGV[4])}
 end
-if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 0 then return {'badconv'} end
-local seq = append_event(KEYS[1], KEYS[2], KEYS[3], last, ARGV[1], ARGV[2], ARGV[3], ARGV[4])
-if KEYS[4] then redis.call('HSET', KEYS[4], 'updated_at', ARGV[5], 'last_seq', seq) end
-return {'ok', seq}
+if redis.call('EXISTS', KEYS[4]) == 0 then return {'badconv'} end
+return {'ok', append_to(KEYS[1], KEYS[2], KEYS[3], KEYS[4], last, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])}
+`)
+
+// valkeyIntake appends a customer's inbound event to the conversation Go
+// found active on the topic, or to a new one it opens when Go found none,
+// if the topic still stands so ("moved" with the holder otherwise, and Go
+// reads again). KEYS cus, tl, dedup, topics, convs, conversation; ARGV
+// dedup key, topic, conversation id, head, tail, channel, now, then, to
+// open it, the opening event's head and tail and the conversation's
+// field/value pairs. The reply carries the event's sequence and the
+// conversation's fields as the write left them.
+var valkeyIntake = valkey.NewLuaScript(luaPrelude + `
+local last, refusal = writable(KEYS[1])
+if not last then return refusal end
+local dup = duplicate(KEYS[2], KEYS[3], ARGV[1])
+if dup then return {'dup', dup} end
+local opening = ARGV[8] ~= nil
+local holder = redis.call('HGET', KEYS[4], ARGV[2]) or ''
+if holder ~= (opening and '' or ARGV[3]) then return {'moved', holder} end
+if opening then
+  last = open(KEYS, last, ARGV[2], ARGV[3], ARGV[8], ARGV[9], ARGV[6], unpack(ARGV, 10))
+end
+local seq = append_to(KEYS[1], KEYS[2], KEYS[3], KEYS[6], last, ARGV[1], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+return {'ok', seq, redis.call('HGETALL', KEYS[6])}
 `)
 
 // valkeyUpdateCustomer replaces the customer document if it has not
@@ -113,19 +163,14 @@ return {'ok', append_event(KEYS[1], KEYS[2], KEYS[3], last, '', ARGV[4], ARGV[5]
 
 // valkeyOpen returns the active conversation of the topic or creates one
 // with its opening event. KEYS cus, tl, dedup, topics, convs, conversation;
-// ARGV topic, conversation id, head, tail, channel, then the conversation's
+// ARGV topic, conversation id, channel, head, tail, then the conversation's
 // field/value pairs.
 var valkeyOpen = valkey.NewLuaScript(luaPrelude + `
 local last, refusal = writable(KEYS[1])
 if not last then return refusal end
 local holder = redis.call('HGET', KEYS[4], ARGV[1])
 if holder then return {'exists', holder} end
-redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[5], 0, ARGV[2])
-redis.call('HSET', KEYS[6], unpack(ARGV, 6))
-local seq = append_event(KEYS[1], KEYS[2], KEYS[3], last, '', ARGV[3], ARGV[4], ARGV[5])
-redis.call('HSET', KEYS[6], 'last_seq', seq)
-return {'created', seq}
+return {'created', open(KEYS, last, ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[3], unpack(ARGV, 6))}
 `)
 
 // valkeyUpdateConversation writes a conversation changed by Go (from the
