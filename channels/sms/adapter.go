@@ -256,13 +256,11 @@ func (a *Adapter) receive(ctx context.Context, p Provider, wh Webhook) error {
 	ev := sessions.Event{CustomerID: c.ID, Kind: sessions.KindMessageIn, Channel: sessions.ChannelSMS,
 		ExternalID: msgID, Author: "customer", Payload: payload}
 	if kw == noKeyword {
-		cv, _, err := a.store.OpenConversation(ctx, c.ID, "", sessions.ChannelSMS)
-		if err != nil {
-			return err
-		}
-		ev.ConversationID = cv.ID
+		_, _, _, err = a.store.Intake(ctx, "", ev)
+	} else {
+		_, _, err = a.store.Append(ctx, ev)
 	}
-	if _, _, err := a.store.Append(ctx, ev); err != nil {
+	if err != nil {
 		return err
 	}
 	// The list changes are idempotent on their own (changed is false the

@@ -463,12 +463,7 @@ func (c *conn) offline(ctx context.Context, f clientFrame) {
 // appendIn appends a message_in with the client id as its external id and
 // acknowledges it; a resend gets the first event's sequence back.
 func (c *conn) appendIn(ctx context.Context, clientID string, payload any) {
-	cv, _, err := c.a.store.OpenConversation(ctx, c.customerID, "", sessions.ChannelWebchat)
-	if err != nil {
-		c.storeFailed(err, clientID)
-		return
-	}
-	ev, appended, err := c.a.store.Append(ctx, sessions.Event{CustomerID: c.customerID, ConversationID: cv.ID,
+	_, ev, appended, err := c.a.store.Intake(ctx, "", sessions.Event{CustomerID: c.customerID,
 		Kind: sessions.KindMessageIn, Channel: sessions.ChannelWebchat, ExternalID: clientID,
 		Author: "customer", Payload: marshal(payload)})
 	if err != nil {

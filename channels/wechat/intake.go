@@ -210,10 +210,11 @@ type stored struct {
 	seq        uint64
 }
 
-// persist resolves the sender to a customer, opens (or joins) the
-// customer's conversation for messages, and appends the message_in,
-// idempotent by externalID. A merge landing between two of those steps
-// (ErrMerged) starts over with the customer the OpenID now belongs to.
+// persist resolves the sender to a customer and appends the message_in,
+// idempotent by externalID; a message (not an event such as a follow)
+// joins the customer's active conversation, or one opened with it in the
+// same store write. A merge landing between the two steps (ErrMerged)
+// starts over with the customer the OpenID now belongs to.
 func (a *Adapter) persist(ctx context.Context, acct *account, m *message.MixMessage, p Payload) (stored, error) {
 	raw, err := json.Marshal(p)
 	if err != nil {
@@ -225,17 +226,14 @@ func (a *Adapter) persist(ctx context.Context, acct *account, m *message.MixMess
 	for attempt := 0; ; attempt++ {
 		c, created, err := a.store.ResolveCustomer(ctx, oid, sessions.Customer{})
 		if err == nil {
-			ev.CustomerID, ev.ConversationID = c.ID, ""
-			if p.WeChat.opensConversation() {
-				var conv sessions.Conversation
-				conv, _, err = a.store.OpenConversation(ctx, c.ID, "", sessions.ChannelWeChat)
-				ev.ConversationID = conv.ID
-			}
-		}
-		if err == nil {
+			ev.CustomerID = c.ID
 			var got sessions.Event
 			var appended bool
-			got, appended, err = a.store.Append(ctx, ev)
+			if p.WeChat.opensConversation() {
+				_, got, appended, err = a.store.Intake(ctx, "", ev)
+			} else {
+				got, appended, err = a.store.Append(ctx, ev)
+			}
 			if err == nil {
 				return stored{customerID: c.ID, created: created, appended: appended, seq: got.Seq}, nil
 			}

@@ -228,12 +228,11 @@ func (in *intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // handle authenticates, decodes and applies one event. Order, so that a
 // replay of a webhook-id changes nothing: resolve the customer (a replay
-// finds the same one); find the conversation (an active one on the topic
-// is returned as it is; when none is active, the timeline is searched for
-// the webhook-id first, so a replay after the conversation was resolved
-// does not open a new one); append the event with the webhook-id as its
-// external id (a replay gets the stored event back); and only for a new
-// event, update the customer.
+// finds the same one); append the event with the webhook-id as its
+// external id, with Open through the store's Intake, which joins or opens
+// the topic's conversation in the same write (a replay gets the stored
+// event back and opens nothing, even after the conversation was
+// resolved); and only for a new event, update the customer.
 func (in *intake) handle(ctx context.Context, w http.ResponseWriter, r *http.Request) (EventResponse, bool, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, in.cfg.MaxBodyBytes))
 	if err != nil {
@@ -270,17 +269,18 @@ func (in *intake) handle(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 	ev := sessions.Event{CustomerID: c.ID, Kind: sessions.KindIntegrator, Channel: sessions.ChannelAPI,
 		ExternalID: webhookID, Author: "integrator:" + integration, Payload: payload}
-	if cr := req.Conversation; cr != nil {
-		convID, stored, err := in.conversation(ctx, c.ID, cr, webhookID)
-		if err != nil {
-			return EventResponse{}, false, err
+	var stored sessions.Event
+	var appended bool
+	switch cr := req.Conversation; {
+	case cr != nil && cr.Open:
+		_, stored, appended, err = in.store.Intake(ctx, cr.Topic, ev)
+	case cr != nil:
+		if ev.ConversationID, err = activeOnTopic(ctx, in.store, c.ID, cr.Topic); err == nil {
+			stored, appended, err = in.store.Append(ctx, ev)
 		}
-		if stored != nil {
-			return in.replayed(*stored, payload)
-		}
-		ev.ConversationID = convID
+	default:
+		stored, appended, err = in.store.Append(ctx, ev)
 	}
-	stored, appended, err := in.store.Append(ctx, ev)
 	if err != nil {
 		return EventResponse{}, false, err
 	}
@@ -315,34 +315,8 @@ func (in *intake) replayed(stored sessions.Event, payload []byte) (EventResponse
 	return EventResponse{CustomerID: stored.CustomerID, EventID: stored.ID, Seq: stored.Seq, ConversationID: stored.ConversationID}, true, nil
 }
 
-// conversation returns the conversation the event joins ("" for none).
-// stored is set when the webhook-id is already on the timeline (a replay
-// found while looking).
-func (in *intake) conversation(ctx context.Context, customerID string, cr *ConversationRef, webhookID string) (string, *sessions.Event, error) {
-	active, err := activeOnTopic(ctx, in.store, customerID, cr.Topic)
-	if err != nil || active != "" {
-		return active, nil, err
-	}
-	// Nothing active on the topic. Opening one for a replay would change
-	// something: look for the webhook-id first. This costs a timeline scan
-	// only on a topic's first event (or first since it was resolved).
-	ev, found, err := findExternal(ctx, in.store, customerID, sessions.ChannelAPI, webhookID)
-	if err != nil {
-		return "", nil, err
-	}
-	if found {
-		return "", &ev, nil
-	}
-	if !cr.Open {
-		return "", nil, nil
-	}
-	cv, _, err := in.store.OpenConversation(ctx, customerID, cr.Topic, sessions.ChannelAPI)
-	if err != nil {
-		return "", nil, err
-	}
-	return cv.ID, nil, nil
-}
-
+// activeOnTopic returns the customer's active conversation on topic, ""
+// for none.
 func activeOnTopic(ctx context.Context, s sessions.Store, customerID, topic string) (string, error) {
 	for _, st := range []sessions.ConversationStatus{sessions.StatusOpen, sessions.StatusPending} {
 		q := sessions.ConversationQuery{CustomerID: customerID, Status: st, Limit: 500}
@@ -363,25 +337,6 @@ func activeOnTopic(ctx context.Context, s sessions.Store, customerID, topic stri
 		}
 	}
 	return "", nil
-}
-
-func findExternal(ctx context.Context, s sessions.Store, customerID, channel, externalID string) (sessions.Event, bool, error) {
-	var after uint64
-	for {
-		page, err := s.Timeline(ctx, customerID, after, 1000)
-		if err != nil {
-			return sessions.Event{}, false, err
-		}
-		for _, ev := range page {
-			if ev.Channel == channel && ev.ExternalID == externalID {
-				return ev, true, nil
-			}
-		}
-		if len(page) < 1000 {
-			return sessions.Event{}, false, nil
-		}
-		after = page[len(page)-1].Seq
-	}
 }
 
 // decodeBody reads a JSON request body strictly, as internal/api does.
