@@ -68,6 +68,9 @@ type Options struct {
 	// Routing shows reps' presence and load in the directory and sets
 	// presence; nil means the gateway runs no router.
 	Routing Routing
+	// Routes are other packages' routes under /v1, served like the API's
+	// own (see Route); nil means none.
+	Routes []Route
 }
 
 // Server serves the API. Build it with New.
@@ -101,6 +104,9 @@ func New(cfg Config, o Options) (*Server, error) {
 		s.metrics = m
 	}
 	s.register(o.Metrics)
+	if err := s.contribute(o.Routes); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -142,12 +148,15 @@ func (s *Server) register(reg *prometheus.Registry) {
 // registration order.
 func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
-// handler is a route's code: it writes a success response itself and
-// returns errors for ServeHTTP to write from the catalogue.
-type handler func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
+// handle registers an authenticated route open to roles, its body capped
+// at Config.MaxBodyBytes.
+func (s *Server) handle(pattern string, h Handler, roles ...auth.Role) {
+	s.handleCapped(pattern, s.cfg.maxBody(), h, roles...)
+}
 
-// handle registers an authenticated route open to roles.
-func (s *Server) handle(pattern string, h handler, roles ...auth.Role) {
+// handleCapped registers a route authenticated by bearer token, open to
+// roles, its body capped at limit.
+func (s *Server) handleCapped(pattern string, limit int64, h Handler, roles ...auth.Role) {
 	s.public(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.auth.Request(r)
 		if err != nil {
@@ -159,7 +168,7 @@ func (s *Server) handle(pattern string, h handler, roles ...auth.Role) {
 			s.writeError(w, r, errorf(CodeForbidden, "role %s may not %s", p.Role, pattern))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.maxBody())
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		if err := h(w, r, p); err != nil {
 			s.writeError(w, r, toError(err))
 		}
@@ -203,6 +212,9 @@ func (p *probeWriter) Header() http.Header         { return p.header }
 func (p *probeWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (p *probeWriter) WriteHeader(code int)        { p.status = code }
 
+// writeError writes e in the catalogue's shape,
+// {"error":{"code":"...","message":"..."}}, with its code's status, and
+// logs the cause of a server error.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *Error) {
 	status := e.Code.Status()
 	if status == 0 {
@@ -213,18 +225,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *Error) {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "api request failed",
 			slog.String("route", r.Pattern), slog.Int("status", status),
 			slog.String("code", string(e.Code)), slog.Any("error", e.cause))
-	}
-	WriteError(w, e)
-}
-
-// WriteError writes e in the catalogue's shape,
-// {"error":{"code":"...","message":"..."}}, with its code's status. It
-// logs nothing: the caller logs the cause of a server error. For handlers
-// mounted beside the API (internal/webhooks) that answer in its catalogue.
-func WriteError(w http.ResponseWriter, e *Error) {
-	status := e.Code.Status()
-	if status == 0 {
-		status = http.StatusInternalServerError
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = e.Code, e.Message

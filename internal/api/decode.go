@@ -21,10 +21,7 @@ import (
 func decodeJSON(r *http.Request, dst any, optional bool) error {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
-		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return errorf(CodeTooLarge, "request body is larger than %d bytes", mbe.Limit)
-		}
-		return errorf(CodeMalformedJSON, "reading the request body: %v", err)
+		return bodyError(err)
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		if optional {
@@ -36,6 +33,30 @@ func decodeJSON(r *http.Request, dst any, optional bool) error {
 	if err != nil || mt != "application/json" {
 		return errorf(CodeUnsupportedMedia, "send the body as Content-Type: application/json")
 	}
+	return UnmarshalJSON(b, dst)
+}
+
+// readBody reads the whole body, capped at limit.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	return b, nil
+}
+
+// bodyError places a failure to read a capped body in the catalogue.
+func bodyError(err error) error {
+	if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return errorf(CodeTooLarge, "request body is larger than %d bytes", mbe.Limit)
+	}
+	return errorf(CodeMalformedJSON, "reading the request body: %v", err)
+}
+
+// UnmarshalJSON decodes b into dst as request bodies are decoded: no
+// unknown fields, one value and nothing after it. Its errors are
+// CodeMalformedJSON, saying where.
+func UnmarshalJSON(b []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -57,7 +78,7 @@ func describeJSONError(err error) string {
 		}
 		return fmt.Sprintf("field %q: expected %s, got %s", te.Field, te.Type, te.Value)
 	}
-	if errors.Is(err, io.ErrUnexpectedEOF) {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return "JSON ends too early"
 	}
 	// Unknown fields: encoding/json says `json: unknown field "x"`.
@@ -104,15 +125,15 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v) // the client went away; nothing to do
 }
 
-// page is the envelope of every list: NextCursor is empty on the last page.
-type page[T any] struct {
+// Page is the envelope of every list: NextCursor is empty on the last page.
+type Page[T any] struct {
 	Data       []T    `json:"data"`
 	NextCursor string `json:"next_cursor"`
 }
 
-func newPage[T any](data []T, next string) page[T] {
+func newPage[T any](data []T, next string) Page[T] {
 	if data == nil {
 		data = []T{} // "data": [], never null
 	}
-	return page[T]{Data: data, NextCursor: next}
+	return Page[T]{Data: data, NextCursor: next}
 }

@@ -19,6 +19,13 @@
 //	  event payloads alike.
 //	† only on conversations assigned to them or to no one.
 //
+// Other packages contribute routes under /v1 (Route, Options.Routes):
+// internal/webhooks' POST /v1/events, authenticated by a Standard Webhooks
+// signature the server has checked (Signature), and its admin-only
+// /v1/webhooks/... API. They are served exactly as the API's own routes:
+// the same authentication, body cap, catalogue, logging and
+// omnigate_http_* metrics, so this package imports none of them.
+//
 // Every error is JSON from one catalogue (errors.go). Request bodies are
 // capped (Config.MaxBodyBytes) and decoded strictly: unknown fields and
 // trailing data are errors, never ignored. A request that fails writes

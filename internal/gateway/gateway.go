@@ -143,7 +143,7 @@ func (g *Gateway) build() (err error) {
 		return fmt.Errorf("gateway: webhooks outbox: %w", err)
 	}
 	g.webhooks, err = webhooks.New(g.cfg.Webhooks, webhooks.Options{
-		Store: g.store, Outbox: g.outbox, Auth: authn, Metrics: reg, Logger: g.log.With("part", "webhooks"),
+		Store: g.store, Outbox: g.outbox, Metrics: reg, Logger: g.log.With("part", "webhooks"),
 		Reps: func(id string) bool { _, ok := repNames[id]; return ok },
 	})
 	if err != nil {
@@ -151,6 +151,7 @@ func (g *Gateway) build() (err error) {
 	}
 	handler, err := api.New(g.cfg.API, api.Options{
 		Store: g.store, Auth: authn, Channels: chans, Metrics: reg, Logger: g.log, Routing: g.routing,
+		Routes: g.webhooks.Routes(),
 	})
 	if err != nil {
 		return err
@@ -173,10 +174,6 @@ func (g *Gateway) build() (err error) {
 	mux.Handle("GET /inbox", widget.InboxHandler())
 	mux.Handle("GET /inbox/", widget.InboxHandler())
 	mux.Handle("GET /inbox/ws", g.inbox)
-	mux.Handle("POST /v1/events", g.webhooks.Intake())
-	for _, pattern := range g.webhooks.AdminRoutes() {
-		mux.Handle(pattern, g.webhooks.Admin())
-	}
 	if g.wechat != nil {
 		mux.Handle("GET /channels/wechat/{key}", g.wechat)
 		mux.Handle("POST /channels/wechat/{key}", g.wechat)

@@ -6,10 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/omnigate/omnigate/internal/api"
@@ -20,55 +16,27 @@ import (
 
 // admin serves the endpoint API under /v1/webhooks, to admins only.
 type admin struct {
-	s      *Service
-	mux    *http.ServeMux
-	routes []string
+	s *Service
 }
 
-func newAdmin(s *Service) *admin {
-	a := &admin{s: s, mux: http.NewServeMux()}
-	a.handle("GET /v1/webhooks/endpoints", a.listEndpoints)
-	a.handle("POST /v1/webhooks/endpoints", a.createEndpoint)
-	a.handle("GET /v1/webhooks/endpoints/{id}", a.getEndpoint)
-	a.handle("DELETE /v1/webhooks/endpoints/{id}", a.deleteEndpoint)
-	a.handle("POST /v1/webhooks/endpoints/{id}/enable", a.enableEndpoint)
-	a.handle("GET /v1/webhooks/endpoints/{id}/deliveries", a.listDeliveries)
-	a.handle("GET /v1/webhooks/endpoints/{id}/attempts", a.listAttempts)
-	a.handle("GET /v1/webhooks/endpoints/{id}/dead-letters", a.listDead)
-	a.handle("POST /v1/webhooks/endpoints/{id}/dead-letters/replay", a.replayDead)
-	a.handle("GET /v1/webhooks/deliveries/{id}", a.getDelivery)
-	a.handle("POST /v1/webhooks/deliveries/{id}/replay", a.replayDelivery)
-	return a
-}
-
-type adminHandler func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
-
-func (a *admin) handle(pattern string, h adminHandler) {
-	a.routes = append(a.routes, pattern)
-	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		p, err := a.s.auth.Request(r)
-		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="omnigate"`)
-			writeError(w, r, a.s.log, apiError(api.CodeUnauthorized, "send Authorization: Bearer <token> with a valid token"))
-			return
-		}
-		if p.Role != auth.RoleAdmin {
-			writeError(w, r, a.s.log, apiError(api.CodeForbidden, fmt.Sprintf("role %s may not %s", p.Role, pattern)))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-		if err := h(w, r, p); err != nil {
-			writeError(w, r, a.s.log, err)
-		}
-	})
-}
-
-func (a *admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if _, pattern := a.mux.Handler(r); pattern != "" {
-		a.mux.ServeHTTP(w, r)
-		return
+// routes are the admin API's routes, for internal/api to serve.
+func (a *admin) routes() []api.Route {
+	adminOnly := func(pattern string, h api.Handler) api.Route {
+		return api.Route{Pattern: pattern, Roles: []auth.Role{auth.RoleAdmin}, Handle: h}
 	}
-	writeError(w, r, a.s.log, apiError(api.CodeNotFound, "no such route"))
+	return []api.Route{
+		adminOnly("GET /v1/webhooks/endpoints", a.listEndpoints),
+		adminOnly("POST /v1/webhooks/endpoints", a.createEndpoint),
+		adminOnly("GET /v1/webhooks/endpoints/{id}", a.getEndpoint),
+		adminOnly("DELETE /v1/webhooks/endpoints/{id}", a.deleteEndpoint),
+		adminOnly("POST /v1/webhooks/endpoints/{id}/enable", a.enableEndpoint),
+		adminOnly("GET /v1/webhooks/endpoints/{id}/deliveries", a.listDeliveries),
+		adminOnly("GET /v1/webhooks/endpoints/{id}/attempts", a.listAttempts),
+		adminOnly("GET /v1/webhooks/endpoints/{id}/dead-letters", a.listDead),
+		adminOnly("POST /v1/webhooks/endpoints/{id}/dead-letters/replay", a.replayDead),
+		adminOnly("GET /v1/webhooks/deliveries/{id}", a.getDelivery),
+		adminOnly("POST /v1/webhooks/deliveries/{id}/replay", a.replayDelivery),
+	}
 }
 
 // EndpointView is an endpoint as the API shows it: never its secret,
@@ -84,18 +52,6 @@ func view(ep Endpoint) EndpointView {
 	return EndpointView{Endpoint: ep}
 }
 
-type page[T any] struct {
-	Data       []T    `json:"data"`
-	NextCursor string `json:"next_cursor"`
-}
-
-func newPage[T any](data []T, next string) page[T] {
-	if data == nil {
-		data = []T{}
-	}
-	return page[T]{Data: data, NextCursor: next}
-}
-
 func (a *admin) listEndpoints(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	eps, err := a.s.ob.Endpoints(r.Context())
 	if err != nil {
@@ -105,7 +61,7 @@ func (a *admin) listEndpoints(w http.ResponseWriter, r *http.Request, p auth.Pri
 	for i, ep := range eps {
 		out[i] = view(ep)
 	}
-	api.WriteJSON(w, http.StatusOK, newPage(out, ""))
+	api.WriteJSON(w, http.StatusOK, api.NewPage(out, ""))
 	return nil
 }
 
@@ -121,7 +77,7 @@ type CreateEndpointRequest struct {
 
 func (a *admin) createEndpoint(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	var req CreateEndpointRequest
-	if err := decodeBody(r, &req); err != nil {
+	if err := api.DecodeJSON(r, &req); err != nil {
 		return err
 	}
 	if err := checkURL(req.URL, a.s.cfg.AllowHTTP); err != nil {
@@ -208,7 +164,7 @@ func (a *admin) deliveries(w http.ResponseWriter, r *http.Request, state State) 
 	if state == "" {
 		allowed = append(allowed, "state")
 	}
-	q, err := query(r, allowed...)
+	q, err := api.Query(r, allowed...)
 	if err != nil {
 		return err
 	}
@@ -218,7 +174,7 @@ func (a *admin) deliveries(w http.ResponseWriter, r *http.Request, state State) 
 			return apiError(api.CodeInvalid, fmt.Sprintf("state: %q is not pending, delivered or dead", state))
 		}
 	}
-	limit, err := intParam(q, "limit")
+	limit, err := api.IntParam(q, "limit")
 	if err != nil {
 		return err
 	}
@@ -230,16 +186,16 @@ func (a *admin) deliveries(w http.ResponseWriter, r *http.Request, state State) 
 	if err != nil {
 		return err
 	}
-	api.WriteJSON(w, http.StatusOK, newPage(ds, next))
+	api.WriteJSON(w, http.StatusOK, api.NewPage(ds, next))
 	return nil
 }
 
 func (a *admin) listAttempts(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	q, err := query(r, "limit", "cursor")
+	q, err := api.Query(r, "limit", "cursor")
 	if err != nil {
 		return err
 	}
-	limit, err := intParam(q, "limit")
+	limit, err := api.IntParam(q, "limit")
 	if err != nil {
 		return err
 	}
@@ -250,7 +206,7 @@ func (a *admin) listAttempts(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err != nil {
 		return err
 	}
-	api.WriteJSON(w, http.StatusOK, newPage(as, next))
+	api.WriteJSON(w, http.StatusOK, api.NewPage(as, next))
 	return nil
 }
 
@@ -329,34 +285,4 @@ func (a *admin) replayable(ctx context.Context, endpointID string) error {
 		return apiError(api.CodeConflict, fmt.Sprintf("endpoint %s is disabled; enable it first", ep.ID))
 	}
 	return nil
-}
-
-// query returns the query parameters, rejecting unknown names and repeats,
-// as internal/api does.
-func query(r *http.Request, allowed ...string) (url.Values, error) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, apiError(api.CodeInvalid, "malformed query string")
-	}
-	for k, v := range q {
-		if !slices.Contains(allowed, k) {
-			return nil, apiError(api.CodeInvalid, fmt.Sprintf("unknown query parameter %q; allowed: %s", k, strings.Join(allowed, ", ")))
-		}
-		if len(v) > 1 {
-			return nil, apiError(api.CodeInvalid, fmt.Sprintf("query parameter %q given %d times", k, len(v)))
-		}
-	}
-	return q, nil
-}
-
-func intParam(q url.Values, name string) (int, error) {
-	v := q.Get(name)
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, apiError(api.CodeInvalid, fmt.Sprintf("%s: %q is not a non-negative integer", name, v))
-	}
-	return n, nil
 }

@@ -138,7 +138,7 @@ func crashChild(t *testing.T, env string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(crashConfig(url, secret), Options{Store: store, Outbox: ob, Auth: testAuth()})
+	s, err := New(crashConfig(url, secret), Options{Store: store, Outbox: ob})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,14 @@
 // Package webhooks is integrator webhooks both ways: events in at
-// POST /v1/events (Intake), Omnigate's timeline events out to registered
-// endpoints (dispatcher, sender), and the admin API for endpoints,
-// delivery logs, dead letters and replay under /v1/webhooks (Admin). The
-// Standard Webhooks scheme signs both directions (subpackage signing).
+// POST /v1/events, Omnigate's timeline events out to registered endpoints
+// (dispatcher, sender), and the admin API for endpoints, delivery logs,
+// dead letters and replay under /v1/webhooks. The Standard Webhooks scheme
+// signs both directions (subpackage signing).
+//
+// The HTTP routes are Service.Routes, served by internal/api like every
+// /v1 route: it checks the admin role or, for /v1/events, has the
+// signature verified (intake.verify) before the handler runs, caps the
+// body, counts the request and writes errors from its catalogue. This
+// package returns errors; it writes none.
 //
 // # Events in
 //

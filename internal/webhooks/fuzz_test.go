@@ -76,7 +76,7 @@ func TestIntegratorEventGoesOut(t *testing.T) {
 	sec, _ := signing.ParseSecret(in)
 	sec.SetHeaders(req.Header, "wh_paid_7", time.Now(), []byte(body))
 	w := httptest.NewRecorder()
-	s.Intake().ServeHTTP(w, req)
+	shell(t, s, store, nil).ServeHTTP(w, req)
 	resp := decodeResp(t, w)
 	waitFor(t, "the integrator event delivered", func() bool { ok, _, _ := rcv.snapshot(); return len(ok) == 1 })
 	ok, _, _ := rcv.snapshot()

@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"regexp"
 	"strings"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/omnigate/omnigate/channels/sms"
 	"github.com/omnigate/omnigate/internal/api"
+	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/webhooks/signing"
 	"github.com/omnigate/omnigate/sessions"
 )
@@ -103,52 +102,54 @@ var typeRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
 // reads national phone numbers.
 func ParseEvent(body []byte, region string) (EventRequest, sessions.Identity, error) {
 	var req EventRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return req, sessions.Identity{}, apiError(api.CodeMalformedJSON, describeJSONError(err))
+	if err := api.UnmarshalJSON(body, &req); err != nil {
+		return req, sessions.Identity{}, err
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return req, sessions.Identity{}, apiError(api.CodeMalformedJSON, "unexpected data after the JSON value")
-	}
+	id, err := checkEvent(req, region)
+	return req, id, err
+}
+
+// checkEvent checks a decoded event and returns its customer's identity,
+// normalised.
+func checkEvent(req EventRequest, region string) (sessions.Identity, error) {
 	invalid := func(format string, args ...any) error { return apiError(api.CodeInvalid, fmt.Sprintf(format, args...)) }
 	if !typeRe.MatchString(req.Type) {
-		return req, sessions.Identity{}, invalid("type: %q must be 1 to 64 letters, digits, '.', '_', ':' or '-'", req.Type)
+		return sessions.Identity{}, invalid("type: %q must be 1 to 64 letters, digits, '.', '_', ':' or '-'", req.Type)
 	}
 	if len(req.Data) > 0 && (bytes.TrimSpace(req.Data)[0] != '{') {
-		return req, sessions.Identity{}, invalid("data must be a JSON object")
+		return sessions.Identity{}, invalid("data must be a JSON object")
 	}
 	id, err := identityOf(req.Customer, region)
 	if err != nil {
-		return req, sessions.Identity{}, invalid("customer: %v", err)
+		return sessions.Identity{}, invalid("customer: %v", err)
 	}
 	if u := req.Update; u != nil {
 		if u.Tier != nil && !u.Tier.Valid() {
-			return req, sessions.Identity{}, invalid("update.tier: %q is not A, B, C, D or empty", *u.Tier)
+			return sessions.Identity{}, invalid("update.tier: %q is not A, B, C, D or empty", *u.Tier)
 		}
 		if u.Owner != nil && len(*u.Owner) > 64 {
-			return req, sessions.Identity{}, invalid("update.owner: longer than 64 bytes")
+			return sessions.Identity{}, invalid("update.owner: longer than 64 bytes")
 		}
 		if u.Tags != nil {
 			if len(*u.Tags) > 50 {
-				return req, sessions.Identity{}, invalid("update.tags: more than 50")
+				return sessions.Identity{}, invalid("update.tags: more than 50")
 			}
 			for _, t := range *u.Tags {
 				if t == "" || len(t) > 64 || !utf8.ValidString(t) {
-					return req, sessions.Identity{}, invalid("update.tags: %q is empty, longer than 64 bytes or not UTF-8", t)
+					return sessions.Identity{}, invalid("update.tags: %q is empty, longer than 64 bytes or not UTF-8", t)
 				}
 			}
 		}
 	}
 	if c := req.Conversation; c != nil {
 		if err := sessions.ValidateTopic(c.Topic, sessions.ChannelAPI); err != nil {
-			return req, sessions.Identity{}, invalid("conversation.topic: %v", err)
+			return sessions.Identity{}, invalid("conversation.topic: %v", err)
 		}
 		if c.Topic == "" {
-			return req, sessions.Identity{}, invalid("conversation.topic is required")
+			return sessions.Identity{}, invalid("conversation.topic is required")
 		}
 	}
-	return req, id, nil
+	return id, nil
 }
 
 func identityOf(c CustomerRef, region string) (sessions.Identity, error) {
@@ -178,22 +179,6 @@ func identityOf(c CustomerRef, region string) (sessions.Identity, error) {
 	return ids[0], nil
 }
 
-func describeJSONError(err error) string {
-	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
-		return fmt.Sprintf("invalid JSON at byte %d: %v", se.Offset, se)
-	}
-	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
-		if te.Field == "" {
-			return fmt.Sprintf("expected a JSON object, got %s", te.Value)
-		}
-		return fmt.Sprintf("field %q: expected %s, got %s", te.Field, te.Type, te.Value)
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return "JSON ends too early"
-	}
-	return strings.TrimPrefix(err.Error(), "json: ")
-}
-
 // intake serves POST /v1/events.
 type intake struct {
 	cfg     Config
@@ -207,15 +192,29 @@ type intake struct {
 	secrets []signing.Secret // parallel to names
 }
 
-func (in *intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	resp, dup, err := in.handle(r.Context(), w, r)
+// route is POST /v1/events for internal/api to serve: authenticated by
+// the Standard Webhooks signature, its body capped at
+// Config.MaxBodyBytes.
+func (in *intake) route() api.Route {
+	return api.Route{Pattern: "POST /v1/events", MaxBodyBytes: in.cfg.MaxBodyBytes, Handle: in.serve,
+		Signature: &api.Signature{Scheme: "Standard-Webhooks", Verify: in.verify}}
+}
+
+// verify finds the integration whose secret signed body.
+func (in *intake) verify(h http.Header, body []byte) (auth.Principal, error) {
+	idx, _, err := signing.Verify(in.secrets, h, body, in.now())
 	if err != nil {
 		in.m.eventsIn.WithLabelValues("refused").Inc()
-		if e, ok := errors.AsType[*api.Error](err); ok && e.Code == api.CodeUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Standard-Webhooks realm="omnigate"`)
-		}
-		writeError(w, r, in.log, err)
-		return
+		return auth.Principal{}, apiError(api.CodeUnauthorized, signing.Describe(err))
+	}
+	return auth.Principal{Role: auth.RoleIntegrator, ID: in.names[idx]}, nil
+}
+
+func (in *intake) serve(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	resp, dup, err := in.handle(r.Context(), r, p)
+	if err != nil {
+		in.m.eventsIn.WithLabelValues("refused").Inc()
+		return err
 	}
 	if dup {
 		in.m.eventsIn.WithLabelValues("duplicate").Inc()
@@ -224,35 +223,28 @@ func (in *intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		in.m.eventsIn.WithLabelValues("appended").Inc()
 	}
 	api.WriteJSON(w, http.StatusOK, resp)
+	return nil
 }
 
-// handle authenticates, decodes and applies one event. Order, so that a
-// replay of a webhook-id changes nothing: resolve the customer (a replay
-// finds the same one); append the event with the webhook-id as its
-// external id, with Open through the store's Intake, which joins or opens
-// the topic's conversation in the same write (a replay gets the stored
-// event back and opens nothing, even after the conversation was
+// handle decodes and applies one event signed by p's integration. Order,
+// so that a replay of a webhook-id changes nothing: resolve the customer
+// (a replay finds the same one); append the event with the webhook-id as
+// its external id, with Open through the store's Intake, which joins or
+// opens the topic's conversation in the same write (a replay gets the
+// stored event back and opens nothing, even after the conversation was
 // resolved); and only for a new event, update the customer.
-func (in *intake) handle(ctx context.Context, w http.ResponseWriter, r *http.Request) (EventResponse, bool, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, in.cfg.MaxBodyBytes))
-	if err != nil {
-		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return EventResponse{}, false, apiError(api.CodeTooLarge, fmt.Sprintf("request body is larger than %d bytes", mbe.Limit))
-		}
-		return EventResponse{}, false, apiError(api.CodeMalformedJSON, "reading the request body failed")
-	}
-	idx, webhookID, err := signing.Verify(in.secrets, r.Header, body, in.now())
-	if err != nil {
-		return EventResponse{}, false, apiError(api.CodeUnauthorized, signing.Describe(err))
-	}
+func (in *intake) handle(ctx context.Context, r *http.Request, p auth.Principal) (EventResponse, bool, error) {
+	// The signature covers the webhook-id.
+	webhookID := r.Header.Get(signing.HeaderID)
 	if len(webhookID) > 200 || strings.ContainsAny(webhookID, "|\r\n") {
 		return EventResponse{}, false, apiError(api.CodeInvalid, "webhook-id is longer than 200 bytes or has a control character")
 	}
-	integration := in.names[idx]
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return EventResponse{}, false, apiError(api.CodeUnsupportedMedia, "send the body as Content-Type: application/json")
+	integration := p.ID
+	var req EventRequest
+	if err := api.DecodeJSON(r, &req); err != nil {
+		return EventResponse{}, false, err
 	}
-	req, id, err := ParseEvent(body, in.cfg.DefaultRegion)
+	id, err := checkEvent(req, in.cfg.DefaultRegion)
 	if err != nil {
 		return EventResponse{}, false, err
 	}
@@ -337,27 +329,4 @@ func activeOnTopic(ctx context.Context, s sessions.Store, customerID, topic stri
 		}
 	}
 	return "", nil
-}
-
-// decodeBody reads a JSON request body strictly, as internal/api does.
-func decodeBody(r *http.Request, dst any) error {
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return apiError(api.CodeTooLarge, fmt.Sprintf("request body is larger than %d bytes", mbe.Limit))
-		}
-		return apiError(api.CodeMalformedJSON, "reading the request body failed")
-	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return apiError(api.CodeUnsupportedMedia, "send the body as Content-Type: application/json")
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return apiError(api.CodeMalformedJSON, describeJSONError(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return apiError(api.CodeMalformedJSON, "unexpected data after the JSON value")
-	}
-	return nil
 }

@@ -5,18 +5,19 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/json"
-	"errors"
 	"slices"
 	"time"
 
 	"github.com/omnigate/omnigate/sessions"
 )
 
-// Errors of the outbox.
+// Errors of the outbox. Each is also the sessions sentinel of the same
+// meaning to errors.Is, so internal/api's catalogue places it (404, 409,
+// 503) when a route returns it.
 var (
-	ErrNotFound = errors.New("webhooks: not found")
-	ErrConflict = errors.New("webhooks: state does not allow it")
-	ErrClosed   = errors.New("webhooks: outbox closed")
+	ErrNotFound = &outboxError{"webhooks: not found", sessions.ErrNotFound}
+	ErrConflict = &outboxError{"webhooks: state does not allow it", sessions.ErrConflict}
+	ErrClosed   = &outboxError{"webhooks: outbox closed", sessions.ErrClosed}
 )
 
 // Outbox keeps webhook endpoints, every delivery owed to them and the

@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/webhooks/signing"
 	"github.com/omnigate/omnigate/sessions"
 )
@@ -25,8 +24,6 @@ type Options struct {
 	// gateway, NewMemoryOutbox() in tests. The caller closes it after
 	// Close.
 	Outbox Outbox
-	// Auth authenticates the admin API; required.
-	Auth *auth.Authenticator
 	// HTTPClient delivers webhooks. Nil means a client that follows no
 	// redirects; per-attempt timeouts come from Config.Timeout.
 	HTTPClient *http.Client
@@ -44,14 +41,13 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Service is integrator webhooks both ways: Intake (events in), Admin (the
+// Service is integrator webhooks both ways: Routes (events in and the
 // endpoint API) and, once started, the dispatcher and sender (webhooks
 // out).
 type Service struct {
 	cfg    Config
 	store  sessions.Store
 	ob     Outbox
-	auth   *auth.Authenticator
 	log    *slog.Logger
 	now    func() time.Time
 	m      *metrics
@@ -71,11 +67,11 @@ func New(cfg Config, o Options) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if o.Store == nil || o.Outbox == nil || o.Auth == nil {
-		return nil, errors.New("webhooks: Store, Outbox and Auth are required")
+	if o.Store == nil || o.Outbox == nil {
+		return nil, errors.New("webhooks: Store and Outbox are required")
 	}
 	cfg = cfg.withDefaults()
-	s := &Service{cfg: cfg, store: o.Store, ob: o.Outbox, auth: o.Auth, log: o.Logger, now: o.Now}
+	s := &Service{cfg: cfg, store: o.Store, ob: o.Outbox, log: o.Logger, now: o.Now}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -104,19 +100,16 @@ func New(cfg Config, o Options) (*Service, error) {
 	s.send = &sender{cfg: cfg, ob: o.Outbox, client: client, log: s.log, now: s.now, m: s.m, onDisable: o.OnDisable,
 		wake: make(chan struct{}, 1), inflight: map[string]bool{}, perEP: map[string]int{}}
 	s.disp = &dispatcher{store: o.Store, ob: o.Outbox, log: s.log, now: s.now, kick: s.send.kick, m: s.m, retry: map[string]bool{}}
-	s.admin = newAdmin(s)
+	s.admin = &admin{s: s}
 	return s, nil
 }
 
-// Intake is the handler of POST /v1/events.
-func (s *Service) Intake() http.Handler { return s.intake }
-
-// Admin is the handler of the /v1/webhooks/ routes (AdminRoutes).
-func (s *Service) Admin() http.Handler { return s.admin }
-
-// AdminRoutes lists the admin API's patterns, for the gateway's mux and
-// docs/openapi.yaml.
-func (s *Service) AdminRoutes() []string { return slices.Clone(s.admin.routes) }
+// Routes are POST /v1/events and the admin API under /v1/webhooks, for
+// internal/api to serve (api.Options.Routes) with its authentication, body
+// cap, error catalogue and request metrics.
+func (s *Service) Routes() []api.Route {
+	return append([]api.Route{s.intake.route()}, s.admin.routes()...)
+}
 
 func (s *Service) kick() { s.send.kick() }
 

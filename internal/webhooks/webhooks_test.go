@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/webhooks/signing"
 	"github.com/omnigate/omnigate/sessions"
@@ -117,7 +118,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func startService(t *testing.T, cfg Config, store sessions.Store, ob Outbox, o Options) *Service {
 	t.Helper()
-	o.Store, o.Outbox, o.Auth = store, ob, testAuth()
+	o.Store, o.Outbox = store, ob
 	s, err := New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +128,17 @@ func startService(t *testing.T, cfg Config, store sessions.Store, ob Outbox, o O
 	}
 	t.Cleanup(s.Close)
 	return s
+}
+
+// shell serves s's routes through internal/api, as the gateway does, with
+// testAuth's tokens and its metrics in reg (nil: none).
+func shell(t *testing.T, s *Service, store sessions.Store, reg *prometheus.Registry) http.Handler {
+	t.Helper()
+	h, err := api.New(api.Config{}, api.Options{Store: store, Auth: testAuth(), Metrics: reg, Routes: s.Routes()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // TestRetryThenDeliverOnce: a receiver that fails three times then
@@ -215,7 +227,7 @@ func TestDisableAndReplay(t *testing.T) {
 		return len(dead) == 2
 	})
 
-	admin := s.Admin()
+	admin := shell(t, s, store, nil)
 	call := func(method, path string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(method, path, nil)
 		req.Header.Set("Authorization", "Bearer "+adminKey)
@@ -305,7 +317,7 @@ func newIntake(t *testing.T) *intakeRig {
 	t.Cleanup(func() { _ = store.Close() })
 	s := startService(t, cfg, store, NewMemoryOutbox(), Options{Reps: func(id string) bool { return id == "alice" }})
 	parsed, _ := signing.ParseSecret(sec)
-	return &intakeRig{t: t, h: s.Intake(), secret: parsed, store: store}
+	return &intakeRig{t: t, h: shell(t, s, store, prometheus.NewRegistry()), secret: parsed, store: store}
 }
 
 func (r *intakeRig) post(id, body string, ts time.Time, edit func(*http.Request)) *httptest.ResponseRecorder {
@@ -458,7 +470,23 @@ func TestIntakeRefusals(t *testing.T) {
 			if w.Code != 200 && !strings.Contains(w.Body.String(), `{"error":{"code":`) {
 				t.Fatalf("error shape: %s", w.Body)
 			}
+			if got := w.Header().Get("WWW-Authenticate"); (w.Code == 401) != (got == `Standard-Webhooks realm="omnigate"`) {
+				t.Fatalf("%d with WWW-Authenticate %q", w.Code, got)
+			}
 		})
+	}
+	// Every request, refused before its signature was checked or after,
+	// is counted by the API's shell on /metrics.
+	w := httptest.NewRecorder()
+	r.h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, want := range []string{
+		`omnigate_http_requests_total{code="2xx",route="POST /v1/events"} 1`,
+		`omnigate_http_requests_total{code="4xx",route="POST /v1/events"} ` + strconv.Itoa(len(tests)-1),
+		`omnigate_http_request_duration_seconds_count{route="POST /v1/events"} ` + strconv.Itoa(len(tests)),
+	} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
 
@@ -470,6 +498,7 @@ func TestAdminAPI(t *testing.T) {
 	store := sessions.NewMemoryStore()
 	defer store.Close()
 	s := startService(t, cfg, store, NewMemoryOutbox(), Options{})
+	h := shell(t, s, store, nil)
 	call := func(token, method, path, body string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
 		if token != "" {
@@ -479,14 +508,15 @@ func TestAdminAPI(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 		}
 		w := httptest.NewRecorder()
-		s.Admin().ServeHTTP(w, req)
+		h.ServeHTTP(w, req)
 		return w
 	}
 	if w := call("", "GET", "/v1/webhooks/endpoints", ""); w.Code != 401 {
 		t.Fatalf("anonymous: %d", w.Code)
 	}
-	if w := call(repToken, "GET", "/v1/webhooks/endpoints", ""); w.Code != 403 {
-		t.Fatalf("rep: %d", w.Code)
+	if w := call(repToken, "GET", "/v1/webhooks/endpoints", ""); w.Code != 403 ||
+		!strings.HasPrefix(w.Body.String(), `{"error":{"code":"forbidden","message":"role rep may not GET /v1/webhooks/endpoints"}}`) {
+		t.Fatalf("rep: %d %s", w.Code, w.Body)
 	}
 	w := call(adminKey, "POST", "/v1/webhooks/endpoints", `{"url":"https://erp.example.com/in","event_types":["integrator","message_in"],"description":"ERP"}`)
 	if w.Code != 201 {
@@ -537,8 +567,35 @@ func TestAdminAPI(t *testing.T) {
 	if w := call(adminKey, "GET", "/v1/webhooks/endpoints/"+created.ID, ""); w.Code != 404 {
 		t.Fatalf("after delete: %d", w.Code)
 	}
-	if got := len(s.AdminRoutes()); got != 11 {
-		t.Fatalf("%d admin routes", got)
+	if got := len(s.Routes()); got != 12 {
+		t.Fatalf("%d routes, want /v1/events and 11 admin routes", got)
+	}
+}
+
+// TestOutboxErrorsInCatalogue: the outbox's errors reach the client
+// through internal/api's catalogue, as the store's do.
+func TestOutboxErrorsInCatalogue(t *testing.T) {
+	t.Parallel()
+	store := sessions.NewMemoryStore()
+	defer store.Close()
+	ob := NewMemoryOutbox()
+	cfg := fastConfig()
+	cfg.NoDelivery = true
+	h := shell(t, startService(t, cfg, store, ob, Options{}), store, nil)
+	get := func(path string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.Header.Set("Authorization", "Bearer "+adminKey)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w
+	}
+	if w := get("/v1/webhooks/deliveries/msg_nope"); w.Code != 404 ||
+		!strings.HasPrefix(w.Body.String(), `{"error":{"code":"not_found","message":"webhooks: not found: delivery msg_nope"}}`) {
+		t.Fatalf("unknown delivery: %d %s", w.Code, w.Body)
+	}
+	_ = ob.Close()
+	if w := get("/v1/webhooks/endpoints"); w.Code != 503 || !strings.Contains(w.Body.String(), `"store_unavailable"`) {
+		t.Fatalf("closed outbox: %d %s", w.Code, w.Body)
 	}
 }
 
