@@ -37,6 +37,15 @@ type Adapter interface {
 	// must honour ctx and be safe for concurrent use. Its errors are logged:
 	// they must not quote the customer's address (phone, OpenID).
 	Send(ctx context.Context, o Outbound) (Receipt, error)
+	// CanSend returns the error Send would return for this customer
+	// without calling the network (no address on it, an opt-out, a closed
+	// WeChat window), or nil when Send would try. The Sender calls it
+	// before recording a message, so one that can't go out is refused
+	// with nothing recorded. It is part of the interface, not an optional
+	// extra, so a new adapter can't skip the check by omission; an adapter
+	// that knows nothing in advance returns nil. Same rules as Send for
+	// ctx, concurrency and addresses in errors.
+	CanSend(ctx context.Context, customerID string, ids []sessions.Identity) error
 }
 
 // Outbound is one message to one customer.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/omnigate/omnigate/channels"
+	"github.com/omnigate/omnigate/sessions"
 )
 
 type named string
@@ -15,6 +16,7 @@ func (n named) Name() string { return string(n) }
 func (n named) Send(context.Context, channels.Outbound) (channels.Receipt, error) {
 	return channels.Receipt{}, nil
 }
+func (n named) CanSend(context.Context, string, []sessions.Identity) error { return nil }
 
 func TestRegistry(t *testing.T) {
 	t.Parallel()

@@ -138,9 +138,7 @@ func (a *Adapter) Send(ctx context.Context, o channels.Outbound) (channels.Recei
 
 // CanSend returns the error Send would return before calling a provider
 // (channels.ErrNoAdapter without a number, ErrOptedOut for a listed one),
-// or nil when Send would try. The HTTP API calls it before recording a
-// rep's reply, so a reply that can't go out is refused with nothing
-// recorded.
+// or nil when Send would try (channels.Adapter).
 func (a *Adapter) CanSend(ctx context.Context, customerID string, ids []sessions.Identity) error {
 	to, ok := pickPhone(ids)
 	if !ok {

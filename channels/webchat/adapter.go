@@ -199,25 +199,30 @@ func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Name is the channel name, "webchat".
 func (a *Adapter) Name() string { return sessions.ChannelWebchat }
 
-// Send succeeds when the customer can be reached by web chat: the caller
-// has already appended the message_out to the timeline, and every socket
-// of the customer follows the timeline, so the reply reaches an open
-// widget at once and a closed one when it next connects. A customer with
-// no visitor or site-user identity of a configured site is not reachable
-// (ErrNoAdapter).
+// Send succeeds when the customer can be reached by web chat (CanSend):
+// the caller has already appended the message_out to the timeline, and
+// every socket of the customer follows the timeline, so the reply reaches
+// an open widget at once and a closed one when it next connects.
 func (a *Adapter) Send(ctx context.Context, o channels.Outbound) (channels.Receipt, error) {
+	return channels.Receipt{}, a.CanSend(ctx, o.CustomerID, o.Identities)
+}
+
+// CanSend returns nil when the customer has a visitor or site-user
+// identity of a configured site, else ErrNoAdapter: a customer who never
+// used the widget here can't be reached by it.
+func (a *Adapter) CanSend(ctx context.Context, customerID string, ids []sessions.Identity) error {
 	if err := ctx.Err(); err != nil {
-		return channels.Receipt{}, err
+		return err
 	}
-	for _, id := range o.Identities {
+	for _, id := range ids {
 		if id.Kind != sessions.IdentityVisitor && id.Kind != sessions.IdentitySiteUser {
 			continue
 		}
 		if _, ok := a.sites[id.Namespace]; ok {
-			return channels.Receipt{}, nil
+			return nil
 		}
 	}
-	return channels.Receipt{}, fmt.Errorf("webchat: customer %s has no web chat visitor: %w", o.CustomerID, channels.ErrNoAdapter)
+	return fmt.Errorf("webchat: customer %s has no web chat visitor: %w", customerID, channels.ErrNoAdapter)
 }
 
 // Typing is the typing pub/sub in use, for the rep inbox to publish reps'

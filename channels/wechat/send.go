@@ -132,9 +132,7 @@ func (a *Adapter) countSend(err error) {
 
 // CanSend returns the error Send would return without calling WeChat
 // (ErrNoAdapter, or an *UnreachableError for a closed window or an
-// unfollowed account), or nil when Send would try. The HTTP API calls it
-// before appending a rep's message, so a reply that can't go out is
-// refused with nothing recorded.
+// unfollowed account), or nil when Send would try (channels.Adapter).
 func (a *Adapter) CanSend(ctx context.Context, customerID string, ids []sessions.Identity) error {
 	if a.closed.Load() {
 		return ErrClosed

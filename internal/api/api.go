@@ -22,8 +22,8 @@ type Config struct {
 	// Zero means 64 KiB, the size of the largest event payload a store
 	// accepts.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// SendTimeout bounds one send through a channel adapter. Zero means 30
-	// seconds.
+	// SendTimeout bounds one send through a channel adapter; the gateway
+	// gives it to the channels.Sender. Zero means 30 seconds.
 	SendTimeout time.Duration `yaml:"send_timeout"`
 }
 
@@ -46,20 +46,13 @@ func (c Config) maxBody() int64 {
 	return c.MaxBodyBytes
 }
 
-func (c Config) sendTimeout() time.Duration {
-	if c.SendTimeout == 0 {
-		return 30 * time.Second
-	}
-	return c.SendTimeout
-}
-
 // Options are the API's dependencies.
 type Options struct {
 	Store sessions.Store      // required
 	Auth  *auth.Authenticator // required
-	// Channels are the connected adapters; nil means none, and every send
-	// answers 503 channel_unavailable.
-	Channels *channels.Registry
+	// Sender sends messages to customers; nil means no channels, and every
+	// send answers 503 channel_unavailable.
+	Sender *channels.Sender
 	// Metrics receives the API's collectors and is served on /metrics; nil
 	// means no metrics and no /metrics route.
 	Metrics *prometheus.Registry
@@ -78,7 +71,7 @@ type Server struct {
 	cfg      Config
 	store    sessions.Store
 	auth     *auth.Authenticator
-	channels *channels.Registry
+	outbound *channels.Sender
 	log      *slog.Logger
 	mux      *http.ServeMux
 	routes   []string
@@ -94,7 +87,7 @@ func New(cfg Config, o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, store: o.Store, auth: o.Auth, channels: o.Channels, log: o.Logger, mux: http.NewServeMux(),
+	s := &Server{cfg: cfg, store: o.Store, auth: o.Auth, outbound: o.Sender, log: o.Logger, mux: http.NewServeMux(),
 		routing: o.Routing}
 	if o.Metrics != nil {
 		m, err := newMetrics(o.Metrics)
@@ -128,6 +121,7 @@ func (s *Server) register(reg *prometheus.Registry) {
 	s.handle("GET /v1/customers/{id}", s.getCustomer, admin, supervisor, rep, integrator)
 	s.handle("PATCH /v1/customers/{id}", s.patchCustomer, admin, supervisor, rep)
 	s.handle("GET /v1/customers/{id}/timeline", s.timeline, admin, supervisor, rep, integrator)
+	s.handle("POST /v1/customers/{id}/messages", s.postCustomerMessage, admin, integrator)
 	s.handle("POST /v1/customers/{id}/merge", s.mergeCustomer, admin, supervisor)
 
 	s.handle("GET /v1/conversations", s.listConversations, admin, supervisor, rep)
@@ -228,6 +222,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *Error) {
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = e.Code, e.Message
+	body.Error.Reasons, body.Error.Until = e.Reasons, e.Until
 	WriteJSON(w, status, body)
 }
 

@@ -3,18 +3,17 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/omnigate/omnigate/channels"
+	"github.com/omnigate/omnigate/channels/channelstest"
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/sessions"
@@ -40,41 +39,20 @@ var authConfig = auth.Config{
 	},
 }
 
-// fakeAdapter records sends; a message whose text is "fail" is refused.
-type fakeAdapter struct {
-	name string
-	mu   sync.Mutex
-	sent []channels.Outbound
-}
-
-func (a *fakeAdapter) Name() string { return a.name }
-
-func (a *fakeAdapter) Send(_ context.Context, o channels.Outbound) (channels.Receipt, error) {
-	if o.Message.Text == "fail" {
-		return channels.Receipt{}, errors.New("provider said no")
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.sent = append(a.sent, o)
-	return channels.Receipt{ID: "prov-1"}, nil
-}
-
-func (a *fakeAdapter) sends() []channels.Outbound {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]channels.Outbound(nil), a.sent...)
-}
-
 // fixture is one server over its own MemoryStore, seeded with:
 // customer cust (phone, email, attribute with a phone) and other;
 // conversation conv on webchat (unassigned), convAlice on webchat
 // assigned to alice (topic "order-1"), smsConv on sms (no adapter).
+// Messages go through a Sender with webchat and wechat adapters and a
+// policy that allows everything until told otherwise.
 type fixture struct {
 	t         *testing.T
 	store     *sessions.MemoryStore
 	srv       *api.Server
 	reg       *prometheus.Registry
-	webchat   *fakeAdapter
+	webchat   *channelstest.Adapter
+	wechat    *channelstest.Adapter
+	policy    *channelstest.Policy
 	cust      sessions.Customer
 	other     sessions.Customer
 	conv      sessions.Conversation
@@ -85,14 +63,19 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &fixture{t: t, store: sessions.NewMemoryStore(), reg: prometheus.NewRegistry(), webchat: &fakeAdapter{name: "webchat"}}
+	f := &fixture{t: t, store: sessions.NewMemoryStore(), reg: prometheus.NewRegistry(), webchat: &channelstest.Adapter{Channel: "webchat"},
+		wechat: &channelstest.Adapter{Channel: "wechat"}, policy: &channelstest.Policy{}}
 	t.Cleanup(func() { f.store.Close() })
-	chans, err := channels.NewRegistry(f.webchat)
+	chans, err := channels.NewRegistry(f.webchat, f.wechat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender, err := channels.NewSender(channels.SenderOptions{Store: f.store, Channels: chans, Policy: f.policy, Metrics: f.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.srv, err = api.New(api.Config{MaxBodyBytes: 4 << 10}, api.Options{
-		Store: f.store, Auth: auth.New(authConfig), Channels: chans, Metrics: f.reg,
+		Store: f.store, Auth: auth.New(authConfig), Sender: sender, Metrics: f.reg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -297,7 +280,7 @@ func TestRoutesHappyPath(t *testing.T) {
 		{"get conversation", "GET", "/v1/conversations/{conv}", bobToken, "", 200, nil},
 		{"send message", "POST", "/v1/conversations/{convAlice}/messages", aliceToken, `{"text":"Your parcel ships today.","client_id":"c-1"}`, 201,
 			func(t *testing.T, f *fixture, r response) {
-				sent := f.webchat.sends()
+				sent := f.webchat.Sent()
 				if len(sent) != 1 || sent[0].Message.Text != "Your parcel ships today." || len(sent[0].Identities) != 2 || sent[0].ConversationID != f.convAlice.ID {
 					t.Fatalf("sent = %+v", sent)
 				}
@@ -309,7 +292,7 @@ func TestRoutesHappyPath(t *testing.T) {
 				if ds.Kind != sessions.KindDelivery || !strings.Contains(string(ds.Payload), `"status":"sent"`) {
 					t.Errorf("delivery = %+v", ds)
 				}
-				if r.json(t)["receipt"].(map[string]any)["id"] != "prov-1" {
+				if r.json(t)["receipt"].(map[string]any)["id"] != "receipt-"+out.ID {
 					t.Errorf("body = %s", r.body)
 				}
 			}},
@@ -318,7 +301,7 @@ func TestRoutesHappyPath(t *testing.T) {
 			if last := tl[len(tl)-1]; last.Kind != sessions.KindNote || last.Author != "rep:bob" || last.Channel != sessions.ChannelSystem {
 				t.Errorf("note = %+v", last)
 			}
-			if len(f.webchat.sends()) != 0 {
+			if len(f.webchat.Sent()) != 0 {
 				t.Error("a note was sent to the customer")
 			}
 		}},
@@ -429,7 +412,7 @@ func TestSendIdempotent(t *testing.T) {
 	if first.json(t)["event"].(map[string]any)["id"] != again.json(t)["event"].(map[string]any)["id"] {
 		t.Error("retry returned a different event")
 	}
-	if n := len(f.webchat.sends()); n != 1 {
+	if n := len(f.webchat.Sent()); n != 1 {
 		t.Errorf("sent %d times", n)
 	}
 	if got := len(f.events(f.cust.ID)); got != before {
@@ -529,7 +512,7 @@ func TestErrorsWriteNothing(t *testing.T) {
 			if after := f.snapshot(); !reflect.DeepEqual(before, after) {
 				t.Errorf("a failed request changed the store:\nbefore %+v\nafter  %+v", before, after)
 			}
-			if n := len(f.webchat.sends()); n != 0 {
+			if n := len(f.webchat.Sent()); n != 0 {
 				t.Errorf("a failed request sent %d messages", n)
 			}
 			if tt.want == 401 && r.header.Get("WWW-Authenticate") == "" {

@@ -1,13 +1,9 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -111,34 +107,10 @@ type messageResponse struct {
 	Receipt *channels.Receipt `json:"receipt,omitempty"`
 }
 
-// deliveryStatus is the payload of the delivery_status event recorded
-// after every send attempt.
-type deliveryStatus struct {
-	EventID string `json:"event_id"`
-	// Status is "sent" or "failed".
-	Status     string `json:"status"`
-	ProviderID string `json:"provider_id,omitempty"`
-	Error      string `json:"error,omitempty"`
-}
-
-// postMessage sends a rep's message to the customer on the channel the
-// customer last wrote on in the conversation (see replyChannel), recorded
-// on the message_out event.
-//
-// Order: check the adapter, append, then send. Appending first means that
-// by the time anything reaches the customer the message is on the timeline
-// (durable, with its sequence), so a crash after sending can't leave a
-// message the customer read and no rep can see, and a retry with the same
-// client id finds the stored event and sends nothing: at most one delivery
-// per client id, which is what a customer would expect of "never contacted
-// twice for the same thing". The price is that a crash between append and
-// send leaves a message recorded but not sent; the missing delivery_status
-// shows it, and the rep can resend with a new client id. Sending first
-// would instead risk the worse failure: a delivered message with no record
-// and a retry that delivers it again.
-//
-// The adapter is looked up before the append so a channel that is not
-// connected answers 503 with nothing written.
+// postMessage sends a rep's message to the customer through the Sender,
+// which picks the channel the customer last wrote on in the conversation
+// and records the message before sending it (see channels.Sender.Send for
+// that order and why).
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	if _, err := query(r); err != nil {
 		return err
@@ -157,178 +129,35 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if c.Status == sessions.StatusResolved {
 		return errorf(CodeConflict, "conversation %s is resolved; reopen it to reply", c.ID)
 	}
-	ch, err := s.replyChannel(r.Context(), c)
+	return s.send(w, r, channels.Request{CustomerID: c.CustomerID, Conversation: &c,
+		Message: sessions.Message{Text: req.Text, ClientID: req.ClientID}, Author: p.Author(), Purpose: channels.PurposeReply})
+}
+
+// send makes one Sender call and answers: 201 with the event and the
+// channel's receipt, 200 with the recorded event on a replay of the
+// client id, else the refusal or failure from the catalogue (sendError).
+func (s *Server) send(w http.ResponseWriter, r *http.Request, req channels.Request) error {
+	if s.outbound == nil {
+		return errorf(CodeChannelUnavailable, "no channel is connected; nothing was sent or recorded")
+	}
+	res, err := s.outbound.Send(r.Context(), req)
 	if err != nil {
-		return err
+		return sendError(err)
 	}
-	adapter, err := s.channels.Get(ch)
-	if err != nil {
-		return errorf(CodeChannelUnavailable, "channel %q is not connected; nothing was sent or recorded", ch)
-	}
-	ids, err := s.store.Identities(r.Context(), c.CustomerID)
-	if err != nil {
-		return err
-	}
-	if chk, ok := adapter.(sendChecker); ok {
-		// A reply the channel would refuse before reaching the network is
-		// refused here, with nothing recorded.
-		if err := chk.CanSend(r.Context(), c.CustomerID, ids); err != nil {
-			if e := refusal(ch, err, "nothing was sent or recorded"); e != nil {
-				return e
-			}
-			if errors.Is(err, channels.ErrNoAdapter) {
-				return &Error{Code: CodeChannelUnavailable, cause: err,
-					Message: fmt.Sprintf("channel %q can't reach the customer; nothing was sent or recorded", ch)}
-			}
-			return err
-		}
-	}
-	msg := sessions.Message{Text: req.Text, ClientID: req.ClientID}
-	payload, err := json.Marshal(msg)
-	if err != nil {
-		return err
-	}
-	ev, appended, err := s.store.Append(r.Context(), sessions.Event{
-		CustomerID: c.CustomerID, ConversationID: c.ID, Kind: sessions.KindMessageOut,
-		Channel: ch, ExternalID: req.ClientID, Author: p.Author(), Payload: payload,
-	})
-	if err != nil {
-		return err
-	}
-	if !appended {
-		if !sameText(ev, sessions.KindMessageOut, c.ID, msg) {
-			return errorf(CodeConflict, "client_id was already used for a different message")
-		}
-		WriteJSON(w, http.StatusOK, messageResponse{Event: ev})
+	if res.Receipt == nil {
+		WriteJSON(w, http.StatusOK, messageResponse{Event: res.Event})
 		return nil
 	}
-
-	// The message is recorded: finish the send even if the client hangs up.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.sendTimeout())
-	defer cancel()
-	receipt, sendErr := adapter.Send(ctx, channels.Outbound{
-		CustomerID: c.CustomerID, ConversationID: c.ID, EventID: ev.ID, Identities: ids, Message: msg,
-	})
-	ds := deliveryStatus{EventID: ev.ID, Status: "sent", ProviderID: receipt.ID}
-	if sendErr != nil {
-		ds = deliveryStatus{EventID: ev.ID, Status: "failed", Error: sendFailure(sendErr)}
-		s.countSend(ch, "failed")
-	} else {
-		s.countSend(ch, "sent")
-	}
-	dsPayload, _ := json.Marshal(ds)
-	if _, _, err := s.store.Append(ctx, sessions.Event{
-		CustomerID: c.CustomerID, ConversationID: c.ID, Kind: sessions.KindDelivery,
-		Channel: ch, Author: sessions.ChannelSystem, Payload: dsPayload,
-	}); err != nil {
-		// The message went out (or didn't) whatever happens to its
-		// status record; the answer below is still the truth.
-		s.log.LogAttrs(ctx, slog.LevelWarn, "recording delivery status failed",
-			slog.String("event_id", ev.ID), slog.String("channel", ch), slog.Any("error", err))
-	}
-	if sendErr != nil {
-		// writeError logs the cause (adapters keep addresses out of errors).
-		if e := refusal(ch, sendErr, "the message is recorded as failed"); e != nil {
-			return e
-		}
-		if errors.Is(sendErr, channels.ErrNoAdapter) {
-			return &Error{Code: CodeChannelUnavailable, cause: sendErr,
-				Message: fmt.Sprintf("channel %q could not reach the customer; the message is recorded as failed", ch)}
-		}
-		return &Error{Code: CodeSendFailed, Message: "the channel did not accept the message; it is recorded as failed, retry with a new client_id", cause: sendErr}
-	}
-	WriteJSON(w, http.StatusCreated, messageResponse{Event: ev, Receipt: &receipt})
+	WriteJSON(w, http.StatusCreated, messageResponse{Event: res.Event, Receipt: res.Receipt})
 	return nil
 }
 
-// replyTail bounds how far back replyChannel looks for the customer's
-// last message: one page read per reply.
-const replyTail = 200
-
-// replyChannel reads the tail of the customer's timeline and picks the
-// channel a reply on c goes out on (pickReplyChannel).
-func (s *Server) replyChannel(ctx context.Context, c sessions.Conversation) (string, error) {
-	last, err := s.store.LastSeq(ctx, c.CustomerID)
-	if err != nil {
-		return "", err
-	}
-	evs, err := s.store.Timeline(ctx, c.CustomerID, last-min(last, replyTail), replyTail)
-	if err != nil {
-		return "", err
-	}
-	return pickReplyChannel(evs, c), nil
-}
-
-// pickReplyChannel is the channel of the newest message_in of c among evs
-// (a timeline page, oldest first), else c.Channel. The reply follows the
-// customer: a conversation opened on webchat that the customer continued
-// on WeChat is answered on WeChat, where they are now.
-func pickReplyChannel(evs []sessions.Event, c sessions.Conversation) string {
-	for _, ev := range slices.Backward(evs) {
-		if ev.Kind == sessions.KindMessageIn && ev.ConversationID == c.ID && ev.Channel != "" {
-			return ev.Channel
-		}
-	}
-	return c.Channel
-}
-
-// sameText reports whether a stored event (found by its client id) is the
+// sameText reports whether a stored note (found by its client id) is the
 // same request as the one being retried, not a reuse of the id.
 func sameText(ev sessions.Event, kind sessions.EventKind, conversationID string, want sessions.Message) bool {
 	var got sessions.Message
 	return ev.Kind == kind && ev.ConversationID == conversationID &&
 		json.Unmarshal(ev.Payload, &got) == nil && got.Text == want.Text && got.ClientID == want.ClientID
-}
-
-// sendChecker is an adapter that can tell, without calling its network,
-// that a send would be refused (wechat's closed window, an SMS opt-out).
-type sendChecker interface {
-	CanSend(ctx context.Context, customerID string, ids []sessions.Identity) error
-}
-
-// nextChanneler is an error naming the customer's next best channel
-// (wechat.UnreachableError), found without importing the adapter.
-type nextChanneler interface {
-	error
-	NextChannel() string
-}
-
-// refusal places a channel's refusal to reach the customer in the
-// catalogue, or returns nil for any other error. outcome says what became
-// of the message.
-func refusal(channel string, err error, outcome string) *Error {
-	if _, ok := errors.AsType[nextChanneler](err); ok {
-		// Its text names the next best channel and never an address.
-		return &Error{Code: CodeWindowClosed, Message: err.Error() + "; " + outcome, cause: err}
-	}
-	switch {
-	case errors.Is(err, channels.ErrOptedOut):
-		return &Error{Code: CodeOptedOut, cause: err,
-			Message: fmt.Sprintf("the customer opted out of %s; %s", channel, outcome)}
-	case errors.Is(err, channels.ErrRateLimited):
-		return &Error{Code: CodeRateLimited, cause: err,
-			Message: fmt.Sprintf("%s refuses more messages until the customer writes; %s", channel, outcome)}
-	}
-	return nil
-}
-
-// sendFailure is what a failed send records on the timeline: the kind of
-// failure, not the adapter's text, which may quote an address.
-func sendFailure(err error) string {
-	if _, ok := errors.AsType[nextChanneler](err); ok {
-		return "window_closed"
-	}
-	switch {
-	case errors.Is(err, channels.ErrOptedOut):
-		return "opted_out"
-	case errors.Is(err, channels.ErrRateLimited):
-		return "rate_limited"
-	case errors.Is(err, channels.ErrNoAdapter):
-		return "channel_unavailable"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	}
-	return "rejected"
 }
 
 // postNote adds an internal note: never sent to the customer, so any rep

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/omnigate/omnigate/channels"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/redact"
 	"github.com/omnigate/omnigate/sessions"
@@ -175,6 +176,44 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request, p auth.Princip
 	}
 	WriteJSON(w, http.StatusOK, newPage(maskEvents(p, evs), next))
 	return nil
+}
+
+type customerMessageRequest struct {
+	textRequest
+	// Purpose tells the contact policy why the message is sent; empty
+	// means channels.PurposeNotice.
+	Purpose string `json:"purpose"`
+}
+
+// postCustomerMessage sends an integrator's message (a notice the customer
+// did not ask for, such as "your parcel ships today") through the same
+// Sender as reps' replies: into the customer's active conversation if they
+// have one, else onto their timeline outside any conversation. It does not
+// open a conversation, which would queue the notice for a rep; the
+// customer's answer opens one as any message of theirs does.
+func (s *Server) postCustomerMessage(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	if _, err := query(r); err != nil {
+		return err
+	}
+	var req customerMessageRequest
+	if err := decodeJSON(r, &req, false); err != nil {
+		return err
+	}
+	if err := req.validate(true); err != nil {
+		return err
+	}
+	if req.Purpose == "" {
+		req.Purpose = channels.PurposeNotice
+	}
+	c, err := s.store.Customer(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if c.MergedInto != "" {
+		return errorf(CodeMerged, "customer %s was merged into %s; send to that one", c.ID, c.MergedInto)
+	}
+	return s.send(w, r, channels.Request{CustomerID: c.ID,
+		Message: sessions.Message{Text: req.Text, ClientID: req.ClientID}, Author: p.Author(), Purpose: req.Purpose})
 }
 
 type mergeRequest struct {

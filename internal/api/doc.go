@@ -10,6 +10,7 @@
 //	PATCH customer (name, tags, locale...)    ✓      ✓        ✓
 //	PATCH customer (owner, tier, vip)         ✓      ✓
 //	POST merge                                ✓      ✓
+//	POST customer messages (notices)          ✓                      ✓
 //	GET  conversations                        ✓      ✓        ✓
 //	POST notes                                ✓      ✓        ✓
 //	POST messages, assign, resolve, reopen    ✓      ✓        ✓†
@@ -31,7 +32,9 @@
 // trailing data are errors, never ignored. A request that fails writes
 // nothing; the one exception is a message a channel refused after it was
 // recorded, which stays on the timeline with its failed delivery (see
-// postMessage for why).
+// channels.Sender.Send for why). Both message routes are one call to the
+// channels.Sender; this package only validates, checks permissions and
+// maps the Sender's refusals onto the catalogue (sendError).
 //
 // What it must not do: hold state of its own (everything is in the
 // sessions.Store, so any gateway node can answer any request), log personal

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/omnigate/omnigate/channels"
 	"github.com/omnigate/omnigate/internal/auth"
@@ -30,6 +32,7 @@ const (
 	CodeIdentityTaken      Code = "identity_taken"         // 409: the identity belongs to another customer
 	CodeWindowClosed       Code = "window_closed"          // 409: the channel can't reach the customer now (WeChat's 48-hour window, unfollowed); the message names the next best channel
 	CodeOptedOut           Code = "opted_out"              // 409: the customer opted out of the channel (SMS STOP)
+	CodeContactRefused     Code = "contact_refused"        // 409: the contact policy denied or deferred the message; reasons (and until) say why
 	CodeTooLarge           Code = "too_large"              // 413
 	CodeRateLimited        Code = "rate_limited"           // 429: the channel refused more messages until the customer writes
 	CodeUnsupportedMedia   Code = "unsupported_media_type" // 415: body is not application/json
@@ -51,6 +54,7 @@ var statusOf = map[Code]int{
 	CodeIdentityTaken:      http.StatusConflict,
 	CodeWindowClosed:       http.StatusConflict,
 	CodeOptedOut:           http.StatusConflict,
+	CodeContactRefused:     http.StatusConflict,
 	CodeTooLarge:           http.StatusRequestEntityTooLarge,
 	CodeRateLimited:        http.StatusTooManyRequests,
 	CodeUnsupportedMedia:   http.StatusUnsupportedMediaType,
@@ -77,6 +81,10 @@ func (c Code) Status() int { return statusOf[c] }
 type Error struct {
 	Code    Code
 	Message string
+	// Reasons are machine-readable words for a contact_refused
+	// ("quiet_hours"); Until is when a deferred message may be sent.
+	Reasons []string
+	Until   time.Time
 	cause   error
 }
 
@@ -138,9 +146,74 @@ func toError(err error) *Error {
 	return &Error{Code: code, Message: msg, cause: err}
 }
 
+// sendRefusals places each reason a channel did not take a message in
+// the catalogue, with what to tell the caller.
+var sendRefusals = map[channels.Reason]struct {
+	code Code
+	say  func(e *channels.SendError) string
+}{
+	// The adapter's text names the next best channel and never an address.
+	channels.ReasonWindowClosed: {CodeWindowClosed, func(e *channels.SendError) string { return channels.Unreachable(e).Error() }},
+	channels.ReasonOptedOut: {CodeOptedOut, func(e *channels.SendError) string {
+		return fmt.Sprintf("the customer opted out of %s", e.Channel)
+	}},
+	channels.ReasonRateLimited: {CodeRateLimited, func(e *channels.SendError) string {
+		return fmt.Sprintf("%s refuses more messages until the customer writes", e.Channel)
+	}},
+	channels.ReasonNoChannel: {CodeConflict, func(*channels.SendError) string {
+		return "no channel is known for the customer: they have not written lately and have no active conversation"
+	}},
+	channels.ReasonNotConnected: {CodeChannelUnavailable, func(e *channels.SendError) string {
+		return fmt.Sprintf("channel %q is not connected", e.Channel)
+	}},
+	channels.ReasonUnreachable: {CodeChannelUnavailable, func(e *channels.SendError) string {
+		return fmt.Sprintf("channel %q can't reach the customer", e.Channel)
+	}},
+}
+
+// sendError places the Sender's refusals and failures in the catalogue;
+// other errors (the store's) go through toError as usual.
+func sendError(err error) error {
+	if e, ok := errors.AsType[*channels.RefusedError](err); ok {
+		v := e.Verdict
+		msg := "the contact policy refused the message"
+		if v.Decision == channels.Defer {
+			msg = "the contact policy deferred the message until " + v.Until.UTC().Format(time.RFC3339)
+		}
+		if len(v.Reasons) > 0 {
+			msg += " (" + strings.Join(v.Reasons, ", ") + ")"
+		}
+		return &Error{Code: CodeContactRefused, Message: msg + "; nothing was sent or recorded",
+			Reasons: v.Reasons, Until: v.Until, cause: err}
+	}
+	if errors.Is(err, channels.ErrClientIDReused) {
+		return errorf(CodeConflict, "client_id was already used for a different message")
+	}
+	e, ok := errors.AsType[*channels.SendError](err)
+	if !ok {
+		return err
+	}
+	outcome := "nothing was sent or recorded"
+	if e.Event != nil {
+		outcome = "the message is recorded as failed"
+	}
+	if r, ok := sendRefusals[e.Reason]; ok {
+		return &Error{Code: r.code, Message: r.say(e) + "; " + outcome, cause: err}
+	}
+	if e.Event == nil {
+		// The adapter's own check failed (its store, its shutdown): a
+		// server error, logged by writeError.
+		return e.Err
+	}
+	// writeError logs the cause (adapters keep addresses out of errors).
+	return &Error{Code: CodeSendFailed, Message: "the channel did not accept the message; it is recorded as failed, retry with a new client_id", cause: err}
+}
+
 type errorBody struct {
 	Error struct {
-		Code    Code   `json:"code"`
-		Message string `json:"message"`
+		Code    Code      `json:"code"`
+		Message string    `json:"message"`
+		Reasons []string  `json:"reasons,omitempty"`
+		Until   time.Time `json:"until,omitzero"`
 	} `json:"error"`
 }

@@ -15,7 +15,6 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
-	sends    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -29,12 +28,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "HTTP request latency by route pattern.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
-		sends: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "omnigate", Subsystem: "api", Name: "outbound_messages_total",
-			Help: "Rep messages sent through channel adapters, by channel and result (sent, failed).",
-		}, []string{"channel", "result"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.sends} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -73,12 +68,6 @@ func (s *Server) instrument(route string, h http.HandlerFunc) http.HandlerFunc {
 			}
 		}()
 		h(sw, r)
-	}
-}
-
-func (s *Server) countSend(channel, result string) {
-	if s.metrics != nil {
-		s.metrics.sends.WithLabelValues(channel, result).Inc()
 	}
 }
 

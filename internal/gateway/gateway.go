@@ -149,8 +149,14 @@ func (g *Gateway) build() (err error) {
 	if err != nil {
 		return err
 	}
+	// AllowAll until the contact policy package exists.
+	sender, err := channels.NewSender(channels.SenderOptions{Store: g.store, Channels: chans, Policy: channels.AllowAll{},
+		SendTimeout: g.cfg.API.SendTimeout, Metrics: reg, Logger: g.log.With("part", "sender")})
+	if err != nil {
+		return err
+	}
 	handler, err := api.New(g.cfg.API, api.Options{
-		Store: g.store, Auth: authn, Channels: chans, Metrics: reg, Logger: g.log, Routing: g.routing,
+		Store: g.store, Auth: authn, Sender: sender, Metrics: reg, Logger: g.log, Routing: g.routing,
 		Routes: g.webhooks.Routes(),
 	})
 	if err != nil {

@@ -3,25 +3,21 @@ package gateway
 import (
 	"context"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/omnigate/omnigate/channels"
 	"github.com/omnigate/omnigate/channels/webchat"
 	"github.com/omnigate/omnigate/channels/wechat"
 	"github.com/omnigate/omnigate/sessions"
 )
 
-// typingTail bounds how far back the forwarder looks for the channel the
-// customer last wrote on.
-const typingTail = 50
-
 // wechatTyping forwards reps' typing (published by the inbox on the shared
-// typing channel) to WeChat, for customers whose last message came from
-// WeChat; the adapter itself refuses outside the 48-hour window and
-// suppresses repeats. Typing is a hint: a full queue drops signals and
-// errors are debug-logged.
+// typing channel) to WeChat, for customers a message would go to on WeChat
+// (channels.ReplyChannel, the Sender's rule); the adapter itself refuses
+// outside the 48-hour window and suppresses repeats. Typing is a hint: a
+// full queue drops signals and errors are debug-logged.
 //
 // Typing subscribers must return at once, so signals go through a small
 // queue to one worker goroutine.
@@ -76,7 +72,8 @@ func (w *wechatTyping) run() {
 func (w *wechatTyping) forward(s webchat.TypingSignal) {
 	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
 	defer cancel()
-	ch, err := lastInboundChannel(ctx, w.store, s.CustomerID)
+	// Signals name no conversation: the customer's last message anywhere.
+	ch, err := channels.ReplyChannel(ctx, w.store, s.CustomerID, "", "")
 	if err != nil || ch != sessions.ChannelWeChat {
 		return
 	}
@@ -87,23 +84,4 @@ func (w *wechatTyping) forward(s webchat.TypingSignal) {
 	if err != nil {
 		w.log.Debug("wechat typing not sent", slog.String("customer", s.CustomerID), slog.Any("error", err))
 	}
-}
-
-// lastInboundChannel is the channel of the customer's newest message_in
-// among their last typingTail events; "" when there is none.
-func lastInboundChannel(ctx context.Context, store sessions.Store, customerID string) (string, error) {
-	last, err := store.LastSeq(ctx, customerID)
-	if err != nil {
-		return "", err
-	}
-	evs, err := store.Timeline(ctx, customerID, last-min(last, typingTail), typingTail)
-	if err != nil {
-		return "", err
-	}
-	for _, ev := range slices.Backward(evs) {
-		if ev.Kind == sessions.KindMessageIn {
-			return ev.Channel, nil
-		}
-	}
-	return "", nil
 }
