@@ -15,7 +15,7 @@ import (
 	"github.com/olahol/melody"
 
 	"github.com/omnigate/omnigate/channels"
-	"github.com/omnigate/omnigate/internal/wsdetach"
+	"github.com/omnigate/omnigate/channels/wsconn"
 	"github.com/omnigate/omnigate/sessions"
 )
 
@@ -146,7 +146,7 @@ func (a *Adapter) newMelody(st *site) *melody.Melody {
 	// An idle socket holds a read buffer and no write buffer: frames from
 	// visitors are small (a larger one is read through the buffer in
 	// pieces), and a write buffer is only needed while a frame is being
-	// written, so writers share a pool. wsdetach lets net/http's own
+	// written, so writers share a pool. wsconn lets net/http's own
 	// buffers go. Measured with cmd/loadgen: about 7 KiB less per socket
 	// than reusing net/http's 4 KiB read and write buffers.
 	m.Upgrader.ReadBufferSize = readBufferSize
@@ -187,7 +187,7 @@ func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &conn{a: a, st: st, visitor: q.Get("visitor"), userID: q.Get("user_id"), userHash: q.Get("user_hash")}
-	wsdetach.Serve(w, r, func(w http.ResponseWriter, r *http.Request) {
+	wsconn.Serve(w, r, func(w http.ResponseWriter, r *http.Request) {
 		err := st.m.HandleRequestWithKeys(w, r, map[string]any{connKey: c})
 		if errors.Is(err, melody.ErrClosed) {
 			http.Error(w, "webchat: shutting down", http.StatusServiceUnavailable)

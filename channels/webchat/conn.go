@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/olahol/melody"
 
+	"github.com/omnigate/omnigate/channels/wsconn"
 	"github.com/omnigate/omnigate/internal/redact"
 	"github.com/omnigate/omnigate/sessions"
 )
@@ -564,21 +565,13 @@ func (c *conn) fail(code int, errCode, msg, clientID string) {
 	_ = c.s.CloseWithMsg(melody.FormatCloseMessage(code, CloseName(code)))
 }
 
-// closeNow closes without waiting for the queue: the close frame goes out
-// ahead of anything still queued (or, if the socket is stuck, not at all)
-// and the connection is dropped. It runs in its own goroutine because it
-// may wait up to a second for a stuck writer.
+// closeNow closes without waiting for the queue (wsconn.CloseNow, giving
+// a stuck writer a second).
 func (c *conn) closeNow(code int) {
 	c.closing.Store(true)
-	if !c.forced.CompareAndSwap(false, true) {
-		return
+	if c.forced.CompareAndSwap(false, true) {
+		wsconn.CloseNow(c.s, code, CloseName(code), time.Second)
 	}
-	go func() {
-		ws := c.s.WebsocketConnection()
-		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, CloseName(code)),
-			time.Now().Add(time.Second))
-		_ = ws.Close()
-	}()
 }
 
 // failed is melody's error handler: read and write errors, and a full

@@ -32,7 +32,7 @@
 // Concurrency: per socket, one reader goroutine applies frames in order
 // (each on a short-lived goroutine it waits for: see onFreshStack) and one
 // writer goroutine writes (both melody's, started off net/http's goroutine
-// by internal/wsdetach); live timeline events (from
+// by channels/wsconn); live timeline events (from
 // the Fanout's dispatch goroutine), typing and availability hand frames to
 // the writer without blocking, and a short-lived catch-up goroutine runs
 // only while a socket is behind (after hello, a gap, a full buffer). A client that

@@ -20,6 +20,7 @@ import (
 
 	"github.com/omnigate/omnigate/channels"
 	"github.com/omnigate/omnigate/channels/webchat"
+	"github.com/omnigate/omnigate/channels/wsconn"
 	"github.com/omnigate/omnigate/sessions"
 )
 
@@ -523,7 +524,7 @@ func TestSlowReaderGetsReconnectCode(t *testing.T) {
 	if len(frames) >= n {
 		t.Fatalf("got all %d frames: the client was not slow", len(frames))
 	}
-	if !webchat.Reconnect(webchat.CloseSlow) {
+	if !wsconn.Reconnect(webchat.CloseSlow) {
 		t.Fatal("CloseSlow must be a reconnect code")
 	}
 }
@@ -627,7 +628,7 @@ func TestInvalidHashRefused(t *testing.T) {
 			if len(frames) != 1 || frames[0].Code != "identity_refused" {
 				t.Fatalf("frames before close: %+v", frames)
 			}
-			if webchat.Reconnect(webchat.CloseIdentityRefused) {
+			if wsconn.Reconnect(webchat.CloseIdentityRefused) {
 				t.Fatal("identity refused must not reconnect")
 			}
 			if _, err := h.store.IdentityOwner(context.Background(),
@@ -793,7 +794,7 @@ func TestMergedWhileConnectedReconnects(t *testing.T) {
 	}
 	send(t, ws, message{"message", "after-merge", "hello?"})
 	expectClose(t, ws, webchat.CloseCustomerMerged)
-	if !webchat.Reconnect(webchat.CloseCustomerMerged) {
+	if !wsconn.Reconnect(webchat.CloseCustomerMerged) {
 		t.Fatal("CloseCustomerMerged must be a reconnect code")
 	}
 	ws2, w2 := h.connect(t, v, hello{After: 1, CustomerID: w.CustomerID}, dialOpts{})
@@ -983,7 +984,7 @@ func TestCloseCodeRanges(t *testing.T) {
 		{websocket.CloseGoingAway, true},
 	}
 	for _, tt := range tests {
-		if got := webchat.Reconnect(tt.code); got != tt.reconnect {
+		if got := wsconn.Reconnect(tt.code); got != tt.reconnect {
 			t.Errorf("Reconnect(%d) = %v", tt.code, got)
 		}
 		if tt.code >= 4000 && (tt.code < 4500) != tt.reconnect {

@@ -11,6 +11,7 @@ import (
 	"github.com/olahol/melody"
 
 	"github.com/omnigate/omnigate/channels/webchat"
+	"github.com/omnigate/omnigate/channels/wsconn"
 	"github.com/omnigate/omnigate/internal/auth"
 )
 
@@ -211,24 +212,15 @@ func (c *conn) fail(code int, errCode, msg string) {
 	_ = c.s.CloseWithMsg(melody.FormatCloseMessage(code, CloseName(code)))
 }
 
-// closeNow closes without waiting for the queue: the close frame goes out
-// ahead of anything still queued, as soon as the frame being written is
-// out (or, if the socket stays stuck for WriteTimeout, not at all), and
-// the connection is dropped. It runs in its own goroutine because it may
-// wait that long for a stuck writer.
+// closeNow closes without waiting for the queue (wsconn.CloseNow, giving
+// a stuck writer WriteTimeout).
 func (c *conn) closeNow(code int) {
 	if !c.closing.Swap(true) {
 		c.h.countClose(code)
 	}
-	if !c.forced.CompareAndSwap(false, true) {
-		return
+	if c.forced.CompareAndSwap(false, true) {
+		wsconn.CloseNow(c.s, code, CloseName(code), c.h.cfg.WriteTimeout)
 	}
-	go func() {
-		ws := c.s.WebsocketConnection()
-		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, CloseName(code)),
-			time.Now().Add(c.h.cfg.WriteTimeout))
-		_ = ws.Close()
-	}()
 }
 
 // failed is melody's error handler: read and write errors, and a full

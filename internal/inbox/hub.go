@@ -19,9 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/omnigate/omnigate/channels/webchat"
+	"github.com/omnigate/omnigate/channels/wsconn"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/redact"
-	"github.com/omnigate/omnigate/internal/wsdetach"
 	"github.com/omnigate/omnigate/sessions"
 )
 
@@ -180,7 +180,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.header = true
 		c.headerP, c.headerErr = h.auth.Authenticate(token)
 	}
-	wsdetach.Serve(w, r, func(w http.ResponseWriter, r *http.Request) {
+	wsconn.Serve(w, r, func(w http.ResponseWriter, r *http.Request) {
 		err := h.m.HandleRequestWithKeys(w, r, map[string]any{connKey: c})
 		if errors.Is(err, melody.ErrClosed) {
 			http.Error(w, "inbox: shutting down", http.StatusServiceUnavailable)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/omnigate/omnigate/channels/webchat"
+	"github.com/omnigate/omnigate/channels/wsconn"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/inbox"
 	"github.com/omnigate/omnigate/sessions"
@@ -384,7 +385,7 @@ func TestAuthRequired(t *testing.T) {
 			if len(frames) != 1 || frames[0].Type != "error" || frames[0].Code != tt.errCode {
 				t.Fatalf("frames before the close: %+v, want one error %s", frames, tt.errCode)
 			}
-			if inbox.Reconnect(tt.code) {
+			if wsconn.Reconnect(tt.code) {
 				t.Errorf("close code %d must be a don't-reconnect code", tt.code)
 			}
 		})
@@ -521,7 +522,7 @@ func TestSlowSocketGetsReconnectCode(t *testing.T) {
 	if len(frames) >= n {
 		t.Fatalf("got all %d frames: the socket was not slow", len(frames))
 	}
-	if !inbox.Reconnect(inbox.CloseSlow) {
+	if !wsconn.Reconnect(inbox.CloseSlow) {
 		t.Fatal("CloseSlow must be a reconnect code")
 	}
 	if n := h.metric(t, "omnigate_inbox_closes_total", "slow"); n != 1 {
@@ -683,7 +684,7 @@ func TestProtocolErrorsClose(t *testing.T) {
 				t.Fatal(err)
 			}
 			expectClose(t, ws, tt.code)
-			if inbox.Reconnect(tt.code) {
+			if wsconn.Reconnect(tt.code) {
 				t.Errorf("%d must not be a reconnect code", tt.code)
 			}
 		})
@@ -724,7 +725,7 @@ func TestShutdownAndStoreCloseReconnect(t *testing.T) {
 	ws2, _ := h2.connect(t, aliceToken)
 	_ = h2.store.Close()
 	expectClose(t, ws2, inbox.CloseShutdown)
-	if !inbox.Reconnect(inbox.CloseShutdown) {
+	if !wsconn.Reconnect(inbox.CloseShutdown) {
 		t.Error("CloseShutdown must be a reconnect code")
 	}
 }
@@ -746,7 +747,7 @@ func TestCloseCodeRanges(t *testing.T) {
 		{1006, true},
 		{1001, true},
 	} {
-		if got := inbox.Reconnect(tt.code); got != tt.reconnect {
+		if got := wsconn.Reconnect(tt.code); got != tt.reconnect {
 			t.Errorf("Reconnect(%d) = %v", tt.code, got)
 		}
 		if tt.code >= 4000 && inbox.CloseName(tt.code) == "" {

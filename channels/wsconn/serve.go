@@ -1,4 +1,4 @@
-package wsdetach
+package wsconn
 
 import (
 	"bufio"
@@ -104,7 +104,7 @@ func (d *detached) Write(b []byte) (int, error) {
 	}
 	d.WriteHeader(http.StatusOK)
 	if len(d.body)+len(b) > maxErrorBody {
-		return 0, errors.New("wsdetach: response body too large for an unupgraded socket")
+		return 0, errors.New("wsconn: response body too large for an unupgraded socket")
 	}
 	d.body = append(d.body, b...)
 	return len(b), nil
@@ -115,7 +115,7 @@ func (d *detached) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, http.ErrHijacked
 	}
 	if d.status != 0 {
-		return nil, nil, errors.New("wsdetach: hijack after a response was started")
+		return nil, nil, errors.New("wsconn: hijack after a response was started")
 	}
 	d.hijacked = true
 	// Forget the buffers: the caller keeps what it reuses, and this

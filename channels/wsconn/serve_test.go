@@ -1,4 +1,4 @@
-package wsdetach
+package wsconn
 
 import (
 	"bufio"
