@@ -30,18 +30,19 @@ func phoneError(format string, args ...any) error {
 // written with a separator between every digit still fits.
 const maxRawPhone = 64
 
-// NormalizePhone returns raw in E.164 ("+8613812345678"), or a
-// *PhoneError saying why it refused raw. raw may carry
-// spaces, '-', '.', '(' and ')' between its digits. Numbers written without
-// a country code ("138 1234 5678", "(415) 867-5309") are read in region, an
-// ISO 3166 code such as "CN"; with region empty the number must start with
-// "+".
+// NormalizePhone returns raw in E.164 ("+8613812345678"), or a *PhoneError
+// saying why it refused raw. raw may carry spaces, '-', '.', '(' and ')'
+// between its digits. Numbers written without a country code
+// ("138 1234 5678", "(415) 867-5309") are read in region, an ISO 3166 code
+// such as "CN"; with region empty the number must start with "+".
 //
 // Anything else is refused, not cleaned up: phonenumbers reads letters as
 // keypad digits ("+86 999 bad" would become +86999223) and drops
 // extensions, and a number we guessed at is worse than one we refused. So
-// is a number outside every range its country allocates (checked against
-// the phonenumbers metadata), because nobody can be reached there.
+// is a number outside every range its country allocates, because nobody
+// can be reached there. That check uses the phonenumbers metadata, which
+// can lag a newly opened range: when customers' real numbers are refused
+// as "not in any range", update github.com/nyaruka/phonenumbers.
 func NormalizePhone(raw, region string) (string, error) {
 	raw = strings.TrimSpace(raw)
 	if err := checkPhoneChars(raw); err != nil {
