@@ -29,6 +29,11 @@
 //     (bbolt: its write-ahead log record fsynced, see bolt_wal.go; Valkey:
 //     per its persistence settings).
 //
+// Phone numbers have their one home here (phone.go: NormalizePhone,
+// CheckPhone, IsE164), because every package that meets a number already
+// imports sessions: channels normalise what customers type, the store
+// accepts only what NormalizePhone returns, masking checks the shape.
+//
 // Concurrency: every Store method is safe for concurrent use. Subscriptions
 // deliver events in per-customer sequence order; a subscriber that falls
 // behind is cut off with ErrSlow rather than silently skipped, and catches up

@@ -48,9 +48,9 @@ func (i Identity) Key() string {
 	return string(i.Kind) + "|" + i.Namespace + "|" + i.Value
 }
 
-// Validate checks the kind and that the value is present and sane.
-// Normalising a raw phone number to E.164 is the channel's job; here a phone
-// must already look like one.
+// Validate checks the kind and that the value is present and sane. A phone
+// must already be what NormalizePhone returns (channels normalise what
+// customers type; the store only checks).
 func (i Identity) Validate() error {
 	switch i.Kind {
 	case IdentityVisitor, IdentitySiteUser, IdentityWeChatOpenID:
@@ -58,8 +58,8 @@ func (i Identity) Validate() error {
 			return fmt.Errorf("%w: %s identity needs a namespace", ErrInvalid, i.Kind)
 		}
 	case IdentityPhone:
-		if !isE164(i.Value) {
-			return fmt.Errorf("%w: phone %q is not E.164", ErrInvalid, i.Value)
+		if err := CheckPhone(i.Value); err != nil {
+			return err
 		}
 	case IdentityEmail:
 		if !strings.Contains(i.Value, "@") || i.Value != strings.ToLower(i.Value) {
@@ -76,18 +76,6 @@ func (i Identity) Validate() error {
 		return fmt.Errorf("%w: identity namespace is too long or has a control character", ErrInvalid)
 	}
 	return nil
-}
-
-func isE164(s string) bool {
-	if len(s) < 3 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
-		return false
-	}
-	for _, r := range s[1:] {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // SortIdentities orders identities by kind, namespace and value, so every

@@ -164,7 +164,7 @@ func pickPhone(ids []sessions.Identity) (string, bool) {
 	var best *sessions.Identity
 	for i := range ids {
 		id := &ids[i]
-		if id.Kind != sessions.IdentityPhone || !isE164(id.Value) {
+		if id.Kind != sessions.IdentityPhone || sessions.CheckPhone(id.Value) != nil {
 			continue
 		}
 		if best == nil || (id.Verified && !best.Verified) ||
@@ -216,7 +216,7 @@ func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = a.status(r.Context(), p, wh)
 	}
 	switch {
-	case errors.Is(err, ErrBadNumber), errors.Is(err, ErrMalformed), errors.Is(err, sessions.ErrInvalid):
+	case errors.Is(err, ErrMalformed), errors.Is(err, sessions.ErrInvalid):
 		writeError(w, http.StatusBadRequest, "invalid", err.Error())
 	case err != nil:
 		a.log.Error("sms: webhook not recorded", slog.String("provider", p.Name()), slog.Any("error", err))
@@ -235,7 +235,7 @@ func (a *Adapter) receive(ctx context.Context, p Provider, wh Webhook) error {
 	if len(wh.Text) > maxText || !utf8.ValidString(wh.Text) {
 		return fmt.Errorf("%w: text longer than %d bytes or not UTF-8", ErrMalformed, maxText)
 	}
-	from, err := Normalize(wh.From, a.cfg.DefaultRegion)
+	from, err := sessions.NormalizePhone(wh.From, a.cfg.DefaultRegion)
 	if err != nil {
 		return fmt.Errorf("sender: %w", err)
 	}
@@ -351,7 +351,7 @@ func (a *Adapter) confirm(ctx context.Context, p Provider, customerID, to, from,
 // so a provider's retry of the same report appends nothing. Reports for a
 // number no customer has are dropped (acknowledged, logged).
 func (a *Adapter) status(ctx context.Context, p Provider, wh Webhook) error {
-	to, err := Normalize(wh.To, a.cfg.DefaultRegion)
+	to, err := sessions.NormalizePhone(wh.To, a.cfg.DefaultRegion)
 	if err != nil {
 		a.log.Warn("sms: delivery report without a usable number dropped", slog.String("provider", p.Name()))
 		return nil

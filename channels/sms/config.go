@@ -10,6 +10,7 @@ import (
 
 	"github.com/omnigate/omnigate/internal/envsecret"
 	"github.com/omnigate/omnigate/internal/webhooks/signing"
+	"github.com/omnigate/omnigate/sessions"
 )
 
 // Config is the sms section of the gateway's configuration. Every field's
@@ -162,8 +163,10 @@ func (c Config) Validate() error {
 				add("%s.secret: %v", f, err)
 			}
 			if p.From != "" {
-				if err := mustE164(p.From); err != nil {
-					add("%s.from: %v", f, err)
+				// Shape only: a sender number may be a service number
+				// outside the ranges phonenumbers lists for customers.
+				if !sessions.IsE164(p.From) {
+					add("%s.from: %q is not E.164 (+ and 2 to 15 digits)", f, p.From)
 				}
 			}
 			if p.AccountSID != "" || p.AuthToken != "" || p.MessagingServiceSID != "" || p.BaseURL != "" {
@@ -176,7 +179,7 @@ func (c Config) Validate() error {
 	if c.Outbound != "" && !names[c.Outbound] {
 		add("outbound: no provider named %q", c.Outbound)
 	}
-	if c.DefaultRegion != "" && !ValidRegion(c.DefaultRegion) {
+	if c.DefaultRegion != "" && !sessions.ValidPhoneRegion(c.DefaultRegion) {
 		add("default_region: %q is not an ISO 3166 region phone numbers know", c.DefaultRegion)
 	}
 	for _, k := range append(append([]string(nil), c.OptOutKeywords...), c.OptInKeywords...) {

@@ -9,8 +9,9 @@
 // mounts Adapter at POST /channels/sms/{provider}.
 //
 // Inbound, in order: authenticate (signature, and freshness for Standard
-// Webhooks), normalise the sender to E.164 (nyaruka/phonenumbers, with
-// Config.DefaultRegion for national numbers), resolve the customer by that
+// Webhooks), normalise the sender to E.164 (sessions.NormalizePhone, with
+// Config.DefaultRegion for national numbers; a sender that is not a real
+// number is refused with 400 invalid), resolve the customer by that
 // number as a verified phone identity (the message proves it), then append
 // a message_in whose external id is "<provider>:<provider message id>", so
 // a provider's retry is acknowledged and not appended twice. Ordinary

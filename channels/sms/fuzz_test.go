@@ -43,7 +43,6 @@ func FuzzParseTwilioForm(f *testing.F) {
 			t.Fatalf("kind %d", wh.Kind)
 		}
 		_ = Count(wh.Text)
-		_, _ = Normalize(wh.From, "CN")
 		_, _ = matchKeyword(wh.Text, []string{"STOP", "退订"}, []string{"START"})
 	})
 }

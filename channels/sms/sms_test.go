@@ -425,6 +425,31 @@ func TestTwilioProviderOptOut(t *testing.T) {
 	}
 }
 
+// TestInboundFromInvalidNumber: a sender that is not a real number
+// (letters, which phonenumbers would read as keypad digits) is refused
+// with 400 invalid, the number is not echoed, and nothing is stored.
+func TestInboundFromInvalidNumber(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, twilioConfig("http://127.0.0.1:1"))
+	for _, from := range []string{"+86 999 bad", "+86999223", "12"} {
+		w := r.postTwilio(t, "", inbound("SM1", from, "hello"), nil)
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `"code":"invalid"`) ||
+			!strings.Contains(w.Body.String(), "phone number") {
+			t.Fatalf("from %q: %d %s, want 400 invalid naming the phone number", from, w.Code, w.Body)
+		}
+		if strings.Contains(w.Body.String(), "999") {
+			t.Fatalf("from %q: the answer echoes the number: %s", from, w.Body)
+		}
+	}
+	ctx := context.Background()
+	if cvs, _, err := r.store.Conversations(ctx, sessions.ConversationQuery{}); err != nil || len(cvs) != 0 {
+		t.Fatalf("conversations after refused messages: %+v, %v", cvs, err)
+	}
+	if _, err := r.store.IdentityOwner(ctx, sessions.Identity{Kind: sessions.IdentityPhone, Value: "+86999223"}); err == nil {
+		t.Fatal("the letters were read as digits and stored")
+	}
+}
+
 func TestSendWithoutPhone(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, twilioConfig("http://127.0.0.1:1"))
@@ -442,6 +467,7 @@ func TestPickPhone(t *testing.T) {
 		{Kind: sessions.IdentityPhone, Value: "+8613800000001", LinkedAt: now},
 		{Kind: sessions.IdentityPhone, Value: "+8613800000002", Verified: true, LinkedAt: now.Add(-time.Hour)},
 		{Kind: sessions.IdentityPhone, Value: "+8613800000003", Verified: true, LinkedAt: now.Add(-time.Minute)},
+		{Kind: sessions.IdentityPhone, Value: "+86999223", Verified: true, LinkedAt: now}, // stored before numbers were checked
 		{Kind: sessions.IdentityEmail, Value: "x@y.z"},
 	}
 	if got, _ := pickPhone(ids); got != "+8613800000003" {

@@ -109,6 +109,8 @@ func TestParseFrame(t *testing.T) {
 		{`{"type":"offline","client_id":"c","message":"hi"}`, "", "field"},
 		{`{"type":"offline","client_id":"c","email":"a@b","message":"hi"}`, "", "field"},
 		{`{"type":"hello","customer_id":"cus|x"}`, "", "field"},
+		{`{"type":"offline","client_id":"c","phone":"+86 999 bad","message":"hi"}`, "", "field"},
+		{`{"type":"offline","client_id":"c","phone":"+86 110 1234 5678","message":"hi"}`, "", "field"},
 		{sampleFrames[11], "", "frame"},
 		{sampleFrames[12], "", "frame"},
 		{sampleFrames[13], "", "frame"},
@@ -137,6 +139,11 @@ func TestParseFrame(t *testing.T) {
 	f, _ := parseFrame([]byte(sampleFrames[7]))
 	if f.Phone != "+8613812345678" {
 		t.Errorf("phone %q", f.Phone)
+	}
+	// The visitor is told what is wrong with the number, not shown it.
+	_, err := parseFrame([]byte(`{"type":"offline","client_id":"c","phone":"+86 999 bad","message":"hi"}`))
+	if err == nil || !strings.Contains(err.Error(), "letter") || strings.Contains(err.Error(), "999") {
+		t.Errorf("letters in the phone: %v", err)
 	}
 	f, _ = parseFrame([]byte(sampleFrames[6]))
 	if f.Email != "wang@example.com" {

@@ -134,9 +134,11 @@ func parseFrame(data []byte) (clientFrame, error) {
 			f.Email = e
 		}
 		if f.Phone != "" {
-			p, ok := normalizePhone(f.Phone)
-			if !ok {
-				return f, invalid("phone must be in international form, such as +8613812345678")
+			// No default region: a visitor may be anywhere, so the country
+			// code is asked for rather than guessed.
+			p, err := sessions.NormalizePhone(f.Phone, "")
+			if pe, ok := errors.AsType[*sessions.PhoneError](err); ok {
+				return f, invalid("phone: %s; write a real number in international form, such as +8613812345678", pe.Reason)
 			}
 			f.Phone = p
 		}
@@ -196,33 +198,6 @@ func normalizeEmail(s string) (string, bool) {
 		return "", false
 	}
 	return s, true
-}
-
-// normalizePhone accepts a number in international form with the usual
-// separators ("+86 138-1234-5678") and returns it in E.164. Without a
-// leading "+" the country is unknown, and a number is refused rather than
-// guessed.
-func normalizePhone(s string) (string, bool) {
-	s = strings.TrimSpace(s)
-	if !strings.HasPrefix(s, "+") {
-		return "", false
-	}
-	var b strings.Builder
-	b.WriteByte('+')
-	for _, r := range s[1:] {
-		switch {
-		case r >= '0' && r <= '9':
-			b.WriteRune(r)
-		case r == ' ' || r == '-' || r == '(' || r == ')' || r == '.':
-		default:
-			return "", false
-		}
-	}
-	p := b.String()
-	if len(p) < 8 || len(p) > 16 || p[1] == '0' {
-		return "", false
-	}
-	return p, true
 }
 
 // Server frames. Each is marshalled on its own; the type field comes first

@@ -494,12 +494,46 @@ func TestFloodClosedAndLimited(t *testing.T) {
 	}
 }
 
+// logSignal passes records on and closes seen when one with message msg
+// passes: an event a test can wait for instead of guessing how long the
+// server takes to get there.
+type logSignal struct {
+	slog.Handler
+	msg  string
+	once *sync.Once
+	seen chan struct{}
+}
+
+func newLogSignal(next slog.Handler, msg string) logSignal {
+	return logSignal{Handler: next, msg: msg, once: new(sync.Once), seen: make(chan struct{})}
+}
+
+func (h logSignal) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h logSignal) WithAttrs(as []slog.Attr) slog.Handler {
+	h.Handler = h.Handler.WithAttrs(as)
+	return h
+}
+
+func (h logSignal) WithGroup(name string) slog.Handler {
+	h.Handler = h.Handler.WithGroup(name)
+	return h
+}
+
 func TestSlowReaderGetsReconnectCode(t *testing.T) {
 	t.Parallel()
-	h := newHarnessBuf(t, 8<<10, func(c *webchat.Config, _ *webchat.Options) {
+	var slow logSignal
+	h := newHarnessBuf(t, 8<<10, func(c *webchat.Config, o *webchat.Options) {
 		c.MessageBufferSize = 4
 		c.SlowTimeout = 200 * time.Millisecond
 		c.HistoryEvents = 1000
+		slow = newLogSignal(o.Logger.Handler(), "webchat: slow client disconnected")
+		o.Logger = slog.New(slow)
 	})
 	v := visitorID(t)
 	ctx := context.Background()
@@ -517,9 +551,14 @@ func TestSlowReaderGetsReconnectCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	send(t, ws, hello{Type: "hello"})
-	// Read nothing while the server pushes, long enough for it to give up
-	// (SlowTimeout) but not so long that its close frame can't get out.
-	time.Sleep(500 * time.Millisecond)
+	// Read nothing until the server gives up on the client. Then read at
+	// once: the close frame waits behind the stalled writer, which only
+	// our reading frees.
+	select {
+	case <-slow.seen:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server never found the client slow")
+	}
 	frames := expectClose(t, ws, webchat.CloseSlow)
 	if len(frames) >= n {
 		t.Fatalf("got all %d frames: the client was not slow", len(frames))

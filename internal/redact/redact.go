@@ -11,9 +11,11 @@ import (
 // Phone masks an E.164 number, keeping the "+", the country calling code
 // and the last two digits: "+8613812345678" becomes "+86*********78". Each
 // hidden digit becomes one "*", so numbers keep their length. Anything that
-// is not E.164 is masked whole ("***"), never passed through.
+// is not E.164 is masked whole ("***"), never passed through. Only the
+// shape is checked (sessions.IsE164), not whether the number exists: a
+// value that looks like a number is hidden either way.
 func Phone(e164 string) string {
-	if !isE164(e164) {
+	if !sessions.IsE164(e164) {
 		return "***"
 	}
 	digits := e164[1:]
@@ -123,21 +125,10 @@ func walk(v any) any {
 	return v
 }
 
-// looksLikePhone is stricter than isE164 on length so short codes like
-// "+1" in free text are left alone; real numbers have at least 7 digits.
-func looksLikePhone(s string) bool { return len(s) >= 8 && isE164(s) }
-
-func isE164(s string) bool {
-	if len(s) < 3 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+// looksLikePhone is stricter than sessions.IsE164 on length so short codes
+// like "+1" in free text are left alone; real numbers have at least 7
+// digits.
+func looksLikePhone(s string) bool { return len(s) >= 8 && sessions.IsE164(s) }
 
 // countryCodeLen returns the length of the ITU-T E.164 country calling code
 // at the start of digits. Codes are prefix-free: zones 1 and 7 use one

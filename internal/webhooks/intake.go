@@ -13,7 +13,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/omnigate/omnigate/channels/sms"
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/webhooks/signing"
@@ -155,9 +154,9 @@ func checkEvent(req EventRequest, region string) (sessions.Identity, error) {
 func identityOf(c CustomerRef, region string) (sessions.Identity, error) {
 	var ids []sessions.Identity
 	if c.Phone != "" {
-		n, err := sms.Normalize(c.Phone, region)
-		if err != nil {
-			return sessions.Identity{}, errors.New("phone is not a phone number")
+		n, err := sessions.NormalizePhone(c.Phone, region)
+		if pe, ok := errors.AsType[*sessions.PhoneError](err); ok {
+			return sessions.Identity{}, errors.New("phone: " + pe.Reason)
 		}
 		ids = append(ids, sessions.Identity{Kind: sessions.IdentityPhone, Value: n})
 	}
