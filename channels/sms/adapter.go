@@ -13,7 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/omnigate/omnigate/channels"
-	"github.com/omnigate/omnigate/internal/redact"
+	"github.com/omnigate/omnigate/sessions/redact"
 	"github.com/omnigate/omnigate/sessions"
 )
 

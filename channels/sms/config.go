@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/omnigate/omnigate/internal/envsecret"
-	"github.com/omnigate/omnigate/internal/webhooks/signing"
+	"github.com/omnigate/omnigate/channels/envsecret"
+	"github.com/omnigate/omnigate/channels/signing"
 	"github.com/omnigate/omnigate/sessions"
 )
 

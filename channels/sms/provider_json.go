@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/channels"
-	"github.com/omnigate/omnigate/internal/webhooks/signing"
+	"github.com/omnigate/omnigate/channels/signing"
 	"github.com/omnigate/omnigate/sessions"
 )
 

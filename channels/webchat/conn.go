@@ -14,7 +14,7 @@ import (
 	"github.com/olahol/melody"
 
 	"github.com/omnigate/omnigate/channels/wsconn"
-	"github.com/omnigate/omnigate/internal/redact"
+	"github.com/omnigate/omnigate/sessions/redact"
 	"github.com/omnigate/omnigate/sessions"
 )
 

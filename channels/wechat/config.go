@@ -8,7 +8,7 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/omnigate/omnigate/internal/envsecret"
+	"github.com/omnigate/omnigate/channels/envsecret"
 )
 
 // Config is the wechat section of the gateway's configuration: the

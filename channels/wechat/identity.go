@@ -9,7 +9,7 @@ import (
 
 	"github.com/silenceper/wechat/v2/officialaccount/message"
 
-	"github.com/omnigate/omnigate/internal/redact"
+	"github.com/omnigate/omnigate/sessions/redact"
 	"github.com/omnigate/omnigate/sessions"
 )
 

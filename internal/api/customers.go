@@ -7,7 +7,7 @@ import (
 
 	"github.com/omnigate/omnigate/channels"
 	"github.com/omnigate/omnigate/internal/auth"
-	"github.com/omnigate/omnigate/internal/redact"
+	"github.com/omnigate/omnigate/sessions/redact"
 	"github.com/omnigate/omnigate/sessions"
 )
 

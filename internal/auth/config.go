@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"regexp"
 
-	"github.com/omnigate/omnigate/internal/envsecret"
+	"github.com/omnigate/omnigate/channels/envsecret"
 )
 
 // MinTokenLen is the shortest token accepted, so no one deploys "admin".

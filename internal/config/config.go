@@ -19,7 +19,7 @@ import (
 	"github.com/omnigate/omnigate/channels/wechat"
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
-	"github.com/omnigate/omnigate/internal/envsecret"
+	"github.com/omnigate/omnigate/channels/envsecret"
 	"github.com/omnigate/omnigate/internal/inbox"
 	"github.com/omnigate/omnigate/internal/webhooks"
 	"github.com/omnigate/omnigate/router"

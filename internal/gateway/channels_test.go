@@ -16,7 +16,7 @@ import (
 
 	"github.com/omnigate/omnigate/channels/sms"
 	"github.com/omnigate/omnigate/internal/config"
-	"github.com/omnigate/omnigate/internal/webhooks/signing"
+	"github.com/omnigate/omnigate/channels/signing"
 )
 
 // TestChannelsWired drives the channels of issues #5 and #6 through a

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/internal/config"
-	"github.com/omnigate/omnigate/internal/webhooks/signing"
+	"github.com/omnigate/omnigate/channels/signing"
 )
 
 // TestEventsAndWebhooksInAPIMetrics: /v1/events and the webhook admin API are served by the

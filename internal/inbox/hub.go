@@ -21,7 +21,7 @@ import (
 	"github.com/omnigate/omnigate/channels/webchat"
 	"github.com/omnigate/omnigate/channels/wsconn"
 	"github.com/omnigate/omnigate/internal/auth"
-	"github.com/omnigate/omnigate/internal/redact"
+	"github.com/omnigate/omnigate/sessions/redact"
 	"github.com/omnigate/omnigate/sessions"
 )
 

@@ -7,8 +7,8 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/omnigate/omnigate/internal/envsecret"
-	"github.com/omnigate/omnigate/internal/webhooks/signing"
+	"github.com/omnigate/omnigate/channels/envsecret"
+	"github.com/omnigate/omnigate/channels/signing"
 	"github.com/omnigate/omnigate/sessions"
 )
 

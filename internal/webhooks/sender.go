@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/omnigate/omnigate/internal/webhooks/signing"
+	"github.com/omnigate/omnigate/channels/signing"
 )
 
 // sender attempts due deliveries: at most Concurrency (or the endpoint's

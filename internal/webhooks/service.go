@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/omnigate/omnigate/internal/api"
-	"github.com/omnigate/omnigate/internal/webhooks/signing"
+	"github.com/omnigate/omnigate/channels/signing"
 	"github.com/omnigate/omnigate/sessions"
 )
 
