@@ -13,8 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/omnigate/omnigate/channels"
-	"github.com/omnigate/omnigate/sessions/redact"
 	"github.com/omnigate/omnigate/sessions"
+	"github.com/omnigate/omnigate/sessions/redact"
 )
 
 // maxText caps an inbound message's text: ten concatenated parts are

@@ -14,8 +14,8 @@ import (
 	"github.com/olahol/melody"
 
 	"github.com/omnigate/omnigate/channels/wsconn"
-	"github.com/omnigate/omnigate/sessions/redact"
 	"github.com/omnigate/omnigate/sessions"
+	"github.com/omnigate/omnigate/sessions/redact"
 )
 
 // conn is one visitor socket. melody gives it one reader goroutine

@@ -9,8 +9,8 @@ import (
 
 	"github.com/silenceper/wechat/v2/officialaccount/message"
 
-	"github.com/omnigate/omnigate/sessions/redact"
 	"github.com/omnigate/omnigate/sessions"
+	"github.com/omnigate/omnigate/sessions/redact"
 )
 
 // evidenceUnionID is the merge evidence of a shared UnionID: WeChat itself

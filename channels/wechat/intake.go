@@ -18,8 +18,8 @@ import (
 	"github.com/silenceper/wechat/v2/officialaccount/message"
 	"github.com/silenceper/wechat/v2/util"
 
-	"github.com/omnigate/omnigate/sessions/redact"
 	"github.com/omnigate/omnigate/sessions"
+	"github.com/omnigate/omnigate/sessions/redact"
 )
 
 var (

@@ -7,8 +7,8 @@ import (
 
 	"github.com/omnigate/omnigate/channels"
 	"github.com/omnigate/omnigate/internal/auth"
-	"github.com/omnigate/omnigate/sessions/redact"
 	"github.com/omnigate/omnigate/sessions"
+	"github.com/omnigate/omnigate/sessions/redact"
 )
 
 // customerView is a customer with its identities, as GET returns it.

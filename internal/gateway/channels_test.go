@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/omnigate/omnigate/channels/signing"
 	"github.com/omnigate/omnigate/channels/sms"
 	"github.com/omnigate/omnigate/internal/config"
-	"github.com/omnigate/omnigate/channels/signing"
 )
 
 // TestChannelsWired drives the channels of issues #5 and #6 through a

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/channels/signing"
+	"github.com/omnigate/omnigate/internal/config"
 )
 
 // TestEventsAndWebhooksInAPIMetrics: /v1/events and the webhook admin API are served by the

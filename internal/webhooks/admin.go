@@ -8,9 +8,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/omnigate/omnigate/channels/signing"
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
-	"github.com/omnigate/omnigate/channels/signing"
 	"github.com/omnigate/omnigate/sessions"
 )
 

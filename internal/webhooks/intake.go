@@ -13,9 +13,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/omnigate/omnigate/channels/signing"
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
-	"github.com/omnigate/omnigate/channels/signing"
 	"github.com/omnigate/omnigate/sessions"
 )
 

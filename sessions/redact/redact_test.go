@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/omnigate/omnigate/sessions/redact"
 	"github.com/omnigate/omnigate/sessions"
+	"github.com/omnigate/omnigate/sessions/redact"
 )
 
 func TestPhone(t *testing.T) {
