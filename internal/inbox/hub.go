@@ -21,8 +21,8 @@ import (
 	"github.com/omnigate/omnigate/channels/webchat"
 	"github.com/omnigate/omnigate/channels/wsconn"
 	"github.com/omnigate/omnigate/internal/auth"
-	"github.com/omnigate/omnigate/sessions/redact"
 	"github.com/omnigate/omnigate/sessions"
+	"github.com/omnigate/omnigate/sessions/redact"
 )
 
 // Options are the hub's collaborators, wired by the gateway.
@@ -67,6 +67,7 @@ type Hub struct {
 	ctx    context.Context // ends with Close
 	cancel context.CancelFunc
 	closed atomic.Bool
+	feed   *sessions.Consumer
 	wg     sync.WaitGroup
 	untype func()
 
@@ -109,7 +110,11 @@ func New(cfg Config, o Options) (*Hub, error) {
 	}
 	// Subscribe before returning, so an event appended once New has
 	// returned reaches every socket authenticated after it.
-	sub, err := h.store.Subscribe(h.ctx)
+	feed, err := sessions.NewConsumer(h.ctx, h.store, sessions.ConsumerOptions{
+		Handle: func(_ context.Context, ev sessions.Event) { h.dispatch(ev) },
+		OnGap:  h.gap,
+		Logger: h.log,
+	})
 	if err != nil {
 		h.cancel()
 		if h.untype != nil {
@@ -117,8 +122,13 @@ func New(cfg Config, o Options) (*Hub, error) {
 		}
 		return nil, err
 	}
-	h.wg.Add(1)
-	go h.run(sub)
+	h.feed = feed
+	h.wg.Go(func() {
+		<-feed.Done()
+		if h.ctx.Err() == nil {
+			h.closeAll(CloseShutdown) // the store closed under the hub
+		}
+	})
 	return h, nil
 }
 
@@ -239,58 +249,22 @@ func (h *Hub) Close() error {
 	if h.untype != nil {
 		h.untype()
 	}
+	h.feed.Close()
 	h.wg.Wait()
 	return nil
 }
 
-// run fans the change feed out until Close. When the hub's own
-// subscription is cut off (it fell behind, or the store's feed broke),
-// events were missed: it subscribes again and then closes every socket
-// that was open across the gap, so each client reloads from the
-// timeline. Sockets authenticated after the new subscription miss
-// nothing and stay.
-func (h *Hub) run(sub *sessions.Subscription) {
-	defer h.wg.Done()
-	backoff := 100 * time.Millisecond
-	for {
-		for ev := range sub.Events() {
-			h.dispatch(ev)
-		}
-		err := sub.Err()
-		if h.ctx.Err() != nil {
-			return
-		}
-		code := CloseSlow
-		switch {
-		case errors.Is(err, sessions.ErrClosed):
-			h.closeAll(CloseShutdown)
-			return
-		case errors.Is(err, sessions.ErrSlow):
-			h.log.Warn("inbox: fell behind the change feed; reconnecting every socket")
-		default:
-			h.log.Error("inbox: change feed failed", "err", err)
-			code = CloseServerError
-		}
-		for {
-			sub, err = h.store.Subscribe(h.ctx)
-			if err == nil {
-				break
-			}
-			if h.ctx.Err() != nil || errors.Is(err, sessions.ErrClosed) {
-				h.closeAll(CloseShutdown)
-				return
-			}
-			h.log.Error("inbox: subscribing to the change feed", "err", err)
-			select {
-			case <-h.ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
-		}
-		backoff = 100 * time.Millisecond
-		h.closeAll(code)
+// gap is the feed's OnGap: the hub's own subscription was cut off (it
+// fell behind, or the store's feed broke) and has been renewed, so events
+// were missed. Every socket open across the gap is closed, so each client
+// reloads from the timeline; sockets authenticated after the new
+// subscription miss nothing and stay.
+func (h *Hub) gap(_ context.Context, cause error) {
+	code := CloseSlow
+	if !errors.Is(cause, sessions.ErrSlow) {
+		code = CloseServerError
 	}
+	h.closeAll(code)
 }
 
 // changesConversation lists the kinds after which the conversation itself

@@ -515,9 +515,15 @@ func TestSlowSocketGetsReconnectCode(t *testing.T) {
 	for range n {
 		h.appendIn(t, cv, big)
 	}
-	// Read nothing while the server pushes; then read what got through
-	// and the close.
-	time.Sleep(300 * time.Millisecond)
+	// Read nothing until the server has closed the socket as slow (its
+	// metric is the watermark); then read what got through and the close.
+	deadline := time.Now().Add(10 * time.Second)
+	for h.metric(t, "omnigate_inbox_closes_total", "slow") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never found the unread socket slow")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	frames := expectClose(t, ws, inbox.CloseSlow)
 	if len(frames) >= n {
 		t.Fatalf("got all %d frames: the socket was not slow", len(frames))

@@ -16,9 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/omnigate/omnigate/channels/signing"
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
-	"github.com/omnigate/omnigate/channels/signing"
 	"github.com/omnigate/omnigate/sessions"
 )
 
@@ -153,7 +153,7 @@ func TestRetryThenDeliverOnce(t *testing.T) {
 	store := sessions.NewMemoryStore()
 	defer store.Close()
 	ob := NewMemoryOutbox()
-	startService(t, cfg, store, ob, Options{})
+	svc := startService(t, cfg, store, ob, Options{})
 
 	ctx := context.Background()
 	c, _, _ := store.ResolveCustomer(ctx, sessions.Identity{Kind: sessions.IdentityPhone, Value: "+8613812345678"}, sessions.Customer{})
@@ -163,7 +163,10 @@ func TestRetryThenDeliverOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Filtered out: not a message_in.
-	_, _, _ = store.Append(ctx, sessions.Event{CustomerID: c.ID, Kind: sessions.KindNote, Channel: "api", Payload: json.RawMessage(`{"text":"x"}`)})
+	note, _, err := store.Append(ctx, sessions.Event{CustomerID: c.ID, Kind: sessions.KindNote, Channel: "api", Payload: json.RawMessage(`{"text":"x"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	want := DeliveryID("crm", ev.ID)
 	waitFor(t, "the delivery", func() bool { ok, _, _ := rcv.snapshot(); return len(ok) == 1 })
@@ -185,10 +188,19 @@ func TestRetryThenDeliverOnce(t *testing.T) {
 	if len(as) != 4 || !as[0].OK || as[1].Status != 500 || as[3].N != 1 {
 		t.Fatalf("log %+v", as)
 	}
-	// Nothing more is sent.
-	time.Sleep(50 * time.Millisecond)
-	if _, seen, _ := rcv.snapshot(); seen[want] != 4 {
-		t.Fatalf("sent again after success: %d", seen[want])
+	// The note was taken off the feed and filtered out: the outbox holds
+	// the one delivery, delivered, so nothing is due to be sent again.
+	waitCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := svc.WaitHandled(waitCtx, c.ID, note.Seq); err != nil {
+		t.Fatal(err)
+	}
+	ds, _, _ := ob.Deliveries(ctx, DeliveryQuery{EndpointID: "crm"})
+	if len(ds) != 1 || ds[0].ID != want || ds[0].State != StateDelivered {
+		t.Fatalf("outbox = %+v, want only %s, delivered", ds, want)
+	}
+	if due, _ := ob.Due(ctx, time.Now().Add(time.Hour), 10); len(due) != 0 {
+		t.Fatalf("due again after success: %+v", due)
 	}
 }
 
