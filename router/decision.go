@@ -139,7 +139,7 @@ func (d Decision) Event() sessions.Event {
 		ConversationID: d.ConversationID,
 		Kind:           sessions.KindAssignment,
 		Channel:        sessions.ChannelSystem,
-		Author:         sessions.ChannelSystem,
+		Author:         sessions.AuthorRouter,
 		Payload:        payload,
 		Time:           d.At,
 	}

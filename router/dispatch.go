@@ -285,6 +285,9 @@ func (r *Router) route(ctx context.Context, ts *taskState, now time.Time) (Decis
 			sc.target = &sc.tEval
 		}
 		winner, ring := target, ts.targetRing
+		if ts.reserved && ts.target != nil {
+			exact, relaxed = nil, nil // a named rep or nobody
+		}
 		if winner == nil {
 			winner, ring = exact, RingExact
 		}
@@ -352,7 +355,7 @@ func (r *Router) assign(ctx context.Context, ts *taskState, rs *repState, ring R
 	if ring == RingExact || ring == RingRelaxed {
 		ts.q.rrLast = rs.rep.ID
 	}
-	if to := ts.q.cfg.Offer.AcceptTimeout; to > 0 {
+	if to := ts.q.cfg.Offer.AcceptTimeout; to > 0 && !ts.reserved {
 		ts.status = statusOffered
 		ts.offerUntil = now.Add(to)
 	} else {

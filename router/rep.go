@@ -92,6 +92,8 @@ const (
 
 // RepStatus is a rep's state as the router sees it.
 type RepStatus struct {
+	// Rep is the rep's attributes with Tier and Capacity in force (a zero
+	// in the configuration reported as the default it means).
 	Rep
 	// Presence is the effective presence: wrap_up and on_call are derived
 	// from the set presence, the wrap-up timer and a held voice task.

@@ -138,6 +138,9 @@ type taskState struct {
 	timerGen   uint64
 	gone       bool
 	offer      Decision
+	// reserved: a Reserve, never offered, never queued, and with a target
+	// only the target may take it.
+	reserved bool
 }
 
 // before is the queue order: higher effective priority first, FIFO within.
@@ -916,8 +919,12 @@ func (r *Router) Reps() []RepStatus {
 	return out
 }
 
+// status reports the rep with the tier and capacity in force (the
+// defaults filled in), so no caller derives them again.
 func (r *Router) status(rs *repState, now time.Time) RepStatus {
-	return RepStatus{Rep: rs.rep.clone(), Presence: r.effective(rs, now), Used: rs.used, Active: len(rs.held),
+	rep := rs.rep.clone()
+	rep.Tier, rep.Capacity = rs.tier, rs.capacity
+	return RepStatus{Rep: rep, Presence: r.effective(rs, now), Used: rs.used, Active: len(rs.held),
 		IdleSince: rs.idleSince, WrapUntil: rs.wrapUntil, Misses: rs.misses}
 }
 
@@ -943,6 +950,9 @@ type TaskStatus struct {
 	Ring     Ring   `json:"ring,omitempty"`
 	RepID    string `json:"rep_id,omitempty"`
 	Priority int    `json:"priority"`
+	// Reserved marks a reservation (Reserve): work held outside the
+	// queues, which ends only with Release.
+	Reserved bool `json:"reserved,omitempty"`
 }
 
 // Task returns where the conversation's task stands.
@@ -970,7 +980,7 @@ func (r *Router) Tasks() []TaskStatus {
 }
 
 func (ts *taskState) statusOf() TaskStatus {
-	st := TaskStatus{Task: ts.t, Status: ts.status.String(), Queue: ts.q.cfg.Name, Priority: ts.prio}
+	st := TaskStatus{Task: ts.t, Status: ts.status.String(), Queue: ts.q.cfg.Name, Priority: ts.prio, Reserved: ts.reserved}
 	if ts.status == statusWaiting {
 		st.Ring = ts.stage.ring()
 		if ts.stage == stageTarget {

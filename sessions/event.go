@@ -38,6 +38,11 @@ var eventKinds = map[EventKind]bool{
 	KindMerged: true, KindIntegrator: true, KindDelivery: true, KindOffer: true, KindProfileChanged: true,
 }
 
+// AuthorRouter is the author of what the router writes (assignments,
+// offers, overflow): its own writes coming back on the feed are known by
+// it, and the inbox says "Router".
+const AuthorRouter = "router"
+
 // Channel names used by more than one package.
 const (
 	ChannelSystem  = "system"
@@ -67,7 +72,8 @@ type Event struct {
 	// MessageSid, the widget's client id, webhook-id). A second append with
 	// the same channel and external id returns the first event.
 	ExternalID string `json:"external_id,omitempty"`
-	// Author is "customer", "rep:<id>", "system" or "integrator:<name>".
+	// Author is "customer", "rep:<id>", "admin:<id>", "system", "router"
+	// or "integrator:<name>".
 	Author  string          `json:"author,omitempty"`
 	Payload json.RawMessage `json:"payload,omitempty"`
 	// Origin is set on events copied onto this timeline by a merge:

@@ -121,6 +121,7 @@
     if (!a) return '';
     if (a === 'customer') return 'Customer';
     if (a === 'system') return 'System';
+    if (a === 'router') return 'Router';
     var i = a.indexOf(':');
     if (i < 0) return a;
     var kind = a.slice(0, i), who = a.slice(i + 1);
