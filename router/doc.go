@@ -55,8 +55,8 @@
 // ValkeyState made for a node marks what the node holds and keeps a lease;
 // when the lease lapses, other nodes take its tasks over (Push, Adopt; see
 // ValkeyState). Adopt also counts assignments made outside the router (by
-// a person, before a restart). The gateway drives all of this (see
-// internal/gateway).
+// a person, before a restart). The routing service (router/routing)
+// drives all of this.
 //
 // The simulator in router/sim drives the real Router and checks it against
 // Erlang C and Erlang A; router/REPORT.md compares strategies.

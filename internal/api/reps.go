@@ -5,19 +5,21 @@ import (
 	"net/http"
 
 	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/router"
 )
 
 // Routing is what the API needs of the router: each rep's routing status
 // for the directory, and setting a rep's presence. The gateway passes its
 // router's; nil means no routing (the directory shows no presence and
 // setting it answers 404).
+// *routing.Service is one.
 type Routing interface {
-	// RepStatus is the rep's status as the router sees it now; false for
-	// a rep the router does not know.
-	RepStatus(id string) (RepRouting, bool)
+	// Rep is the rep's status as the router sees it now (tier and capacity
+	// in force); an error for a rep the router does not know.
+	Rep(id string) (router.RepStatus, error)
 	// SetPresence sets the presence of a rep the router knows; presence is
 	// one of Presences.
-	SetPresence(ctx context.Context, rep, presence string) error
+	SetPresence(ctx context.Context, rep string, presence router.Presence) error
 }
 
 // Presences are the values a rep's presence may be set to. Wrap-up is the
@@ -55,8 +57,9 @@ func (s *Server) repView(rep auth.Rep) repView {
 	}
 	v := repView{ID: rep.ID, Name: name, Role: rep.Role}
 	if s.routing != nil {
-		if st, ok := s.routing.RepStatus(rep.ID); ok {
-			v.RepRouting = &st
+		if st, err := s.routing.Rep(rep.ID); err == nil {
+			v.RepRouting = &RepRouting{Presence: string(st.Presence), Used: st.Used, Capacity: st.Capacity,
+				Active: st.Active, Skills: st.Skills, Languages: st.Languages, Tier: st.Tier}
 		}
 	}
 	return v
@@ -110,7 +113,7 @@ func (s *Server) setPresence(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if s.routing == nil {
 		return errorf(CodeNotFound, "routing is not running, so there is no presence")
 	}
-	if err := s.routing.SetPresence(r.Context(), id, req.Status); err != nil {
+	if err := s.routing.SetPresence(r.Context(), id, router.Presence(req.Status)); err != nil {
 		return err
 	}
 	WriteJSON(w, http.StatusOK, s.repView(rep))

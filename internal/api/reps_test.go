@@ -8,6 +8,7 @@ import (
 
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/router"
 )
 
 func TestListReps(t *testing.T) {
@@ -55,23 +56,24 @@ func TestListReps(t *testing.T) {
 // fakeRouting is the router as the API sees it.
 type fakeRouting struct {
 	mu       sync.Mutex
-	presence map[string]string
+	presence map[string]router.Presence
 }
 
-func (f *fakeRouting) RepStatus(id string) (api.RepRouting, bool) {
+func (f *fakeRouting) Rep(id string) (router.RepStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if id == "carol" {
-		return api.RepRouting{}, false
+		return router.RepStatus{}, router.ErrUnknownRep
 	}
 	p := f.presence[id]
 	if p == "" {
-		p = "offline"
+		p = router.PresenceOffline
 	}
-	return api.RepRouting{Presence: p, Used: 25, Capacity: 100, Active: 1, Skills: map[string]int{"chat": 5}}, true
+	return router.RepStatus{Rep: router.Rep{ID: id, Capacity: 100, Tier: 1, Skills: map[string]int{"chat": 5}},
+		Presence: p, Used: 25, Active: 1}, nil
 }
 
-func (f *fakeRouting) SetPresence(_ context.Context, rep, p string) error {
+func (f *fakeRouting) SetPresence(_ context.Context, rep string, p router.Presence) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.presence[rep] = p
@@ -85,7 +87,7 @@ func TestRepPresence(t *testing.T) {
 	if r := f.do("POST", "/v1/reps/alice/presence", aliceToken, `{"status":"available"}`); r.status != 404 {
 		t.Fatalf("without routing: %d %s", r.status, r.body)
 	}
-	routing := &fakeRouting{presence: map[string]string{}}
+	routing := &fakeRouting{presence: map[string]router.Presence{}}
 	srv, err := api.New(api.Config{}, api.Options{Store: f.store, Auth: auth.New(authConfig), Routing: routing})
 	if err != nil {
 		t.Fatal(err)

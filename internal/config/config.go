@@ -14,15 +14,16 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/omnigate/omnigate/channels/envsecret"
 	"github.com/omnigate/omnigate/channels/sms"
 	"github.com/omnigate/omnigate/channels/webchat"
 	"github.com/omnigate/omnigate/channels/wechat"
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
-	"github.com/omnigate/omnigate/channels/envsecret"
 	"github.com/omnigate/omnigate/internal/inbox"
 	"github.com/omnigate/omnigate/internal/webhooks"
 	"github.com/omnigate/omnigate/router"
+	"github.com/omnigate/omnigate/router/routing"
 	"github.com/omnigate/omnigate/sessions"
 )
 
@@ -54,83 +55,53 @@ type Config struct {
 	Webhooks webhooks.Config `yaml:"webhooks"`
 }
 
-// Routing is who gets each contact: router.Config (queues and their
-// rings, costs per channel, wrap-up, priorities, and under reps the
-// routing attributes of reps from auth.reps) plus how the gateway runs the
-// router. The zero value routes every conversation through one queue to
-// any available rep, longest idle first.
+// Routing is who gets each contact, one YAML section for two packages:
+// the router's Config (queues and their rings, costs per channel,
+// wrap-up, priorities, and under reps the routing attributes of reps from
+// auth.reps) and the routing service's (presence grace, reconcile, the
+// cluster lease, owner on resolve), whose keys sit side by side. The zero
+// value routes every conversation through one queue to any available rep,
+// longest idle first.
+//
+// The router's "reps" key lists routing attributes by the id of a rep in
+// auth.reps: skills with levels, languages, tier, capacity, channels,
+// sip_uri. Name and role come from auth.reps and may not be set here. A
+// rep in auth.reps but not here is routed with the zero attributes: no
+// skills, no languages, tier 1, the default capacity.
 type Routing struct {
-	router.Config `yaml:",inline"`
-	// Reps (the router's "reps" key) lists routing attributes by the id of
-	// a rep in auth.reps: skills with levels, languages, tier, capacity,
-	// channels, sip_uri. Name and role come from auth.reps and may not be
-	// set here. A rep in auth.reps but not here is routed with the zero
-	// attributes: no skills, no languages, tier 1, the default capacity.
-
-	// PresenceGrace is how long a rep whose last inbox socket closed keeps
-	// their presence before being set away, so a reload or a network blip
-	// is not leaving. Zero means 30s.
-	PresenceGrace time.Duration `yaml:"presence_grace"`
-	// ReconcileInterval is how often each node looks for open, unassigned
-	// conversations that no node is routing (an event missed, a node that
-	// died) and routes them. Zero means 10s.
-	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
-	// ReconcileAfter is how long a conversation must have been unchanged
-	// before that scan routes it, so the scan does not race the change
-	// feed. Zero means 5s.
-	ReconcileAfter time.Duration `yaml:"reconcile_after"`
-	// SyncInterval is how often, with the valkey store, each node renews
-	// its lease and reads the presence and load that other nodes changed.
-	// Zero means 1s. Ignored with the bolt store.
-	SyncInterval time.Duration `yaml:"sync_interval"`
-	// NodeLease is how long, with the valkey store, the tasks a node holds
-	// stay its own after its last renewal; then the other nodes take them
-	// over. Zero means 10s; it must be at least three sync intervals.
-	NodeLease time.Duration `yaml:"node_lease"`
-	// OwnerOnResolve makes the rep who resolves a conversation the owner
-	// (dedicated advisor) of a customer who has none. False (the zero
-	// value) leaves owners to supervisors and admins.
-	OwnerOnResolve bool `yaml:"owner_on_resolve"`
+	Router  router.Config  `yaml:",inline"`
+	Service routing.Config `yaml:",inline"`
 }
 
-// Defaults of the Routing fields whose zero value means one.
-const (
-	DefaultPresenceGrace     = 30 * time.Second
-	DefaultReconcileInterval = 10 * time.Second
-	DefaultReconcileAfter    = 5 * time.Second
-	DefaultSyncInterval      = time.Second
-	DefaultNodeLease         = 10 * time.Second
-)
-
-func (r *Routing) setDefaults() {
-	if r.PresenceGrace == 0 {
-		r.PresenceGrace = DefaultPresenceGrace
+// RouterConfig is the router's configuration with every rep in reps
+// (auth's: id, name, role) given the routing attributes this section
+// lists for them.
+func (r Routing) RouterConfig(reps []auth.Rep) router.Config {
+	attrs := map[string]router.Rep{}
+	for _, a := range r.Router.Reps {
+		attrs[a.ID] = a
 	}
-	if r.ReconcileInterval == 0 {
-		r.ReconcileInterval = DefaultReconcileInterval
+	rc := r.Router
+	rc.Reps = nil
+	for _, a := range reps {
+		rep := attrs[a.ID]
+		rep.ID, rep.Name, rep.Role = a.ID, a.Name, string(a.Role)
+		rc.Reps = append(rc.Reps, rep)
 	}
-	if r.ReconcileAfter == 0 {
-		r.ReconcileAfter = DefaultReconcileAfter
-	}
-	if r.SyncInterval == 0 {
-		r.SyncInterval = DefaultSyncInterval
-	}
-	if r.NodeLease == 0 {
-		r.NodeLease = DefaultNodeLease
-	}
+	return rc
 }
 
 // validate checks the section against the reps auth knows.
 func (r Routing) validate(reps []auth.Rep) []error {
 	var errs []error
-	if err := r.Config.Validate(); err != nil {
+	if err := r.Router.Validate(); err != nil {
 		errs = append(errs, prefixed("routing: ", err)...)
 	}
 	known := map[string]bool{}
 	for _, rep := range reps {
 		known[rep.ID] = true
 	}
-	for i, rep := range r.Reps {
+	for i, rep := range r.Router.Reps {
 		if rep.ID != "" && !known[rep.ID] {
 			errs = append(errs, fmt.Errorf("routing.reps[%d]: %q is not a rep in auth.reps", i, rep.ID))
 		}
@@ -138,21 +109,7 @@ func (r Routing) validate(reps []auth.Rep) []error {
 			errs = append(errs, fmt.Errorf("routing.reps[%d]: set name and role in auth.reps, not here", i))
 		}
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"presence_grace", r.PresenceGrace}, {"reconcile_interval", r.ReconcileInterval},
-		{"reconcile_after", r.ReconcileAfter}, {"sync_interval", r.SyncInterval}, {"node_lease", r.NodeLease},
-	} {
-		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("routing.%s: %v is negative", d.name, d.v))
-		}
-	}
-	if r.SyncInterval > 0 && r.NodeLease > 0 && r.NodeLease < 3*r.SyncInterval {
-		errs = append(errs, fmt.Errorf("routing.node_lease: %v is shorter than three sync intervals (%v)", r.NodeLease, 3*r.SyncInterval))
-	}
-	return errs
+	return append(errs, r.Service.Validate()...)
 }
 
 // Log configures the process's logger.
@@ -228,7 +185,7 @@ func (c *Config) setDefaults() {
 	if c.Store.Bolt.Path == "" {
 		c.Store.Bolt.Path = filepath.Join(c.DataDir, "omnigate.db")
 	}
-	c.Routing.setDefaults()
+	c.Routing.Service = c.Routing.Service.WithDefaults()
 }
 
 // Load reads the file at path; lookup reads the environment (os.LookupEnv).

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/router/routing"
 )
 
 // fakeEnv gives every OMNIGATE_* variable a distinct secret, as an
@@ -219,14 +220,14 @@ routing:
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := c.Routing
+	r := c.Routing.Router
 	if r.Cost("webchat") != 20 || r.WrapUp["voice"] != 30*time.Second || r.Priority.Aging != time.Minute ||
 		r.Queues[0].Owner.Wait != 30*time.Second || r.Reps[0].Skills["chat"] != 8 || r.Reps[0].Capacity != 80 {
 		t.Errorf("routing = %+v", r)
 	}
-	if r.PresenceGrace != config.DefaultPresenceGrace || r.NodeLease != config.DefaultNodeLease ||
-		r.SyncInterval != config.DefaultSyncInterval || r.ReconcileInterval != config.DefaultReconcileInterval {
-		t.Errorf("defaults not applied: %+v", r)
+	if sv := c.Routing.Service; sv.PresenceGrace != routing.DefaultPresenceGrace || sv.NodeLease != routing.DefaultNodeLease ||
+		sv.SyncInterval != routing.DefaultSyncInterval || sv.ReconcileInterval != routing.DefaultReconcileInterval {
+		t.Errorf("defaults not applied: %+v", sv)
 	}
 
 	bad := `

@@ -2,13 +2,17 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +28,8 @@ import (
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/inbox"
 	"github.com/omnigate/omnigate/internal/webhooks"
+	"github.com/omnigate/omnigate/router"
+	"github.com/omnigate/omnigate/router/routing"
 	"github.com/omnigate/omnigate/sessions"
 	"github.com/omnigate/omnigate/widget"
 )
@@ -37,7 +43,7 @@ type Gateway struct {
 	ln      net.Listener
 	inbox   *inbox.Hub
 	webchat *webchat.Adapter
-	routing *routing
+	routing *routing.Service
 
 	wechat   *wechat.Adapter       // nil when no account is configured
 	wtyping  *wechatTyping         // reps' typing to wechat; nil without wechat
@@ -80,7 +86,7 @@ func (g *Gateway) build() (err error) {
 			_ = g.webchat.Close()
 		}
 		if g.routing != nil {
-			g.routing.close()
+			g.routing.Close()
 		}
 		g.closeChannels()
 	}()
@@ -107,19 +113,20 @@ func (g *Gateway) build() (err error) {
 	for _, r := range authn.Reps() {
 		repNames[r.ID] = r.Name
 	}
-	g.routing, err = newRouting(g.cfg, g.store, authn.Reps(), reg, g.log)
-	if err != nil {
+	if err := g.buildRouting(authn.Reps(), reg); err != nil {
 		return err
 	}
 	g.webchat, err = webchat.New(g.cfg.Webchat, webchat.Options{
 		Store: g.store, Logger: g.log.With("channel", "webchat"), Typing: typing,
-		RepName:   func(_ context.Context, id string) string { return repNames[id] },
-		Available: g.routing.available,
+		RepName: func(_ context.Context, id string) string { return repNames[id] },
+		Available: func(context.Context, string) bool {
+			return g.routing.Available(sessions.ChannelWebchat)
+		},
 	})
 	if err != nil {
 		return err
 	}
-	g.routing.onPresenceChange = g.webchat.RecheckAvailability
+	g.routing.OnPresenceChange(g.webchat.RecheckAvailability)
 	adapters := []channels.Adapter{g.webchat}
 	if len(g.cfg.WeChat.Accounts) > 0 {
 		if err := g.buildWeChat(reg); err != nil {
@@ -163,7 +170,7 @@ func (g *Gateway) build() (err error) {
 		return err
 	}
 	g.inbox, err = inbox.New(g.cfg.Inbox, inbox.Options{Store: g.store, Auth: authn, Typing: typing, Metrics: reg, Logger: g.log,
-		OnPresence: g.routing.onPresence})
+		OnPresence: g.routing.Connected})
 	if err != nil {
 		return err
 	}
@@ -202,9 +209,49 @@ func (g *Gateway) build() (err error) {
 	return nil
 }
 
-// valkeyClient is the client the gateway's own cluster state (typing,
-// WeChat tokens and nonces) goes through, made on first use; the store and
-// the router have their own.
+// buildRouting builds the routing service: every rep in auth.reps, with
+// the routing attributes the routing section gives them. With the valkey
+// store its router claims through a router.ValkeyState on the gateway's
+// client, one node per process.
+func (g *Gateway) buildRouting(reps []auth.Rep, reg prometheus.Registerer) error {
+	o := routing.Options{Store: g.store, Metrics: reg, Logger: g.log}
+	if g.cfg.Store.Kind == config.StoreValkey {
+		client, err := g.valkeyClient()
+		if err != nil {
+			return err
+		}
+		st, err := router.NewValkeyNodeState(client, g.valkeyPrefix(), nodeName())
+		if err != nil {
+			return fmt.Errorf("gateway: routing: %w", err)
+		}
+		o.State = st
+	}
+	svc, err := routing.New(g.cfg.Routing.Service, g.cfg.Routing.RouterConfig(reps), o)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	g.routing = svc
+	return nil
+}
+
+// nodeName is unique per process: host, pid and a random part, so a
+// restarted process never inherits a dead one's lease.
+func nodeName() string {
+	host, _ := os.Hostname()
+	host = strings.Map(func(r rune) rune {
+		if r == '|' || r <= ' ' {
+			return '-'
+		}
+		return r
+	}, host)
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// valkeyClient is the client the gateway's own cluster state (routing,
+// typing, WeChat tokens and nonces) goes through, made on first use; the
+// store has its own.
 func (g *Gateway) valkeyClient() (valkey.Client, error) {
 	if g.valkey != nil {
 		return g.valkey, nil
@@ -385,7 +432,7 @@ func (g *Gateway) hostPort() string {
 // Run serves until ctx ends or the server fails, then shuts down in order.
 // It returns nil after a clean shutdown.
 func (g *Gateway) Run(ctx context.Context) error {
-	if err := g.routing.start(); err != nil {
+	if err := g.routing.Start(); err != nil {
 		return errors.Join(err, g.shutdown())
 	}
 	// Not ctx: Run with an ended ctx still starts and stops in order.
@@ -429,7 +476,7 @@ func (g *Gateway) shutdown() error {
 	_ = g.inbox.Close()
 	// Then routing, which gives up this node's lease so the others take
 	// over its conversations at once.
-	g.routing.close()
+	g.routing.Close()
 	if err := g.closeChannels(); err != nil {
 		errs = append(errs, err)
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/gateway"
 	"github.com/omnigate/omnigate/router"
-	"github.com/omnigate/omnigate/sessions"
 )
 
 const (
@@ -27,16 +26,9 @@ const (
 	bobToken   = "test-bob-token-0123456789"
 )
 
-// routedGateway runs a single-node gateway with three reps: alice and bob
-// take chats, carol (a supervisor) has no chat skill.
-func routedGateway(t *testing.T) string {
-	t.Helper()
-	base, _ := routedGatewayIn(t, t.TempDir())
-	return base
-}
-
-// routedGatewayIn is routedGateway on the data directory dir; stop ends
-// it (and is called at cleanup if not before).
+// routedGatewayIn runs a single-node gateway on the data directory dir
+// with three reps: alice and bob take chats, carol (a supervisor) has no
+// chat skill. stop ends it (and is called at cleanup if not before).
 func routedGatewayIn(t *testing.T, dir string) (base string, stop func()) {
 	t.Helper()
 	g, stop := runGateway(t, routedConfig(t, dir))
@@ -287,7 +279,8 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 // and makes the resolver the owner; the inbox socket sets presence.
 func TestRoutingWiring(t *testing.T) {
 	t.Parallel()
-	base := routedGateway(t)
+	g, _ := runGateway(t, routedConfig(t, t.TempDir()))
+	base := g.BaseURL()
 
 	// Nobody available: the widget says so, and the chat waits.
 	v1 := newVisitor(t, base)
@@ -295,7 +288,7 @@ func TestRoutingWiring(t *testing.T) {
 		t.Error("widget says agents are available before anyone is")
 	}
 	v1.say(t, "hello, where is my parcel?")
-	time.Sleep(300 * time.Millisecond)
+	waitRouted(t, g, v1.customer)
 	convs := conversationsOf(t, base, v1.customer)
 	if len(convs) != 1 || convs[0].Assignee != "" {
 		t.Fatalf("assigned with every rep offline: %+v", convs)
@@ -319,7 +312,7 @@ func TestRoutingWiring(t *testing.T) {
 	}
 	// The customer's next messages stay with bob (sticky): no new decision.
 	v1.say(t, "it was due yesterday")
-	time.Sleep(100 * time.Millisecond)
+	waitRouted(t, g, v1.customer)
 	if n := countAssignments(t, base, v1.customer); n != 1 {
 		t.Fatalf("%d assignments after a second message, want 1", n)
 	}
@@ -380,9 +373,11 @@ func TestRoutingWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "alice to become available", func() bool { return reps(t, base)["alice"].Presence == "available" })
+	// One-sided: the server starts the grace period after it sees the
+	// close, so a look that ends before closed+grace is inside it.
+	closed := time.Now()
 	ws.Close()
-	time.Sleep(100 * time.Millisecond) // inside the grace period
-	if p := reps(t, base)["alice"].Presence; p != "available" {
+	if p := reps(t, base)["alice"].Presence; p != "available" && time.Since(closed) < 200*time.Millisecond {
 		t.Fatalf("alice is %s within the grace period", p)
 	}
 	waitFor(t, "alice to be set away", func() bool { return reps(t, base)["alice"].Presence == "away" })
@@ -414,7 +409,8 @@ func countAssignments(t *testing.T, base, customer string) int {
 func TestRoutingRestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	base, stop := routedGatewayIn(t, dir)
+	g, stop := runGateway(t, routedConfig(t, dir))
+	base := g.BaseURL()
 	setPresence(t, base, "bob", bobToken, "available")
 	v1 := newVisitor(t, base)
 	v1.say(t, "first")
@@ -424,7 +420,7 @@ func TestRoutingRestart(t *testing.T) {
 	setPresence(t, base, "bob", bobToken, "away")
 	v2 := newVisitor(t, base)
 	v2.say(t, "second, while nobody is available")
-	time.Sleep(100 * time.Millisecond)
+	waitRouted(t, g, v2.customer) // waiting in the router when it stops
 	v1.ws.Close()
 	v2.ws.Close()
 	stop()
@@ -440,48 +436,49 @@ func TestRoutingRestart(t *testing.T) {
 	}
 }
 
-// TestMessageIntoJustResolvedConversation: a channel found the
-// conversation open, a rep resolved it, then the channel appended the
-// customer's message to it (two store calls, so this can happen). The
-// conversation is reopened and routed again instead of leaving the message
-// where no one looks.
-func TestMessageIntoJustResolvedConversation(t *testing.T) {
+// TestMessageAfterResolve: a customer who writes again after their
+// conversation was resolved gets a new conversation (intake never appends
+// to a resolved one), routed to the rep who resolved the first, now their
+// owner.
+func TestMessageAfterResolve(t *testing.T) {
 	t.Parallel()
 	g, _ := runGateway(t, routedConfig(t, t.TempDir()))
 	base := g.BaseURL()
 	setPresence(t, base, "bob", bobToken, "available")
+	setPresence(t, base, "alice", aliceToken, "available")
 	v := newVisitor(t, base)
 	v.say(t, "my parcel is late")
-	if d := assignment(t, base, v.customer, 1); d.RepID != "bob" {
-		t.Fatalf("first assignment = %+v", d)
-	}
+	first := assignment(t, base, v.customer, 1)
 	conv := conversationsOf(t, base, v.customer)[0].ID
-	call(t, base, "POST", "/v1/conversations/"+conv+"/resolve", bobToken, "{}", 200, nil)
+	call(t, base, "POST", "/v1/conversations/"+conv+"/resolve", repToken(first.RepID), "{}", 200, nil)
+	waitFor(t, "the resolver's load to be freed", func() bool { return reps(t, base)[first.RepID].Used == 0 })
 
-	// The message that raced the resolution, appended as the channel does.
-	store := gateway.StoreOf(g)
-	if _, _, err := store.Append(context.Background(), sessions.Event{CustomerID: v.customer, ConversationID: conv,
-		Kind: sessions.KindMessageIn, Channel: sessions.ChannelWebchat, ExternalID: "raced-1", Author: "customer",
-		Payload: json.RawMessage(`{"text":"and it is still not here"}`)}); err != nil {
-		t.Fatal(err)
+	v.say(t, "and it is still not here")
+	second := assignment(t, base, v.customer, 2)
+	if second.RepID != first.RepID || second.Ring != router.RingOwner {
+		t.Fatalf("second assignment = %+v, want the owner %s", second, first.RepID)
 	}
-	// Reopened with bob still its assignee, and bob's load counts it again.
-	waitFor(t, "the conversation to reopen", func() bool {
-		c := conversationsOf(t, base, v.customer)
-		return len(c) == 1 && c[0].Status == "open" && c[0].Assignee == "bob"
-	})
-	waitFor(t, "bob's load to include it", func() bool { return reps(t, base)["bob"].Used == 25 })
+	convs := conversationsOf(t, base, v.customer)
+	if len(convs) != 2 || convs[0].ID == conv || convs[0].Status != "open" || convs[1].Status != "resolved" {
+		t.Fatalf("conversations = %+v", convs)
+	}
+}
 
-	// A message older than the resolution reopens nothing: resolved again,
-	// then an event stamped before that.
-	call(t, base, "POST", "/v1/conversations/"+conv+"/resolve", bobToken, "{}", 200, nil)
-	if _, _, err := store.Append(context.Background(), sessions.Event{CustomerID: v.customer, ConversationID: conv,
-		Kind: sessions.KindMessageIn, Channel: sessions.ChannelWebchat, ExternalID: "late-import", Author: "customer",
-		Time: time.Now().Add(-time.Hour), Payload: json.RawMessage(`{"text":"from an hour ago"}`)}); err != nil {
-		t.Fatal(err)
+// repToken is the test token of alice or bob.
+func repToken(rep string) string {
+	if rep == "alice" {
+		return aliceToken
 	}
-	time.Sleep(300 * time.Millisecond)
-	if c := conversationsOf(t, base, v.customer); c[0].Status != "resolved" {
-		t.Fatalf("reopened for a message older than the resolution: %+v", c)
+	return bobToken
+}
+
+// waitRouted waits until routing has handled the customer's timeline as
+// it stands now.
+func waitRouted(t *testing.T, g *gateway.Gateway, customer string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := gateway.WaitRouted(ctx, g, customer); err != nil {
+		t.Fatalf("routing did not handle customer %s's events: %v", customer, err)
 	}
 }

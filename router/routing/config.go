@@ -1,0 +1,84 @@
+package routing
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config is how the service runs the router: the "routing" section of the
+// gateway's YAML beside router.Config (queues, rings, costs), which the
+// router owns. Every zero value means the default named on the field.
+type Config struct {
+	// PresenceGrace is how long a rep whose last inbox socket closed keeps
+	// their presence before being set away, so a reload or a network blip
+	// is not leaving. Zero means 30s.
+	PresenceGrace time.Duration `yaml:"presence_grace"`
+	// ReconcileInterval is how often each node looks for open, unassigned
+	// conversations that no node is routing (an event missed, a node that
+	// died) and routes them. Zero means 10s.
+	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
+	// ReconcileAfter is how long a conversation must have been unchanged
+	// before that scan routes it, so the scan does not race the change
+	// feed. Zero means 5s.
+	ReconcileAfter time.Duration `yaml:"reconcile_after"`
+	// SyncInterval is how often, in a cluster, each node renews its lease
+	// and reads the presence and load that other nodes changed. Zero means
+	// 1s. Ignored on a single node.
+	SyncInterval time.Duration `yaml:"sync_interval"`
+	// NodeLease is how long, in a cluster, the tasks and reservations a
+	// node holds stay its own after its last renewal; then the other
+	// nodes take them over. Zero means 10s; it must be at least three sync
+	// intervals.
+	NodeLease time.Duration `yaml:"node_lease"`
+	// OwnerOnResolve makes the rep who resolves a conversation the owner
+	// (dedicated advisor) of a customer who has none. False (the zero
+	// value) leaves owners to supervisors and admins.
+	OwnerOnResolve bool `yaml:"owner_on_resolve"`
+}
+
+// Defaults of the fields whose zero value means one.
+const (
+	DefaultPresenceGrace     = 30 * time.Second
+	DefaultReconcileInterval = 10 * time.Second
+	DefaultReconcileAfter    = 5 * time.Second
+	DefaultSyncInterval      = time.Second
+	DefaultNodeLease         = 10 * time.Second
+)
+
+// WithDefaults returns c with every zero duration set to its default.
+func (c Config) WithDefaults() Config {
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&c.PresenceGrace, DefaultPresenceGrace}, {&c.ReconcileInterval, DefaultReconcileInterval},
+		{&c.ReconcileAfter, DefaultReconcileAfter}, {&c.SyncInterval, DefaultSyncInterval},
+		{&c.NodeLease, DefaultNodeLease},
+	} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	return c
+}
+
+// Validate reports every problem, each naming its YAML key.
+func (c Config) Validate() []error {
+	var errs []error
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"presence_grace", c.PresenceGrace}, {"reconcile_interval", c.ReconcileInterval},
+		{"reconcile_after", c.ReconcileAfter}, {"sync_interval", c.SyncInterval}, {"node_lease", c.NodeLease},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("routing.%s: %v is negative", d.name, d.v))
+		}
+	}
+	c = c.WithDefaults()
+	if c.NodeLease < 3*c.SyncInterval {
+		errs = append(errs, fmt.Errorf("routing.node_lease: %v is shorter than three sync intervals (%v)", c.NodeLease, 3*c.SyncInterval))
+	}
+	return errs
+}
