@@ -2,7 +2,6 @@ package sessions
 
 import (
 	"context"
-	"errors"
 	"fmt"
 )
 
@@ -11,46 +10,32 @@ import (
 // it, so an event costs one channel send per interested socket rather than
 // one per socket on the node, and each watcher's buffer stays small.
 type Fanout struct {
-	store  Store
-	hub    *hub
-	cancel context.CancelFunc
-	done   chan struct{}
+	hub  *hub
+	feed *Consumer
+	done chan struct{}
 }
 
 // NewFanout subscribes to the store and starts dispatching. Close it when
 // done; it also ends when the store closes.
 func NewFanout(store Store) (*Fanout, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	sub, err := store.Subscribe(ctx)
+	f := &Fanout{hub: newHub(), done: make(chan struct{})}
+	feed, err := NewConsumer(context.Background(), store, ConsumerOptions{
+		Handle: func(_ context.Context, ev Event) { f.hub.publish(ev) },
+		// Called once the new subscription exists, so every watcher that
+		// comes back (and catches up from the timeline) is already
+		// covered by it.
+		OnGap: func(context.Context, error) { f.hub.dropAll(ErrSlow) },
+	})
 	if err != nil {
-		cancel()
 		return nil, err
 	}
-	f := &Fanout{store: store, hub: newHub(), cancel: cancel, done: make(chan struct{})}
-	go f.run(ctx, sub)
+	f.feed = feed
+	go func() {
+		<-feed.Done()
+		f.hub.close()
+		close(f.done)
+	}()
 	return f, nil
-}
-
-func (f *Fanout) run(ctx context.Context, sub *Subscription) {
-	defer close(f.done)
-	defer f.hub.close()
-	for {
-		for ev := range sub.Events() {
-			f.hub.publish(ev)
-		}
-		if !errors.Is(sub.Err(), ErrSlow) {
-			return
-		}
-		// Resubscribe before cutting the watchers off, so every watcher
-		// that comes back (and catches up from the timeline) is already
-		// covered by the new subscription.
-		next, err := f.store.Subscribe(ctx)
-		if err != nil {
-			return
-		}
-		f.hub.dropAll(ErrSlow)
-		sub = next
-	}
 }
 
 // Watch delivers the customer's events appended from now on. See
@@ -78,6 +63,6 @@ func (f *Fanout) WatchFunc(customerID string, fn func(Event, error)) (cancel fun
 
 // Close stops dispatching and ends every watcher with ErrClosed.
 func (f *Fanout) Close() {
-	f.cancel()
+	f.feed.Close()
 	<-f.done
 }

@@ -63,6 +63,7 @@ type Hub struct {
 	origins    []string
 	m          *melody.Melody
 	metrics    *metrics // nil without Options.Metrics
+	feed       *sessions.Consumer
 
 	ctx    context.Context // ends with Close
 	cancel context.CancelFunc
@@ -109,7 +110,12 @@ func New(cfg Config, o Options) (*Hub, error) {
 	}
 	// Subscribe before returning, so an event appended once New has
 	// returned reaches every socket authenticated after it.
-	sub, err := h.store.Subscribe(h.ctx)
+	var err error
+	h.feed, err = sessions.NewConsumer(h.ctx, h.store, sessions.ConsumerOptions{
+		Handle: func(_ context.Context, ev sessions.Event) { h.dispatch(ev) },
+		OnGap:  h.gap,
+		Logger: h.log,
+	})
 	if err != nil {
 		h.cancel()
 		if h.untype != nil {
@@ -117,8 +123,12 @@ func New(cfg Config, o Options) (*Hub, error) {
 		}
 		return nil, err
 	}
-	h.wg.Add(1)
-	go h.run(sub)
+	h.wg.Go(func() {
+		<-h.feed.Done()
+		if h.ctx.Err() == nil { // the store closed under the hub
+			h.closeAll(CloseShutdown)
+		}
+	})
 	return h, nil
 }
 
@@ -243,54 +253,28 @@ func (h *Hub) Close() error {
 	return nil
 }
 
-// run fans the change feed out until Close. When the hub's own
-// subscription is cut off (it fell behind, or the store's feed broke),
-// events were missed: it subscribes again and then closes every socket
-// that was open across the gap, so each client reloads from the
-// timeline. Sockets authenticated after the new subscription miss
-// nothing and stay.
-func (h *Hub) run(sub *sessions.Subscription) {
-	defer h.wg.Done()
-	backoff := 100 * time.Millisecond
-	for {
-		for ev := range sub.Events() {
-			h.dispatch(ev)
-		}
-		err := sub.Err()
-		if h.ctx.Err() != nil {
-			return
-		}
-		code := CloseSlow
-		switch {
-		case errors.Is(err, sessions.ErrClosed):
-			h.closeAll(CloseShutdown)
-			return
-		case errors.Is(err, sessions.ErrSlow):
-			h.log.Warn("inbox: fell behind the change feed; reconnecting every socket")
-		default:
-			h.log.Error("inbox: change feed failed", "err", err)
-			code = CloseServerError
-		}
-		for {
-			sub, err = h.store.Subscribe(h.ctx)
-			if err == nil {
-				break
-			}
-			if h.ctx.Err() != nil || errors.Is(err, sessions.ErrClosed) {
-				h.closeAll(CloseShutdown)
-				return
-			}
-			h.log.Error("inbox: subscribing to the change feed", "err", err)
-			select {
-			case <-h.ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
-		}
-		backoff = 100 * time.Millisecond
-		h.closeAll(code)
+// gap is the feed consumer's OnGap: the hub's subscription was cut off
+// (it fell behind, or the store's feed broke) and events were missed. The
+// consumer has subscribed again; every socket open across the gap is
+// closed, so each client reloads from the timeline. Sockets authenticated
+// after the new subscription miss nothing and stay.
+func (h *Hub) gap(_ context.Context, cause error) {
+	code := CloseSlow
+	if errors.Is(cause, sessions.ErrSlow) {
+		h.log.Warn("inbox: fell behind the change feed; reconnecting every socket")
+	} else {
+		h.log.Error("inbox: change feed failed; reconnecting every socket", "err", cause)
+		code = CloseServerError
 	}
+	h.closeAll(code)
+}
+
+// WaitHandled blocks until the hub has dispatched the customer's events up
+// to seq (queued them, or closed the sockets too slow for them), ctx ends,
+// or the hub stopped following the store. Tests wait on it before
+// asserting what a socket did not get; see sessions.Consumer.WaitHandled.
+func (h *Hub) WaitHandled(ctx context.Context, customerID string, seq uint64) error {
+	return h.feed.WaitHandled(ctx, customerID, seq)
 }
 
 // changesConversation lists the kinds after which the conversation itself

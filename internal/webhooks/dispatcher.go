@@ -2,7 +2,6 @@ package webhooks
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -45,75 +44,27 @@ const liveBatch = 256
 // checkpoint.
 const recoveryMargin = 5 * time.Minute
 
-// run follows the store until ctx ends, starting with sub (subscribed by
-// Start, so everything appended after Start returned comes live). After
-// every (re)subscription it starts a recovery pass, so what the feed
-// missed while this node was down or cut off as slow is read back from
-// the timelines.
-func (d *dispatcher) run(ctx context.Context, sub *sessions.Subscription) {
-	defer d.recWG.Wait()
-	delay := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		if sub == nil {
-			var err error
-			sub, err = d.store.Subscribe(ctx)
-			if err != nil {
-				if errors.Is(err, sessions.ErrClosed) {
-					return
-				}
-				d.log.Warn("webhooks: subscribing to the store failed", slog.Any("error", err))
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(delay):
-				}
-				delay = min(2*delay, 5*time.Second)
-				continue
-			}
+// handle is the feed consumer's HandleBatch: live events, in one outbox
+// write. A failed write leaves the cursors where they were and asks a
+// recovery pass to read the batch's customers back from their timelines.
+func (d *dispatcher) handle(ctx context.Context, batch []sessions.Event) {
+	if err := d.advance(ctx, batch); err != nil && ctx.Err() == nil {
+		d.log.Error("webhooks: enqueueing deliveries failed; will retry from the timeline", slog.Any("error", err))
+		d.retryMu.Lock()
+		for _, ev := range batch {
+			d.retry[ev.CustomerID] = true
 		}
-		delay = 100 * time.Millisecond
-		// Subscribed first, then recover: anything appended from here on
-		// comes live, anything before is in the timelines.
+		d.retryMu.Unlock()
 		d.requestRecovery(ctx)
-		err := d.follow(ctx, sub)
-		sub.Close()
-		sub = nil
-		if !errors.Is(err, sessions.ErrSlow) {
-			return
-		}
-		d.log.Warn("webhooks: fell behind the store's feed; recovering from the timelines")
 	}
 }
 
-func (d *dispatcher) follow(ctx context.Context, sub *sessions.Subscription) error {
-	for {
-		ev, ok := <-sub.Events()
-		if !ok {
-			return sub.Err()
-		}
-		batch := []sessions.Event{ev}
-	drain:
-		for len(batch) < liveBatch {
-			select {
-			case ev, ok := <-sub.Events():
-				if !ok {
-					break drain
-				}
-				batch = append(batch, ev)
-			default:
-				break drain
-			}
-		}
-		if err := d.advance(ctx, batch); err != nil && ctx.Err() == nil {
-			d.log.Error("webhooks: enqueueing deliveries failed; will retry from the timeline", slog.Any("error", err))
-			d.retryMu.Lock()
-			for _, ev := range batch {
-				d.retry[ev.CustomerID] = true
-			}
-			d.retryMu.Unlock()
-			d.requestRecovery(ctx)
-		}
-	}
+// gap is the feed consumer's OnGap: subscribed again, so anything
+// appended from here on comes live and anything before is in the
+// timelines, which a recovery pass reads back.
+func (d *dispatcher) gap(ctx context.Context, cause error) {
+	d.log.Warn("webhooks: lost the store's feed; recovering from the timelines", slog.Any("error", cause))
+	d.requestRecovery(ctx)
 }
 
 // advance handles live events: per customer, events that follow the

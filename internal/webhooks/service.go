@@ -62,6 +62,7 @@ type Service struct {
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
+	feed   *sessions.Consumer // the dispatcher's; nil until Start
 	wg     sync.WaitGroup
 }
 
@@ -136,15 +137,25 @@ func (s *Service) Start(ctx context.Context) error {
 		return errors.New("webhooks: already started")
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	sub, err := s.store.Subscribe(runCtx)
+	// Batches: one outbox write (an fsync) per batch, not per event.
+	feed, err := sessions.NewConsumer(runCtx, s.store, sessions.ConsumerOptions{
+		HandleBatch: s.disp.handle,
+		OnGap:       s.disp.gap,
+		Logger:      s.log,
+	})
 	if err != nil {
 		cancel()
 		return fmt.Errorf("webhooks: following the store: %w", err)
 	}
-	s.cancel = cancel
-	s.wg.Add(2)
-	go func() { defer s.wg.Done(); s.disp.run(runCtx, sub) }()
-	go func() { defer s.wg.Done(); s.send.run(runCtx) }()
+	s.cancel, s.feed = cancel, feed
+	// Subscribed first, then recover: anything appended from here on
+	// comes live, anything before is in the timelines.
+	s.disp.requestRecovery(runCtx)
+	s.wg.Go(func() {
+		<-feed.Done()
+		s.disp.recWG.Wait() // no recovery starts once the feed has stopped
+	})
+	s.wg.Go(func() { s.send.run(runCtx) })
 	return nil
 }
 

@@ -141,7 +141,7 @@ func TestRetryThenDeliverOnce(t *testing.T) {
 	store := sessions.NewMemoryStore()
 	defer store.Close()
 	ob := NewMemoryOutbox()
-	startService(t, cfg, store, ob, Options{})
+	s := startService(t, cfg, store, ob, Options{})
 
 	ctx := context.Background()
 	c, _, _ := store.ResolveCustomer(ctx, sessions.Identity{Kind: sessions.IdentityPhone, Value: "+8613812345678"}, sessions.Customer{})
@@ -151,7 +151,10 @@ func TestRetryThenDeliverOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Filtered out: not a message_in.
-	_, _, _ = store.Append(ctx, sessions.Event{CustomerID: c.ID, Kind: sessions.KindNote, Channel: "api", Payload: json.RawMessage(`{"text":"x"}`)})
+	note, _, err := store.Append(ctx, sessions.Event{CustomerID: c.ID, Kind: sessions.KindNote, Channel: "api", Payload: json.RawMessage(`{"text":"x"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	want := DeliveryID("crm", ev.ID)
 	waitFor(t, "the delivery", func() bool { ok, _, _ := rcv.snapshot(); return len(ok) == 1 })
@@ -173,10 +176,18 @@ func TestRetryThenDeliverOnce(t *testing.T) {
 	if len(as) != 4 || !as[0].OK || as[1].Status != 500 || as[3].N != 1 {
 		t.Fatalf("log %+v", as)
 	}
-	// Nothing more is sent.
-	time.Sleep(50 * time.Millisecond)
-	if _, seen, _ := rcv.snapshot(); seen[want] != 4 {
-		t.Fatalf("sent again after success: %d", seen[want])
+	// Nothing more is sent: both events are handled, and the outbox owes
+	// nothing (the sender sends only what is due in it).
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.feed.WaitHandled(wctx, c.ID, note.Seq); err != nil {
+		t.Fatal(err)
+	}
+	if due, err := ob.Due(ctx, time.Now().Add(24*time.Hour), 10); err != nil || len(due) != 0 {
+		t.Fatalf("still due after success: %v %v", due, err)
+	}
+	if _, seen, _ := rcv.snapshot(); seen[want] != 4 || len(seen) != 1 {
+		t.Fatalf("requests by webhook-id after success: %v", seen)
 	}
 }
 
@@ -284,6 +295,55 @@ func TestRecoveryFromTimeline(t *testing.T) {
 	if _, _, bad := rcv.snapshot(); len(bad) > 0 {
 		t.Fatal(bad)
 	}
+}
+
+// gatedOutbox holds every Enqueue until open is closed.
+type gatedOutbox struct {
+	Outbox
+	entered chan struct{}
+	open    chan struct{}
+	once    sync.Once
+}
+
+func (g *gatedOutbox) Enqueue(ctx context.Context, ds []Delivery, cursors map[string]uint64, checkpoint time.Time) (int, error) {
+	g.once.Do(func() { close(g.entered) })
+	<-g.open
+	return g.Outbox.Enqueue(ctx, ds, cursors, checkpoint)
+}
+
+// TestRecoveryAfterFeedGap: a dispatcher that falls behind the feed is cut
+// off (ErrSlow); once subscribed again, a recovery pass delivers what was
+// appended while it had no subscription.
+func TestRecoveryAfterFeedGap(t *testing.T) {
+	t.Parallel()
+	cfg := fastConfig()
+	cfg.Endpoints = []EndpointConfig{{ID: "crm", URL: "http://127.0.0.1:1/", Secret: signing.NewSecret(), EventTypes: []string{"message_in"}}}
+	store := sessions.NewMemoryStore()
+	defer store.Close()
+	ob := &gatedOutbox{Outbox: NewMemoryOutbox(), entered: make(chan struct{}), open: make(chan struct{})}
+	startService(t, cfg, store, ob, Options{})
+
+	ctx := context.Background()
+	c, _, _ := store.ResolveCustomer(ctx, sessions.Identity{Kind: sessions.IdentityEmail, Value: "g@x.y"}, sessions.Customer{})
+	appendEv := func(kind sessions.EventKind) sessions.Event {
+		ev, _, err := store.Append(ctx, sessions.Event{CustomerID: c.ID, Kind: kind, Channel: "api", Payload: json.RawMessage(`{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	appendEv(sessions.KindMessageIn)
+	<-ob.entered
+	// More than the dispatcher's queue and subscription hold: cut off.
+	for range sessions.SubscriptionBuffer + 300 {
+		appendEv(sessions.KindNote)
+	}
+	missed := appendEv(sessions.KindMessageIn)
+	close(ob.open)
+	waitFor(t, "the missed event's delivery", func() bool {
+		_, err := ob.Delivery(ctx, DeliveryID("crm", missed.ID))
+		return err == nil
+	})
 }
 
 // intakeRig signs and posts events.
