@@ -3,321 +3,346 @@ package sessions
 import (
 	"context"
 	"errors"
-	"hash/fnv"
+	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"sync"
 	"time"
 )
+
+// ErrStopped is WaitHandled's answer once the consumer has stopped and the
+// watermark can no longer move.
+var ErrStopped = errors.New("sessions: feed consumer stopped")
 
 // ConsumerOptions configures NewConsumer.
 type ConsumerOptions struct {
 	// Handle is called with each event of the feed. Events of one customer
 	// are handled one at a time, in feed order; with Workers > 1 events of
 	// different customers are handled concurrently (sharded by customer
-	// id). Exactly one of Handle and HandleBatch is required.
+	// id). ctx ends with NewConsumer's or when Close is called; events
+	// still queued then are dropped, not handled (when the store closes,
+	// they are handled). Set Handle or HandleBatch, not both.
 	Handle func(ctx context.Context, ev Event)
-	// HandleBatch, instead of Handle, is called with the events that are
-	// waiting, up to MaxBatch at once, in feed order, on one worker: for a
-	// reader whose every step costs a write (the webhook outbox), so a
-	// burst becomes a few writes. Workers must be 0 or 1 with it.
+	// HandleBatch, instead of Handle, takes the events a worker found
+	// queued at once (at most 256, in feed order, several customers
+	// mixed), for a handler that writes once per batch rather than once
+	// per event (the webhook dispatcher's outbox fsync). evs is reused
+	// after the call returns. The watermarks of its events move when it
+	// returns.
 	HandleBatch func(ctx context.Context, evs []Event)
-	// MaxBatch bounds HandleBatch's batches; zero means 256.
-	MaxBatch int
-	// Workers is how many events are handled at once; zero means 1.
+	// Workers is how many events (or batches) are handled at once; zero
+	// means 1.
 	Workers int
 	// OnGap is called when the subscription was lost (ErrSlow, a broken
-	// Valkey connection: anything but the context ending or the store
+	// Valkey connection, anything but the context ending or the store
 	// closing) and has been renewed: events in between may be missed, so
 	// the consumer catches up from the store. It is called after the new
-	// subscription exists, after every handler of the old one returned,
-	// and before any event of the new one is handled. Nil means nothing to
-	// do.
+	// subscription exists and before any of its events is handled, after
+	// every handler of the old one returned; events arriving meanwhile wait
+	// in the new subscription's buffer (SubscriptionBuffer), so a long
+	// catch-up belongs in a goroutine of its own. Nil means nothing to do.
 	OnGap func(ctx context.Context, cause error)
-	// Logger gets a warning for each lost subscription; nil means
-	// slog.Default().
+	// Forget is how long a customer's watermark is kept after the last of
+	// its events was handled, so a long-running node holds watermarks only
+	// for the customers active lately. Zero means 10 minutes.
+	Forget time.Duration
+	// Logger is told when the feed is lost and when subscribing again
+	// fails; nil discards (the caller's OnGap says what it does about it).
 	Logger *slog.Logger
 }
 
-// Consumer follows the store's change feed for as long as its context
-// lives: the one subscribe, resubscribe-with-backoff and catch-up loop
-// that every reader of the whole feed (routing, the inbox hub, the
-// webhook dispatcher, Fanout) goes through.
-//
-// It also keeps a watermark per customer, the highest sequence handled,
-// so a test (or a caller that must know an event took effect) can wait
-// for it instead of sleeping. Watermarks are kept for customers with an
-// event handled in the last WatermarkTTL; a customer quiet for longer is
-// forgotten, so memory follows the active customers, not every customer
-// ever seen.
-type Consumer struct {
-	store Store
-	o     ConsumerOptions
-	log   *slog.Logger
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-	work   []chan []Event // one event each, or a HandleBatch batch
-	busy   sync.WaitGroup // batches dispatched and not yet handled
-
-	mu     sync.Mutex
-	marks  map[string]*watermark
-	pruned time.Time // last prune
-}
-
-// WatermarkTTL is how long a customer's watermark is kept after the last
-// event of theirs was handled.
-const WatermarkTTL = 5 * time.Minute
-
-type watermark struct {
-	seq     uint64
-	at      time.Time
-	waiters []waiter
-}
-
-type waiter struct {
-	seq uint64
-	ch  chan struct{}
-}
-
-// Resubscribe backoff: the first retry after 50 ms, doubling to 5 s.
 const (
+	// consumerQueue is each worker's queue. When the workers fall this
+	// far behind the reader stops taking events, the subscription's
+	// buffer fills, and the store cuts it off with ErrSlow: a gap, caught
+	// up by OnGap, rather than unbounded memory.
+	consumerQueue = 256
+	// consumerBatch is the most events one HandleBatch call gets.
+	consumerBatch = 256
+	// Subscribing again after a failure waits resubscribeFirst, doubling
+	// up to resubscribeMax.
 	resubscribeFirst = 50 * time.Millisecond
 	resubscribeMax   = 5 * time.Second
+	defaultForget    = 10 * time.Minute
 )
 
+// Consumer follows the store's change feed for as long as its context
+// lives: it subscribes, hands every event to Handle, and when the
+// subscription is lost it subscribes again and calls OnGap so the caller
+// catches up from the store. Every part of the gateway that follows the
+// feed (routing, the inbox hub, the webhook dispatcher, Fanout) is one.
+//
+// Its watermarks say how far each customer's events were handled, so a
+// test can wait for an input to be handled before asserting what it did
+// (or did not) cause.
+type Consumer struct {
+	store  Store
+	o      ConsumerOptions
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	seed   maphash.Seed
+	queues []chan Event
+	// inflight counts the events given to the workers and not yet handled
+	// (or dropped); only the reader goroutine adds and waits.
+	inflight sync.WaitGroup
+	workers  sync.WaitGroup
+	done     chan struct{}
+
+	mu      sync.Mutex
+	marks   map[string]mark
+	changed chan struct{} // closed when a mark moves; nil while nobody waits
+	swept   time.Time     // the last sweep of marks
+}
+
+// mark is a customer's watermark: seq handled, at that time.
+type mark struct {
+	seq uint64
+	at  time.Time
+}
+
 // NewConsumer subscribes (before it returns, so nothing appended after it
-// returns is missed; the first Subscribe error is returned) and consumes
-// until ctx ends, Close is called or the store closes.
+// returns is missed; the first Subscribe error is returned) and starts
+// consuming until ctx ends, Close is called or the store closes.
+// Resubscribes with backoff (50 ms doubling to 5 s) for as long as ctx
+// lives.
 func NewConsumer(ctx context.Context, store Store, o ConsumerOptions) (*Consumer, error) {
-	if (o.Handle == nil) == (o.HandleBatch == nil) {
-		return nil, errors.New("sessions: a consumer needs one of Handle and HandleBatch")
+	switch {
+	case store == nil:
+		return nil, fmt.Errorf("sessions: consumer without a store: %w", ErrInvalid)
+	case (o.Handle == nil) == (o.HandleBatch == nil):
+		return nil, fmt.Errorf("sessions: consumer needs one of Handle and HandleBatch: %w", ErrInvalid)
+	case o.Workers < 0:
+		return nil, fmt.Errorf("sessions: consumer with %d workers: %w", o.Workers, ErrInvalid)
+	case o.Forget < 0:
+		return nil, fmt.Errorf("sessions: consumer forgetting after %v: %w", o.Forget, ErrInvalid)
 	}
-	if o.Workers <= 0 {
+	if o.Workers == 0 {
 		o.Workers = 1
 	}
-	if o.HandleBatch != nil && o.Workers > 1 {
-		return nil, errors.New("sessions: HandleBatch runs on one worker")
-	}
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = 256
+	if o.Forget == 0 {
+		o.Forget = defaultForget
 	}
 	log := o.Logger
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	sub, err := store.Subscribe(ctx)
+	c := &Consumer{store: store, o: o, log: log, seed: maphash.MakeSeed(), done: make(chan struct{}),
+		marks: map[string]mark{}, swept: time.Now()}
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	sub, err := store.Subscribe(c.ctx)
 	if err != nil {
-		cancel()
+		c.cancel()
 		return nil, err
 	}
-	c := &Consumer{store: store, o: o, log: log, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		work: make([]chan []Event, o.Workers), marks: map[string]*watermark{}, pruned: time.Now()}
-	for i := range c.work {
-		c.work[i] = make(chan []Event, 256)
+	c.queues = make([]chan Event, o.Workers)
+	for i := range c.queues {
+		c.queues[i] = make(chan Event, consumerQueue)
+		c.workers.Add(1)
+		go c.work(c.queues[i])
 	}
 	go c.run(sub)
 	return c, nil
 }
 
-func (c *Consumer) run(sub *Subscription) {
-	defer close(c.done)
-	var workers sync.WaitGroup
-	for _, ch := range c.work {
-		workers.Go(func() {
-			for evs := range ch {
-				if c.o.HandleBatch != nil {
-					c.o.HandleBatch(c.ctx, evs)
-				} else {
-					c.o.Handle(c.ctx, evs[0])
-				}
-				c.handled(evs)
-				c.busy.Done()
-			}
-		})
-	}
-	defer func() {
-		for _, ch := range c.work {
-			close(ch)
+// Handled is the customer's watermark: every event of the customer with
+// Seq <= the returned value that the feed delivered has been handled.
+// It is 0 for a customer with no event handled within Forget.
+func (c *Consumer) Handled(customerID string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.marks[customerID].seq
+}
+
+// WaitHandled blocks until Handled(customerID) >= seq or ctx ends
+// (ctx.Err()), or the consumer stopped short of it (ErrStopped). A
+// customer's watermark is forgotten Forget after its last event was
+// handled; waiting for an event older than that blocks until a later
+// event of the customer is handled, so wait right after the append whose
+// handling you need.
+func (c *Consumer) WaitHandled(ctx context.Context, customerID string, seq uint64) error {
+	for {
+		c.mu.Lock()
+		if c.marks[customerID].seq >= seq {
+			c.mu.Unlock()
+			return nil
 		}
-		workers.Wait()
-		sub.Close()
+		if c.changed == nil {
+			c.changed = make(chan struct{})
+		}
+		changed := c.changed
+		c.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.done:
+			if c.Handled(customerID) >= seq {
+				return nil
+			}
+			return ErrStopped
+		}
+	}
+}
+
+// Close stops consuming and waits for handlers in flight. It must not be
+// called from Handle or OnGap.
+func (c *Consumer) Close() {
+	c.cancel()
+	<-c.done
+}
+
+// Done is closed when the consumer has stopped (ctx ended, Close, store
+// closed) and every handler has returned.
+func (c *Consumer) Done() <-chan struct{} { return c.done }
+
+// run is the reader: it shards the feed among the workers and renews the
+// subscription when it is lost.
+func (c *Consumer) run(sub *Subscription) {
+	defer func() {
+		// After the store closed, what was queued is still handled;
+		// after ctx ended or Close, the workers drop it.
+		for _, q := range c.queues {
+			close(q)
+		}
+		c.workers.Wait()
+		c.cancel()
+		close(c.done)
 	}()
 	for {
-		if !c.dispatch(sub) {
-			return
-		}
-		cause := sub.Err()
+		cause := c.consume(sub)
 		if c.ctx.Err() != nil || errors.Is(cause, ErrClosed) {
 			return
 		}
-		c.log.Warn("sessions: change feed lost; subscribing again", slog.Any("error", cause))
-		next, ok := c.resubscribe()
-		if !ok {
+		c.log.Warn("sessions: change feed lost; subscribing again", slog.Any("err", cause))
+		if sub = c.resubscribe(); sub == nil {
 			return
 		}
-		sub = next
-		c.busy.Wait() // every handler of the old subscription returned
+		// Whatever the old subscription brought is handled before the
+		// caller catches up, and nothing of the new one before it has.
+		c.inflight.Wait()
+		if c.ctx.Err() != nil {
+			sub.Close()
+			return
+		}
 		if c.o.OnGap != nil {
 			c.o.OnGap(c.ctx, cause)
 		}
 	}
 }
 
-// dispatch hands sub's events to the workers until sub ends; false when
-// the context ended first.
-func (c *Consumer) dispatch(sub *Subscription) bool {
+// consume hands sub's events to the workers until it ends, and says why.
+func (c *Consumer) consume(sub *Subscription) error {
 	for ev := range sub.Events() {
-		evs := []Event{ev}
-		if c.o.HandleBatch != nil {
-			evs = c.drain(sub, evs)
-		}
-		h := fnv.New32a()
-		_, _ = h.Write([]byte(ev.CustomerID))
-		c.busy.Add(1)
+		q := c.queues[c.shard(ev.CustomerID)]
+		c.inflight.Add(1)
 		select {
-		case c.work[h.Sum32()%uint32(len(c.work))] <- evs:
+		case q <- ev:
 		case <-c.ctx.Done():
-			c.busy.Done()
-			return false
+			c.inflight.Done()
+			sub.Close()
+			return c.ctx.Err()
 		}
 	}
-	return true
+	return sub.Err()
 }
 
-// drain adds the events already waiting on sub to evs, up to MaxBatch.
-func (c *Consumer) drain(sub *Subscription, evs []Event) []Event {
-	for len(evs) < c.o.MaxBatch {
-		select {
-		case ev, ok := <-sub.Events():
-			if !ok {
-				return evs
-			}
-			evs = append(evs, ev)
-		default:
-			return evs
-		}
-	}
-	return evs
+// shard is the worker of a customer's events.
+func (c *Consumer) shard(customerID string) int {
+	return int(maphash.String(c.seed, customerID) % uint64(len(c.queues)))
 }
 
-// resubscribe subscribes again, backing off while the store refuses, for
-// as long as the context lives and the store is open.
-func (c *Consumer) resubscribe() (*Subscription, bool) {
+// resubscribe subscribes again, with backoff; nil when the consumer
+// stops first.
+func (c *Consumer) resubscribe() *Subscription {
 	delay := resubscribeFirst
 	for {
 		sub, err := c.store.Subscribe(c.ctx)
 		if err == nil {
-			return sub, true
+			return sub
 		}
 		if c.ctx.Err() != nil || errors.Is(err, ErrClosed) {
-			return nil, false
+			return nil
 		}
+		c.log.Error("sessions: subscribing to the change feed", slog.Any("err", err), slog.Duration("retry_in", delay))
+		t := time.NewTimer(delay)
 		select {
 		case <-c.ctx.Done():
-			return nil, false
-		case <-time.After(delay):
+			t.Stop()
+			return nil
+		case <-t.C:
 		}
 		delay = min(2*delay, resubscribeMax)
 	}
 }
 
-// handled moves the customers' watermarks past evs and wakes the waiters
-// they pass; now and then it forgets customers quiet for WatermarkTTL.
-func (c *Consumer) handled(evs []Event) {
+// work handles one shard's events, a batch of what is queued at a time.
+func (c *Consumer) work(q <-chan Event) {
+	defer c.workers.Done()
+	batch := make([]Event, 0, consumerBatch)
+	for ev := range q {
+		batch = append(batch[:0], ev)
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case ev, ok := <-q:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, ev)
+			default:
+				break fill
+			}
+		}
+		c.handle(batch)
+		c.inflight.Add(-len(batch))
+	}
+}
+
+// handle handles a batch and moves its watermarks; once the consumer is
+// stopping, what is left is dropped.
+func (c *Consumer) handle(batch []Event) {
+	if c.o.HandleBatch != nil {
+		if c.ctx.Err() == nil {
+			c.o.HandleBatch(c.ctx, batch)
+			c.advance(batch)
+		}
+		return
+	}
+	for i, ev := range batch {
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.o.Handle(c.ctx, ev)
+		c.advance(batch[i : i+1])
+	}
+}
+
+// advance moves the watermarks of handled events, wakes the waiters, and
+// now and then forgets the customers idle for Forget, so the map holds
+// only those active lately.
+func (c *Consumer) advance(evs []Event) {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, ev := range evs {
-		c.mark(ev, now)
+		c.marks[ev.CustomerID] = mark{seq: max(c.marks[ev.CustomerID].seq, ev.Seq), at: now}
 	}
-	if now.Sub(c.pruned) >= WatermarkTTL {
-		c.pruned = now
-		for id, m := range c.marks {
-			if len(m.waiters) == 0 && now.Sub(m.at) >= WatermarkTTL {
-				delete(c.marks, id)
-			}
+	if c.changed != nil {
+		close(c.changed)
+		c.changed = nil
+	}
+	if now.Sub(c.swept) < c.o.Forget {
+		return
+	}
+	c.swept = now
+	// A new map rather than deletes: a Go map keeps the space of its
+	// largest size, and a burst of customers must not pin it.
+	kept := make(map[string]mark, len(c.marks)/2)
+	for id, m := range c.marks {
+		if now.Sub(m.at) < c.o.Forget {
+			kept[id] = m
 		}
 	}
+	c.marks = kept
 }
-
-// mark moves ev's customer's watermark; the caller holds mu.
-func (c *Consumer) mark(ev Event, now time.Time) {
-	m := c.marks[ev.CustomerID]
-	if m == nil {
-		m = &watermark{}
-		c.marks[ev.CustomerID] = m
-	}
-	m.at = now
-	if ev.Seq > m.seq {
-		m.seq = ev.Seq
-	}
-	kept := m.waiters[:0]
-	for _, w := range m.waiters {
-		if w.seq <= m.seq {
-			close(w.ch)
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	m.waiters = kept
-}
-
-// Handled is the customer's watermark: every event of the customer with
-// Seq up to it that the feed delivered has been handled. Zero for a
-// customer with no event handled in the last WatermarkTTL.
-func (c *Consumer) Handled(customerID string) uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if m := c.marks[customerID]; m != nil {
-		return m.seq
-	}
-	return 0
-}
-
-// WaitHandled blocks until Handled(customerID) >= seq, or returns ctx's
-// error. It is meant for events appended recently (see WatermarkTTL), and
-// an event the feed lost is never handled here (OnGap catches up by other
-// means), so give it a deadline.
-func (c *Consumer) WaitHandled(ctx context.Context, customerID string, seq uint64) error {
-	c.mu.Lock()
-	m := c.marks[customerID]
-	if m == nil {
-		m = &watermark{at: time.Now()}
-		c.marks[customerID] = m
-	}
-	if m.seq >= seq {
-		c.mu.Unlock()
-		return nil
-	}
-	w := waiter{seq: seq, ch: make(chan struct{})}
-	m.waiters = append(m.waiters, w)
-	c.mu.Unlock()
-	select {
-	case <-w.ch:
-		return nil
-	case <-ctx.Done():
-		c.mu.Lock()
-		for i, x := range m.waiters {
-			if x.ch == w.ch {
-				m.waiters = append(m.waiters[:i], m.waiters[i+1:]...)
-				break
-			}
-		}
-		c.mu.Unlock()
-		return ctx.Err()
-	case <-c.done:
-		return ErrClosed
-	}
-}
-
-// Close stops consuming and waits for the handlers in flight.
-func (c *Consumer) Close() {
-	c.cancel()
-	<-c.done
-}
-
-// Done is closed when the consumer has stopped: its context ended, Close
-// was called or the store closed.
-func (c *Consumer) Done() <-chan struct{} { return c.done }

@@ -37,5 +37,10 @@
 // Concurrency: every Store method is safe for concurrent use. Subscriptions
 // deliver events in per-customer sequence order; a subscriber that falls
 // behind is cut off with ErrSlow rather than silently skipped, and catches up
-// from the timeline (see Follow).
+// from the timeline (see Follow). Whatever follows the whole feed does so
+// through a Consumer: it resubscribes for as long as its context lives,
+// calls OnGap once the new subscription exists so the caller catches up,
+// and keeps a per-customer watermark of what was handled, which tests wait
+// on before asserting that something did not happen. Fanout is one Consumer
+// shared by a node's per-customer watchers.
 package sessions

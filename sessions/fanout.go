@@ -12,19 +12,19 @@ import (
 type Fanout struct {
 	hub  *hub
 	feed *Consumer
-	done chan struct{} // closed once every watcher was ended
+	done chan struct{}
 }
 
 // NewFanout subscribes to the store and starts dispatching. Close it when
-// done; it also ends when the store closes. When its subscription is lost
-// and renewed (a Consumer gap), every Watch subscription is ended with
-// ErrSlow and every WatchFunc watcher told so: they catch up from the
-// timeline, and the renewed subscription already covers what comes next.
+// done; it also ends when the store closes.
 func NewFanout(store Store) (*Fanout, error) {
 	f := &Fanout{hub: newHub(), done: make(chan struct{})}
 	feed, err := NewConsumer(context.Background(), store, ConsumerOptions{
 		Handle: func(_ context.Context, ev Event) { f.hub.publish(ev) },
-		OnGap:  func(context.Context, error) { f.hub.dropAll(ErrSlow) },
+		// Called once the new subscription exists, so every watcher that
+		// comes back (and catches up from the timeline) is already
+		// covered by it.
+		OnGap: func(context.Context, error) { f.hub.dropAll(ErrSlow) },
 	})
 	if err != nil {
 		return nil, err

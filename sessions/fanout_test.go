@@ -1,9 +1,9 @@
 package sessions
 
 import (
-	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 )
 
 func TestWatchFunc(t *testing.T) {
@@ -40,8 +40,9 @@ func TestWatchFunc(t *testing.T) {
 			t.Fatalf("got seq %d of %s, want %d of %s", ev.Seq, ev.CustomerID, w, c.ID)
 		}
 	}
-	// A feed cut off as slow is reported, and the watcher stays.
-	fan.hub.dropAll(ErrSlow)
+	// The Fanout's own subscription cut off as slow is reported, once
+	// subscribed again, and the watcher stays.
+	s.hub.dropAll(ErrSlow)
 	if err := <-errs; !errors.Is(err, ErrSlow) {
 		t.Fatalf("after dropAll: %v", err)
 	}
@@ -67,10 +68,44 @@ func TestWatchFunc(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel2()
-	mustAppend(t, s, msg(c.ID, ""))
-	sub, err := fan2.Watch(context.Background(), c.ID) // the dispatch has moved on
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub.Close()
+	// Once the event is handled, the call would have been made.
+	waitHandled(t, fan2.feed, mustAppend(t, s, msg(c.ID, "")))
+}
+
+// Subscribing again fails for a while (the Valkey feed is down): the
+// Fanout keeps trying rather than ending its watchers, and tells them of
+// the gap once it is back.
+func TestFanoutOutlivesFailedResubscribe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &flakyStore{MemoryStore: NewMemoryStore()}
+		defer s.Close()
+		fan, err := NewFanout(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fan.Close()
+		c := newCustomer(t, s)
+		errs := make(chan error, 10)
+		got := make(chan Event, 10)
+		if _, err := fan.WatchFunc(c.ID, func(ev Event, err error) {
+			if err != nil {
+				errs <- err
+				return
+			}
+			got <- ev
+		}); err != nil {
+			t.Fatal(err)
+		}
+		s.mu.Lock()
+		s.fail = []error{errors.New("valkey down"), errors.New("valkey down")}
+		s.mu.Unlock()
+		s.hub.dropAll(ErrSlow)
+		if err := <-errs; !errors.Is(err, ErrSlow) {
+			t.Fatalf("after the feed came back: %v, want ErrSlow", err)
+		}
+		ev := mustAppend(t, s, msg(c.ID, ""))
+		if g := <-got; g.Seq != ev.Seq {
+			t.Fatalf("got seq %d, want %d", g.Seq, ev.Seq)
+		}
+	})
 }

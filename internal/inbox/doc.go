@@ -34,8 +34,10 @@
 // (the one masking decision is maskFor), or block the change feed on a
 // slow socket.
 //
-// Concurrency: one hub goroutine reads the store's change feed and fans
-// each event out to every socket without blocking (melody queues it; a
+// Concurrency: the hub follows the store's change feed with a
+// sessions.Consumer (one worker, which resubscribes on its own; after a
+// gap the hub closes the sockets open across it) and fans each event out
+// to every socket without blocking (melody queues it; a
 // full queue closes the socket as slow). Per socket, melody's reader
 // goroutine applies the rep's frames in order and its writer goroutine
 // writes. Locks: Hub.presenceMu is taken before Hub.mu; the typing

@@ -63,11 +63,11 @@ type Hub struct {
 	origins    []string
 	m          *melody.Melody
 	metrics    *metrics // nil without Options.Metrics
+	feed       *sessions.Consumer
 
 	ctx    context.Context // ends with Close
 	cancel context.CancelFunc
 	closed atomic.Bool
-	feed   *sessions.Consumer
 	wg     sync.WaitGroup
 	untype func()
 
@@ -110,7 +110,8 @@ func New(cfg Config, o Options) (*Hub, error) {
 	}
 	// Subscribe before returning, so an event appended once New has
 	// returned reaches every socket authenticated after it.
-	feed, err := sessions.NewConsumer(h.ctx, h.store, sessions.ConsumerOptions{
+	var err error
+	h.feed, err = sessions.NewConsumer(h.ctx, h.store, sessions.ConsumerOptions{
 		Handle: func(_ context.Context, ev sessions.Event) { h.dispatch(ev) },
 		OnGap:  h.gap,
 		Logger: h.log,
@@ -122,11 +123,10 @@ func New(cfg Config, o Options) (*Hub, error) {
 		}
 		return nil, err
 	}
-	h.feed = feed
 	h.wg.Go(func() {
-		<-feed.Done()
-		if h.ctx.Err() == nil {
-			h.closeAll(CloseShutdown) // the store closed under the hub
+		<-h.feed.Done()
+		if h.ctx.Err() == nil { // the store closed under the hub
+			h.closeAll(CloseShutdown)
 		}
 	})
 	return h, nil
@@ -249,22 +249,32 @@ func (h *Hub) Close() error {
 	if h.untype != nil {
 		h.untype()
 	}
-	h.feed.Close()
 	h.wg.Wait()
 	return nil
 }
 
-// gap is the feed's OnGap: the hub's own subscription was cut off (it
-// fell behind, or the store's feed broke) and has been renewed, so events
-// were missed. Every socket open across the gap is closed, so each client
-// reloads from the timeline; sockets authenticated after the new
-// subscription miss nothing and stay.
+// gap is the feed consumer's OnGap: the hub's subscription was cut off
+// (it fell behind, or the store's feed broke) and events were missed. The
+// consumer has subscribed again; every socket open across the gap is
+// closed, so each client reloads from the timeline. Sockets authenticated
+// after the new subscription miss nothing and stay.
 func (h *Hub) gap(_ context.Context, cause error) {
 	code := CloseSlow
-	if !errors.Is(cause, sessions.ErrSlow) {
+	if errors.Is(cause, sessions.ErrSlow) {
+		h.log.Warn("inbox: fell behind the change feed; reconnecting every socket")
+	} else {
+		h.log.Error("inbox: change feed failed; reconnecting every socket", "err", cause)
 		code = CloseServerError
 	}
 	h.closeAll(code)
+}
+
+// WaitHandled blocks until the hub has dispatched the customer's events up
+// to seq (queued them, or closed the sockets too slow for them), ctx ends,
+// or the hub stopped following the store. Tests wait on it before
+// asserting what a socket did not get; see sessions.Consumer.WaitHandled.
+func (h *Hub) WaitHandled(ctx context.Context, customerID string, seq uint64) error {
+	return h.feed.WaitHandled(ctx, customerID, seq)
 }
 
 // changesConversation lists the kinds after which the conversation itself

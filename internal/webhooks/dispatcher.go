@@ -44,12 +44,9 @@ const liveBatch = 256
 // checkpoint.
 const recoveryMargin = 5 * time.Minute
 
-// handle is the feed consumer's HandleBatch: the live events that were
-// waiting, written to the outbox in one go. A batch that could not be
-// written is left to a recovery pass, which reads it back from the
-// timelines. The service starts a recovery pass after subscribing and
-// after every gap in the feed (OnGap), so what the feed missed while this
-// node was down or cut off is delivered too.
+// handle is the feed consumer's HandleBatch: live events, in one outbox
+// write. A failed write leaves the cursors where they were and asks a
+// recovery pass to read the batch's customers back from their timelines.
 func (d *dispatcher) handle(ctx context.Context, batch []sessions.Event) {
 	if err := d.advance(ctx, batch); err != nil && ctx.Err() == nil {
 		d.log.Error("webhooks: enqueueing deliveries failed; will retry from the timeline", slog.Any("error", err))
@@ -60,6 +57,14 @@ func (d *dispatcher) handle(ctx context.Context, batch []sessions.Event) {
 		d.retryMu.Unlock()
 		d.requestRecovery(ctx)
 	}
+}
+
+// gap is the feed consumer's OnGap: subscribed again, so anything
+// appended from here on comes live and anything before is in the
+// timelines, which a recovery pass reads back.
+func (d *dispatcher) gap(ctx context.Context, cause error) {
+	d.log.Warn("webhooks: lost the store's feed; recovering from the timelines", slog.Any("error", cause))
+	d.requestRecovery(ctx)
 }
 
 // advance handles live events: per customer, events that follow the

@@ -85,8 +85,10 @@
 // write a customer's timeline except through the intake; block the store's
 // feed (a batch is one outbox write).
 //
-// Concurrency: Service methods are safe for concurrent use. One dispatcher
-// goroutine follows the feed; recovery runs beside it, and dispatcher.mu
+// Concurrency: Service methods are safe for concurrent use. The
+// dispatcher follows the feed with a sessions.Consumer (one worker, events
+// in batches; it resubscribes on its own and its OnGap starts a recovery
+// pass); recovery runs beside it, and dispatcher.mu
 // serialises them per batch so a customer's cursor moves one way. The
 // sender's mu guards only its in-flight counts and is never held during
 // I/O. Outbox implementations are safe for concurrent use.

@@ -130,42 +130,26 @@ func (s *Service) Start(ctx context.Context) error {
 		return errors.New("webhooks: already started")
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// Batches: one outbox write (an fsync) per batch, not per event.
 	feed, err := sessions.NewConsumer(runCtx, s.store, sessions.ConsumerOptions{
-		HandleBatch: s.disp.handle, MaxBatch: liveBatch, Logger: s.log,
-		OnGap: func(ctx context.Context, _ error) {
-			s.log.Warn("webhooks: the store's feed had a gap; recovering from the timelines")
-			s.disp.requestRecovery(ctx)
-		},
+		HandleBatch: s.disp.handle,
+		OnGap:       s.disp.gap,
+		Logger:      s.log,
 	})
 	if err != nil {
 		cancel()
 		return fmt.Errorf("webhooks: following the store: %w", err)
 	}
+	s.cancel, s.feed = cancel, feed
 	// Subscribed first, then recover: anything appended from here on
 	// comes live, anything before is in the timelines.
 	s.disp.requestRecovery(runCtx)
-	s.cancel, s.feed = cancel, feed
-	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
+	s.wg.Go(func() {
 		<-feed.Done()
-		s.disp.recWG.Wait()
-	}()
-	go func() { defer s.wg.Done(); s.send.run(runCtx) }()
+		s.disp.recWG.Wait() // no recovery starts once the feed has stopped
+	})
+	s.wg.Go(func() { s.send.run(runCtx) })
 	return nil
-}
-
-// WaitHandled waits until the dispatcher has taken the customer's events
-// up to seq off the feed (written to the outbox, or left to recovery), so
-// a test can check what was or was not enqueued for them.
-func (s *Service) WaitHandled(ctx context.Context, customerID string, seq uint64) error {
-	s.mu.Lock()
-	feed := s.feed
-	s.mu.Unlock()
-	if feed == nil {
-		return errors.New("webhooks: not delivering")
-	}
-	return feed.WaitHandled(ctx, customerID, seq)
 }
 
 // Close stops following and delivering, and waits for attempts in flight

@@ -192,7 +192,7 @@ func TestRetryThenDeliverOnce(t *testing.T) {
 	// the one delivery, delivered, so nothing is due to be sent again.
 	waitCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := svc.WaitHandled(waitCtx, c.ID, note.Seq); err != nil {
+	if err := svc.feed.WaitHandled(waitCtx, c.ID, note.Seq); err != nil {
 		t.Fatal(err)
 	}
 	ds, _, _ := ob.Deliveries(ctx, DeliveryQuery{EndpointID: "crm"})
@@ -308,6 +308,55 @@ func TestRecoveryFromTimeline(t *testing.T) {
 	if _, _, bad := rcv.snapshot(); len(bad) > 0 {
 		t.Fatal(bad)
 	}
+}
+
+// gatedOutbox holds every Enqueue until open is closed.
+type gatedOutbox struct {
+	Outbox
+	entered chan struct{}
+	open    chan struct{}
+	once    sync.Once
+}
+
+func (g *gatedOutbox) Enqueue(ctx context.Context, ds []Delivery, cursors map[string]uint64, checkpoint time.Time) (int, error) {
+	g.once.Do(func() { close(g.entered) })
+	<-g.open
+	return g.Outbox.Enqueue(ctx, ds, cursors, checkpoint)
+}
+
+// TestRecoveryAfterFeedGap: a dispatcher that falls behind the feed is cut
+// off (ErrSlow); once subscribed again, a recovery pass delivers what was
+// appended while it had no subscription.
+func TestRecoveryAfterFeedGap(t *testing.T) {
+	t.Parallel()
+	cfg := fastConfig()
+	cfg.Endpoints = []EndpointConfig{{ID: "crm", URL: "http://127.0.0.1:1/", Secret: signing.NewSecret(), EventTypes: []string{"message_in"}}}
+	store := sessions.NewMemoryStore()
+	defer store.Close()
+	ob := &gatedOutbox{Outbox: NewMemoryOutbox(), entered: make(chan struct{}), open: make(chan struct{})}
+	startService(t, cfg, store, ob, Options{})
+
+	ctx := context.Background()
+	c, _, _ := store.ResolveCustomer(ctx, sessions.Identity{Kind: sessions.IdentityEmail, Value: "g@x.y"}, sessions.Customer{})
+	appendEv := func(kind sessions.EventKind) sessions.Event {
+		ev, _, err := store.Append(ctx, sessions.Event{CustomerID: c.ID, Kind: kind, Channel: "api", Payload: json.RawMessage(`{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	appendEv(sessions.KindMessageIn)
+	<-ob.entered
+	// More than the dispatcher's queue and subscription hold: cut off.
+	for range sessions.SubscriptionBuffer + 300 {
+		appendEv(sessions.KindNote)
+	}
+	missed := appendEv(sessions.KindMessageIn)
+	close(ob.open)
+	waitFor(t, "the missed event's delivery", func() bool {
+		_, err := ob.Delivery(ctx, DeliveryID("crm", missed.ID))
+		return err == nil
+	})
 }
 
 // intakeRig signs and posts events.
