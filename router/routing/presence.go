@@ -53,7 +53,6 @@ func (s *Service) notifyPresence() {
 }
 
 func (s *Service) presenceLoop() {
-	defer s.wg.Done()
 	for {
 		select {
 		case <-s.ctx.Done():

@@ -4,50 +4,22 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"time"
 
 	"github.com/omnigate/omnigate/router"
 	"github.com/omnigate/omnigate/sessions"
 )
 
-// syncLoop renews the lease and syncs with the other nodes (cluster). It
-// is a loop of its own so that nothing slow (a long reconcile) delays the
-// heartbeat: a lapsed lease hands this node's conversations to others.
-func (s *Service) syncLoop() {
-	defer s.wg.Done()
-	if s.cluster == nil {
-		return
+// sync renews the lease and syncs with the other nodes (cluster). It
+// runs on a loop of its own so that nothing slow (a long reconcile)
+// delays the heartbeat: a lapsed lease hands this node's conversations to
+// others.
+func (s *Service) sync() {
+	ctx, cancel := context.WithTimeout(s.ctx, max(s.cfg.SyncInterval, s.cfg.NodeLease/3))
+	if err := s.cluster.Heartbeat(ctx, s.cfg.NodeLease); err != nil {
+		s.fail("heartbeat", err)
 	}
-	t := time.NewTicker(s.cfg.SyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(s.ctx, max(s.cfg.SyncInterval, s.cfg.NodeLease/3))
-			if err := s.cluster.Heartbeat(ctx, s.cfg.NodeLease); err != nil {
-				s.fail("heartbeat", err)
-			}
-			cancel()
-			s.apply(s.r.Sync(s.ctx))
-		}
-	}
-}
-
-// reconcileLoop reconciles every reconcile_interval.
-func (s *Service) reconcileLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.ReconcileInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-			s.reconcile(false)
-		}
-	}
+	cancel()
+	s.apply(s.r.Sync(s.ctx))
 }
 
 // reconcile compares the router with the store and fixes what differs:

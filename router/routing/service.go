@@ -174,12 +174,29 @@ func (s *Service) Start() error {
 	}
 	s.feed = feed
 	s.reconcile(true)
-	s.wg.Add(4)
-	go s.timerLoop()
-	go s.syncLoop()
-	go s.reconcileLoop()
-	go s.presenceLoop()
+	s.every(timerInterval, s.tick)
+	if s.cluster != nil {
+		s.every(s.cfg.SyncInterval, s.sync)
+	}
+	s.every(s.cfg.ReconcileInterval, func() { s.reconcile(false) })
+	s.wg.Go(s.presenceLoop)
 	return nil
+}
+
+// every runs fn every d, on a goroutine of its own, until Close.
+func (s *Service) every(d time.Duration, fn func()) {
+	s.wg.Go(func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-t.C:
+				fn()
+			}
+		}
+	})
 }
 
 // feedWorkers is how many events are handled at once. Handling one is a
@@ -264,21 +281,14 @@ func (s *Service) apply(ds []router.Decision, errs ...error) {
 	}
 }
 
-// timerLoop runs the router's timers: owner waits ending, rings widening,
-// overflow, wrap-up ending, offers expiring.
-func (s *Service) timerLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-			now := s.clock.Now()
-			if at, ok := s.r.NextDeadline(); ok && !at.After(now) {
-				s.apply(s.r.Tick(s.ctx, now))
-			}
-		}
+// timerInterval is how often the router's timers are checked.
+const timerInterval = 250 * time.Millisecond
+
+// tick runs the router's timers that are due: owner waits ending, rings
+// widening, overflow, wrap-up ending, offers expiring.
+func (s *Service) tick() {
+	now := s.clock.Now()
+	if at, ok := s.r.NextDeadline(); ok && !at.After(now) {
+		s.apply(s.r.Tick(s.ctx, now))
 	}
 }
