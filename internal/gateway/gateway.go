@@ -46,6 +46,7 @@ type Gateway struct {
 	routing *routing.Service
 
 	wechat   *wechat.Adapter       // nil when no account is configured
+	wnonces  io.Closer             // wechat's used callback nonces on one node; nil otherwise
 	wtyping  *wechatTyping         // reps' typing to wechat; nil without wechat
 	vtyping  *webchat.ValkeyTyping // typing across nodes; nil on one node
 	sms      *sms.Adapter          // nil when no provider is configured
@@ -290,15 +291,26 @@ func (g *Gateway) valkeyPrefix() string {
 }
 
 // buildWeChat builds the WeChat adapter. In a cluster its access tokens
-// and callback nonces live in Valkey, shared by every node.
+// and callback nonces live in Valkey, shared by every node. On one node
+// the nonces live in a bbolt file of their own beside the store
+// (<data_dir>/wechat.db), so a restart does not forget them; a file of
+// their own because every existing one belongs to another package (and
+// sms.db exists only with SMS), and bbolt lets one opener have a file.
 func (g *Gateway) buildWeChat(reg prometheus.Registerer) error {
 	o := wechat.Options{Store: g.store, Logger: g.log.With("channel", "wechat"), Metrics: reg}
-	if g.cfg.Store.Kind == config.StoreValkey {
+	switch g.cfg.Store.Kind {
+	case config.StoreValkey:
 		client, err := g.valkeyClient()
 		if err != nil {
 			return err
 		}
 		o.TokenCache = wechat.NewValkeyCache(client, g.valkeyPrefix()+":")
+	default:
+		n, err := wechat.OpenBoltNonces(filepath.Join(g.cfg.DataDir, "wechat.db"), nil)
+		if err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		o.Nonces, g.wnonces = n, n
 	}
 	a, err := wechat.New(g.cfg.WeChat, o)
 	if err != nil {
@@ -336,8 +348,8 @@ func (g *Gateway) buildSMS() error {
 
 // closeChannels stops webhooks and closes the channels' own resources, in
 // the order shutdown needs: webhooks (attempts in flight recorded), its
-// outbox, the do-not-contact list, reps' typing to wechat, wechat, then
-// wechat's Valkey client.
+// outbox, the do-not-contact list, reps' typing to wechat, wechat, its
+// nonce file, then wechat's Valkey client.
 // Each may be nil. The store stays open.
 func (g *Gateway) closeChannels() error {
 	var errs []error
@@ -359,6 +371,11 @@ func (g *Gateway) closeChannels() error {
 	}
 	if g.wechat != nil {
 		_ = g.wechat.Close()
+	}
+	if g.wnonces != nil {
+		if err := g.wnonces.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: close wechat nonces: %w", err))
+		}
 	}
 	if g.vtyping != nil {
 		g.vtyping.Close()
