@@ -152,7 +152,8 @@ func (g *Gateway) build() (err error) {
 	}
 	g.webhooks, err = webhooks.New(g.cfg.Webhooks, webhooks.Options{
 		Store: g.store, Outbox: g.outbox, Metrics: reg, Logger: g.log.With("part", "webhooks"),
-		Reps: func(id string) bool { _, ok := repNames[id]; return ok },
+		Reps:           func(id string) bool { _, ok := repNames[id]; return ok },
+		WeChatAccounts: wechatKeys(g.cfg.WeChat), Sites: siteIDs(g.cfg.Webchat),
 	})
 	if err != nil {
 		return err
@@ -408,6 +409,26 @@ func openStore(ctx context.Context, c config.Store) (sessions.Store, error) {
 
 // demoSite is the site the demo page's widget uses: "demo" when configured,
 // else the first site.
+// wechatKeys are the configured official accounts' keys, the namespaces
+// of their OpenIDs.
+func wechatKeys(c wechat.Config) []string {
+	keys := make([]string, len(c.Accounts))
+	for i, a := range c.Accounts {
+		keys[i] = a.Key
+	}
+	return keys
+}
+
+// siteIDs are the configured web chat sites' ids, the namespaces of
+// their visitors and site users.
+func siteIDs(c webchat.Config) []string {
+	ids := make([]string, len(c.Sites))
+	for i, s := range c.Sites {
+		ids[i] = s.ID
+	}
+	return ids
+}
+
 func demoSite(c webchat.Config) string {
 	for _, s := range c.Sites {
 		if s.ID == "demo" {

@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/silenceper/wechat/v2/util"
 
+	"github.com/omnigate/omnigate/channels/signing"
 	"github.com/omnigate/omnigate/channels/wechat/wechattest"
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/gateway"
@@ -29,6 +30,8 @@ const (
 	wxAppID  = "wx1111111111111111"
 	wxSecret = "secret-a"
 	wxToken  = "tokenA1"
+	// wxEventsSecret signs the crm integration's /v1/events.
+	wxEventsSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 )
 
 // TestWeChatEndToEnd follows WeChat messages through one gateway: a
@@ -155,6 +158,8 @@ auth:
     - {id: bob, token: %s}
 webchat:
   sites: [{id: demo}]
+webhooks:
+  integrations: [{name: crm, secret: %s}]
 wechat:
   accounts:
     - {key: %s, app_id: %s, app_secret_env: TEST_WECHAT_SECRET, token: %s, mode: plain, api_base_url: %s}
@@ -164,7 +169,7 @@ routing:
   reps:
     - {id: alice, skills: {chat: 5}, languages: [en, zh]}
     - {id: bob, skills: {chat: 5}, languages: [en, zh]}
-`, dir, adminKey, aliceToken, bobToken, wxKey, wxAppID, wxToken, apiURL)
+`, dir, adminKey, aliceToken, bobToken, wxEventsSecret, wxKey, wxAppID, wxToken, apiURL)
 	cfg, err := config.Parse([]byte(y), func(k string) (string, bool) { return wxSecret, k == "TEST_WECHAT_SECRET" })
 	if err != nil {
 		t.Fatal(err)
@@ -216,6 +221,46 @@ func TestWeChatReplayAfterRestart(t *testing.T) {
 	}
 }
 
+// TestEventsKnowTheAccountsAndSites: /v1/events takes a customer by the
+// OpenID of a configured official account or a user of a configured site,
+// and refuses any other account or site with 400, storing nothing.
+func TestEventsKnowTheAccountsAndSites(t *testing.T) {
+	t.Parallel()
+	fake := wechattest.New(t)
+	fake.AddApp(wxAppID, wxSecret)
+	g, _ := wechatGatewayIn(t, fake.URL, t.TempDir())
+	sec, err := signing.ParseSecret(wxEventsSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		customer string
+		id       sessions.Identity
+		want     int
+	}{
+		{`{"wechat_openid":{"account":"` + wxKey + `","openid":"oEv1"}}`,
+			sessions.Identity{Kind: sessions.IdentityWeChatOpenID, Namespace: wxKey, Value: "oEv1"}, 200},
+		{`{"wechat_openid":{"account":"nope","openid":"oEv2"}}`,
+			sessions.Identity{Kind: sessions.IdentityWeChatOpenID, Namespace: "nope", Value: "oEv2"}, 400},
+		{`{"site_user":{"site":"demo","id":"u-1"}}`,
+			sessions.Identity{Kind: sessions.IdentitySiteUser, Namespace: "demo", Value: "u-1"}, 200},
+		{`{"site_user":{"site":"nope","id":"u-2"}}`,
+			sessions.Identity{Kind: sessions.IdentitySiteUser, Namespace: "nope", Value: "u-2"}, 400},
+	} {
+		body := []byte(`{"customer":` + tc.customer + `,"type":"coupon.used"}`)
+		req, _ := http.NewRequest("POST", g.BaseURL()+"/v1/events", strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", "application/json")
+		sec.SetHeaders(req.Header, fmt.Sprintf("msg_ns%d", i), time.Now(), body)
+		if code, b := send(t, req); code != tc.want {
+			t.Fatalf("%s: %d %s, want %d", tc.customer, code, b, tc.want)
+		}
+		_, err = gateway.StoreOf(g).IdentityOwner(context.Background(), tc.id)
+		if stored := err == nil; stored != (tc.want == 200) {
+			t.Fatalf("%s: answered %d, stored %v (%v)", tc.customer, tc.want, stored, err)
+		}
+	}
+}
+
 // signedWeChatQuery is the query WeChat puts on a plain-mode callback URL.
 func signedWeChatQuery(at time.Time, nonce string) url.Values {
 	ts := strconv.FormatInt(at.Unix(), 10)
@@ -225,7 +270,15 @@ func signedWeChatQuery(at time.Time, nonce string) url.Values {
 // postWeChat posts a callback and returns the status and body.
 func postWeChat(t *testing.T, base string, q url.Values, contentType, body string) (int, string) {
 	t.Helper()
-	resp, err := http.Post(base+"/channels/wechat/"+wxKey+"?"+q.Encode(), contentType, strings.NewReader(body))
+	req, _ := http.NewRequest("POST", base+"/channels/wechat/"+wxKey+"?"+q.Encode(), strings.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	return send(t, req)
+}
+
+// send makes req and returns the status and body.
+func send(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
