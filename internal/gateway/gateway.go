@@ -407,8 +407,6 @@ func openStore(ctx context.Context, c config.Store) (sessions.Store, error) {
 	return nil, fmt.Errorf("gateway: store kind %q", c.Kind)
 }
 
-// demoSite is the site the demo page's widget uses: "demo" when configured,
-// else the first site.
 // wechatKeys are the configured official accounts' keys, the namespaces
 // of their OpenIDs.
 func wechatKeys(c wechat.Config) []string {
@@ -429,6 +427,8 @@ func siteIDs(c webchat.Config) []string {
 	return ids
 }
 
+// demoSite is the site the demo page's widget uses: "demo" when configured,
+// else the first site.
 func demoSite(c webchat.Config) string {
 	for _, s := range c.Sites {
 		if s.ID == "demo" {
