@@ -75,7 +75,9 @@ type ProviderConfig struct {
 	// reports are requested.
 	PublicURL string `yaml:"public_url"`
 
-	// AccountSID is the Twilio account (AC...). Required for twilio.
+	// AccountSID is the Twilio account (AC...). Required for twilio. A
+	// webhook whose AccountSid is another account's is refused (403),
+	// even when correctly signed; one with none is refused (400).
 	AccountSID string `yaml:"account_sid"`
 	// AuthToken is the Twilio auth token: it signs Twilio's webhooks and,
 	// with AccountSID, authenticates API calls. Set it from the

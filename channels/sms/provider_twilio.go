@@ -194,6 +194,17 @@ func (p *twilioProvider) Parse(r *http.Request, body []byte, now time.Time) (Web
 	if !p.verify(r, form) {
 		return Webhook{}, fmt.Errorf("%w: X-Twilio-Signature does not match (check public_url)", ErrSignature)
 	}
+	// The signature proves the auth token, not the account: a token that
+	// also signs another account's webhooks (a subaccount pointed at this
+	// URL, a copied console setting) must not deliver into this one.
+	// Twilio names the account on every messaging webhook and delivery
+	// report, so one that names none is not Twilio's.
+	switch sid := form.Get("AccountSid"); {
+	case sid == "":
+		return Webhook{}, fmt.Errorf("%w: AccountSid missing", ErrMalformed)
+	case sid != p.cfg.AccountSID:
+		return Webhook{}, fmt.Errorf("%w: AccountSid is not this provider's account_sid", ErrSignature)
+	}
 	return ParseTwilioForm(form, r.URL.Query())
 }
 

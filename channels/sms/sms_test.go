@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -215,6 +216,48 @@ func TestTwilioWebhookSignature(t *testing.T) {
 	}
 	if in != 1 {
 		t.Fatalf("%d message_in events, want 1: %v", in, kinds(evs))
+	}
+}
+
+// A webhook correctly signed with the auth token but naming another
+// AccountSid than the provider's account_sid is not this account's
+// (refused 403), one naming none is not Twilio's (400); neither is
+// stored.
+func TestTwilioWebhookAccountSID(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, twilioConfig("http://127.0.0.1:1"))
+	tests := []struct {
+		name, sid string
+		want      int
+	}{
+		{"another account", "ACother", http.StatusForbidden},
+		{"a prefix of ours", "ACtes", http.StatusForbidden},
+		{"none", "", http.StatusBadRequest},
+		{"ours", "ACtest", http.StatusOK},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			from := fmt.Sprintf("+861381234500%d", i)
+			form := inbound(fmt.Sprintf("SMacct%d", i), from, "hello")
+			form.Del("AccountSid")
+			if tt.sid != "" {
+				form.Set("AccountSid", tt.sid)
+			}
+			w := r.postTwilio(t, "", form, nil)
+			if w.Code != tt.want {
+				t.Fatalf("status %d, want %d: %s", w.Code, tt.want, w.Body)
+			}
+			_, err := r.store.IdentityOwner(context.Background(), sessions.Identity{Kind: sessions.IdentityPhone, Value: from})
+			if stored := err == nil; stored != (tt.want == http.StatusOK) {
+				t.Fatalf("answered %d, sender stored: %v (%v)", w.Code, stored, err)
+			}
+		})
+	}
+	// A delivery report for another account changes nothing either.
+	report := url.Values{"MessageSid": {"SMout1"}, "MessageStatus": {"delivered"}, "AccountSid": {"ACother"},
+		"From": {"+8610690000"}, "To": {"+8613812345678"}}
+	if w := r.postTwilio(t, "event_id=evt_1", report, nil); w.Code != http.StatusForbidden {
+		t.Fatalf("delivery report for another account: status %d, want 403: %s", w.Code, w.Body)
 	}
 }
 

@@ -31,7 +31,10 @@ type Options struct {
 	TokenCache TokenCache
 	// Nonces remembers callback nonces to refuse replays. Nil means
 	// TokenCache when it also implements Nonces (MemoryCache and
-	// ValkeyCache do), else a MemoryCache.
+	// ValkeyCache do), else a MemoryCache. Memory forgets them on
+	// restart, when a URL seen once could carry another body for the
+	// rest of its window: one node passes a BoltNonces, a cluster a
+	// ValkeyCache (as TokenCache or here).
 	Nonces Nonces
 	// HTTPClient calls the WeChat API. Nil means a client with
 	// Config.APITimeout; a deployment whose egress must come from the

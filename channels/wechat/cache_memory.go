@@ -9,9 +9,10 @@ import (
 )
 
 // MemoryCache keeps access tokens, refresh locks and callback nonces in
-// this process: right for one node, and for tests. A cluster uses
-// ValkeyCache, or each node would fetch its own token and invalidate the
-// others'.
+// this process: right for one node's tokens, and for tests. A cluster
+// uses ValkeyCache, or each node would fetch its own token and invalidate
+// the others'. Its nonces are lost on restart; one node keeps them in
+// BoltNonces.
 type MemoryCache struct {
 	mu     sync.Mutex // a leaf: nothing else is locked while it is held
 	tokens map[string]memToken

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +23,121 @@ import (
 type cache interface {
 	wechat.TokenCache
 	wechat.Nonces
+}
+
+// One conformance suite for every Nonces implementation.
+func TestNoncesConformance(t *testing.T) {
+	t.Parallel()
+	impls := map[string]func(t *testing.T) wechat.Nonces{
+		"Memory": func(*testing.T) wechat.Nonces { return wechat.NewMemoryCache() },
+		"Valkey": func(t *testing.T) wechat.Nonces {
+			c := valkeyClient(t, testredis.Addr(t))
+			prefix := testPrefix()
+			t.Cleanup(func() { dropPrefix(t, c, prefix) })
+			return wechat.NewValkeyCache(c, prefix)
+		},
+		"Bolt": func(t *testing.T) wechat.Nonces {
+			return openBoltNonces(t, filepath.Join(t.TempDir(), "wechat.db"), nil)
+		},
+	}
+	for name, open := range impls {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := open(t)
+			ctx := context.Background()
+			for i, step := range []struct {
+				key, digest string
+				want        bool
+			}{
+				{"k:1:n1", "d1", true},
+				{"k:1:n1", "d1", true},  // the same body again
+				{"k:1:n1", "d2", false}, // another body under a used nonce
+				{"k:1:n2", "d2", true},
+			} {
+				ok, err := c.RememberNonce(ctx, step.key, step.digest, time.Minute)
+				if err != nil || ok != step.want {
+					t.Fatalf("step %d: %v %v", i, ok, err)
+				}
+			}
+			if ok, _ := c.RememberNonce(ctx, "k:2:n", "a", 30*time.Millisecond); !ok {
+				t.Fatal("fresh nonce refused")
+			}
+			time.Sleep(80 * time.Millisecond)
+			if ok, _ := c.RememberNonce(ctx, "k:2:n", "b", time.Minute); !ok {
+				t.Fatal("nonce outlived its ttl")
+			}
+			cancelled, cancel := context.WithCancel(ctx)
+			cancel()
+			if _, err := c.RememberNonce(cancelled, "k:3:n", "a", time.Minute); err == nil {
+				t.Fatal("a cancelled context was not reported")
+			}
+		})
+	}
+}
+
+// A BoltNonces file reopened (a restart) still refuses a used nonce with
+// another body until the nonce expires, and expired entries are pruned:
+// the file holds one freshness window, not the whole history.
+func TestBoltNoncesDurableAndPruned(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "wechat.db")
+	clk := &clock{}
+	clk.set(time.Unix(1_700_000_000, 0))
+	n := openBoltNonces(t, path, clk.now)
+	for i := range 1000 {
+		if ok, err := n.RememberNonce(ctx, fmt.Sprintf("a:%d:x", i), "d", 10*time.Minute); !ok || err != nil {
+			t.Fatalf("nonce %d: %v %v", i, ok, err)
+		}
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	n = openBoltNonces(t, path, clk.now)
+	if ok, err := n.RememberNonce(ctx, "a:7:x", "other", 10*time.Minute); ok || err != nil {
+		t.Fatalf("used nonce with another body after reopening: %v %v", ok, err)
+	}
+	if ok, err := n.RememberNonce(ctx, "a:7:x", "d", 10*time.Minute); !ok || err != nil {
+		t.Fatalf("same body after reopening: %v %v", ok, err)
+	}
+	if got := wechat.BoltNonceEntries(t, n); got != 1000 {
+		t.Fatalf("%d entries, want 1000", got)
+	}
+
+	// Past the window, each call prunes a batch of expired entries.
+	clk.set(clk.now().Add(10*time.Minute + time.Second))
+	if ok, _ := n.RememberNonce(ctx, "a:7:x", "other", 10*time.Minute); !ok {
+		t.Fatal("an expired nonce is still refused")
+	}
+	for i := range 10 {
+		if ok, err := n.RememberNonce(ctx, fmt.Sprintf("b:%d:x", i), "d", 10*time.Minute); !ok || err != nil {
+			t.Fatalf("nonce b%d: %v %v", i, ok, err)
+		}
+	}
+	if got := wechat.BoltNonceEntries(t, n); got != 11 {
+		t.Fatalf("%d entries after pruning, want the 11 live ones", got)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Opening prunes everything expired at once.
+	clk.set(clk.now().Add(time.Hour))
+	n = openBoltNonces(t, path, clk.now)
+	if got := wechat.BoltNonceEntries(t, n); got != 0 {
+		t.Fatalf("%d entries after opening an hour later, want 0", got)
+	}
+}
+
+func openBoltNonces(t *testing.T, path string, now func() time.Time) *wechat.BoltNonces {
+	t.Helper()
+	n, err := wechat.OpenBoltNonces(path, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	return n
 }
 
 // One conformance suite for every cache implementation.
@@ -90,29 +207,6 @@ func TestCacheConformance(t *testing.T) {
 				release3()
 			})
 
-			t.Run("nonce", func(t *testing.T) {
-				for i, step := range []struct {
-					key, digest string
-					want        bool
-				}{
-					{"k:1:n1", "d1", true},
-					{"k:1:n1", "d1", true},  // the same body again
-					{"k:1:n1", "d2", false}, // another body under a used nonce
-					{"k:1:n2", "d2", true},
-				} {
-					ok, err := c.RememberNonce(ctx, step.key, step.digest, time.Minute)
-					if err != nil || ok != step.want {
-						t.Fatalf("step %d: %v %v", i, ok, err)
-					}
-				}
-				if ok, _ := c.RememberNonce(ctx, "k:2:n", "a", 30*time.Millisecond); !ok {
-					t.Fatal("fresh nonce refused")
-				}
-				time.Sleep(80 * time.Millisecond)
-				if ok, _ := c.RememberNonce(ctx, "k:2:n", "b", time.Minute); !ok {
-					t.Fatal("nonce outlived its ttl")
-				}
-			})
 		})
 	}
 }

@@ -9,7 +9,9 @@
 // checked before anything is stored: the URL signature (sha1 of the
 // sorted token, timestamp and nonce), the timestamp within MaxSkew (5
 // minutes) of the server's clock, the nonce not used before with another
-// body (Nonces, shared by the nodes), the body size, in safe and
+// body (Nonces: a bbolt file on one node, Valkey shared by the nodes of a
+// cluster, kept across restarts for the window), the Content-Type
+// (text/xml, as WeChat sends it), the body size, in safe and
 // compatible mode the msg_signature (sha1 of the sorted token, timestamp,
 // nonce and ciphertext) and AES decryption for the account's AppID, and
 // finally strict XML. Then the message is persisted first (customer by

@@ -132,6 +132,7 @@ var (
 	errStale          = callbackError{http.StatusForbidden, "stale_timestamp", "the timestamp is too far from the server's clock"}
 	errReplay         = callbackError{http.StatusForbidden, "replayed", "this timestamp and nonce were already used with another body"}
 	errTooLarge       = callbackError{http.StatusRequestEntityTooLarge, "too_large", "the body is larger than max_body_bytes"}
+	errContentType    = callbackError{http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be declared text/xml (or application/xml), as WeChat sends it"}
 	errMalformed      = callbackError{http.StatusBadRequest, "malformed_xml", "the body is not one WeChat XML message"}
 	errNotEncrypted   = callbackError{http.StatusBadRequest, "not_encrypted", "the account is in safe mode and the body is not encrypted"}
 	errEncrypted      = callbackError{http.StatusBadRequest, "unexpected_encryption", "the account is in plain mode and the body is encrypted; set its mode"}

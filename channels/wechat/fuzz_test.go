@@ -47,6 +47,7 @@ func FuzzIntake(f *testing.F) {
 				payload, q = encrypt(t, acct, q, payload, "")
 			}
 			r := httptest.NewRequest(http.MethodPost, "/channels/wechat/"+acct.Key+"?"+q.Encode(), strings.NewReader(payload))
+			r.Header.Set("Content-Type", "text/xml")
 			w := httptest.NewRecorder()
 			e.mux.ServeHTTP(w, r)
 			return w

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -88,6 +89,10 @@ func (a *Adapter) receive(w http.ResponseWriter, r *http.Request, acct *account)
 		errShutdown.write(w)
 		return
 	}
+	if !xmlContentType(r.Header.Get("Content-Type")) {
+		a.refuse(w, acct, &errContentType)
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(a.cfg.MaxBodyBytes)))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
@@ -151,6 +156,16 @@ func (a *Adapter) receive(w http.ResponseWriter, r *http.Request, acct *account)
 	a.met.callbacks.WithLabelValues(resultStored).Inc()
 	a.afterStore(ctx, acct, m, p, res)
 	success(w)
+}
+
+// xmlContentType reports whether a callback's Content-Type declares XML.
+// WeChat sends text/xml on every callback, in every mode; application/xml
+// is the same thing by RFC 7303. No header at all is refused too: no
+// WeChat server omits it, and by RFC 9110 a body without one is
+// application/octet-stream, not XML.
+func xmlContentType(v string) bool {
+	t, _, err := mime.ParseMediaType(v)
+	return err == nil && (t == "text/xml" || t == "application/xml")
 }
 
 // success is the answer WeChat expects when there is no passive reply:

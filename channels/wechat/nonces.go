@@ -6,8 +6,9 @@ import (
 )
 
 // Nonces remembers the timestamp and nonce of every signed callback for
-// the freshness window, across all gateway nodes, so a signature seen once
-// can't be replayed with another body. (In plain mode the signature covers
+// the freshness window, across all gateway nodes and their restarts, so a
+// signature seen once can't be replayed with another body: BoltNonces on
+// one node, ValkeyCache in a cluster (MemoryCache for tests). (In plain mode the signature covers
 // only the token, timestamp and nonce, not the body: without this, anyone
 // who saw one callback URL could post any message under it for the next
 // few minutes.)

@@ -536,6 +536,48 @@ func TestRefusedStoresNothing(t *testing.T) {
 	}
 }
 
+// WeChat posts every callback as text/xml. A body declared as anything
+// else (JSON, a form, or no type at all) is not WeChat's: refused with
+// 415, nothing stored, even when correctly signed.
+func TestCallbackContentType(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, []wechat.Account{acctB}, nil)
+	for i, tc := range []struct {
+		contentType string // "-" sends no header
+		status      int
+	}{
+		{"text/xml", 200},
+		{"text/xml; charset=utf-8", 200},
+		{"application/xml", 200},
+		{"TEXT/XML", 200},
+		{"application/json", 415},
+		{"application/x-www-form-urlencoded", 415},
+		{"text/plain", 415},
+		{"text/xml-ish", 415},
+		{"text/xml; charset", 415},
+		{"-", 415},
+	} {
+		t.Run(tc.contentType, func(t *testing.T) {
+			open := fmt.Sprintf("oType%d", i)
+			q := signedQuery(acctB.Token, time.Now(), nonce())
+			r := httptest.NewRequest(http.MethodPost, "/channels/wechat/"+acctB.Key+"?"+q.Encode(),
+				strings.NewReader(textXML(open, time.Now(), int64(9000+i), "hello")))
+			if tc.contentType != "-" {
+				r.Header.Set("Content-Type", tc.contentType)
+			}
+			w := httptest.NewRecorder()
+			e.mux.ServeHTTP(w, r)
+			if w.Code != tc.status {
+				t.Fatalf("got %d %s, want %d", w.Code, w.Body, tc.status)
+			}
+			stored := e.owner(openID(acctB.Key, open)) != ""
+			if stored != (tc.status == 200) {
+				t.Fatalf("answered %d, stored %v", w.Code, stored)
+			}
+		})
+	}
+}
+
 // Compatible mode carries the message twice; the encrypted copy is the one
 // checked and used.
 func TestCompatibleModeUsesCiphertext(t *testing.T) {

@@ -126,7 +126,7 @@ routing:
 	// A Twilio-signed SMS reaches a timeline; a reply reaches Twilio.
 	inbound := func(sid, text string) {
 		t.Helper()
-		form := url.Values{"MessageSid": {sid}, "From": {"+14155550100"}, "To": {"+15005550006"}, "Body": {text}}
+		form := url.Values{"MessageSid": {sid}, "AccountSid": {"AC0123"}, "From": {"+14155550100"}, "To": {"+15005550006"}, "Body": {text}}
 		u := base + "/channels/sms/twilio"
 		h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"},
 			"X-Twilio-Signature": {sms.TwilioSignature(authToken, u, form)}}
@@ -162,7 +162,7 @@ routing:
 	if !strings.HasPrefix(cb, "http://"+addr+"/channels/sms/twilio") {
 		t.Fatalf("StatusCallback = %q", cb)
 	}
-	report := url.Values{"MessageSid": {fmt.Sprintf("SM%032d", 1)}, "MessageStatus": {"delivered"},
+	report := url.Values{"MessageSid": {fmt.Sprintf("SM%032d", 1)}, "MessageStatus": {"delivered"}, "AccountSid": {"AC0123"},
 		"From": {"+15005550006"}, "To": {"+14155550100"}}
 	req, _ := http.NewRequest("POST", cb, strings.NewReader(report.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

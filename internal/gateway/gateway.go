@@ -46,6 +46,7 @@ type Gateway struct {
 	routing *routing.Service
 
 	wechat   *wechat.Adapter       // nil when no account is configured
+	wnonces  io.Closer             // wechat's used callback nonces on one node; nil otherwise
 	wtyping  *wechatTyping         // reps' typing to wechat; nil without wechat
 	vtyping  *webchat.ValkeyTyping // typing across nodes; nil on one node
 	sms      *sms.Adapter          // nil when no provider is configured
@@ -151,7 +152,8 @@ func (g *Gateway) build() (err error) {
 	}
 	g.webhooks, err = webhooks.New(g.cfg.Webhooks, webhooks.Options{
 		Store: g.store, Outbox: g.outbox, Metrics: reg, Logger: g.log.With("part", "webhooks"),
-		Reps: func(id string) bool { _, ok := repNames[id]; return ok },
+		Reps:           func(id string) bool { _, ok := repNames[id]; return ok },
+		WeChatAccounts: wechatKeys(g.cfg.WeChat), Sites: siteIDs(g.cfg.Webchat),
 	})
 	if err != nil {
 		return err
@@ -290,15 +292,26 @@ func (g *Gateway) valkeyPrefix() string {
 }
 
 // buildWeChat builds the WeChat adapter. In a cluster its access tokens
-// and callback nonces live in Valkey, shared by every node.
+// and callback nonces live in Valkey, shared by every node. On one node
+// the nonces live in a bbolt file of their own beside the store
+// (<data_dir>/wechat.db), so a restart does not forget them; a file of
+// their own because every existing one belongs to another package (and
+// sms.db exists only with SMS), and bbolt lets one opener have a file.
 func (g *Gateway) buildWeChat(reg prometheus.Registerer) error {
 	o := wechat.Options{Store: g.store, Logger: g.log.With("channel", "wechat"), Metrics: reg}
-	if g.cfg.Store.Kind == config.StoreValkey {
+	switch g.cfg.Store.Kind {
+	case config.StoreValkey:
 		client, err := g.valkeyClient()
 		if err != nil {
 			return err
 		}
 		o.TokenCache = wechat.NewValkeyCache(client, g.valkeyPrefix()+":")
+	default:
+		n, err := wechat.OpenBoltNonces(filepath.Join(g.cfg.DataDir, "wechat.db"), nil)
+		if err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		o.Nonces, g.wnonces = n, n
 	}
 	a, err := wechat.New(g.cfg.WeChat, o)
 	if err != nil {
@@ -336,8 +349,8 @@ func (g *Gateway) buildSMS() error {
 
 // closeChannels stops webhooks and closes the channels' own resources, in
 // the order shutdown needs: webhooks (attempts in flight recorded), its
-// outbox, the do-not-contact list, reps' typing to wechat, wechat, then
-// wechat's Valkey client.
+// outbox, the do-not-contact list, reps' typing to wechat, wechat, its
+// nonce file, then wechat's Valkey client.
 // Each may be nil. The store stays open.
 func (g *Gateway) closeChannels() error {
 	var errs []error
@@ -359,6 +372,11 @@ func (g *Gateway) closeChannels() error {
 	}
 	if g.wechat != nil {
 		_ = g.wechat.Close()
+	}
+	if g.wnonces != nil {
+		if err := g.wnonces.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: close wechat nonces: %w", err))
+		}
 	}
 	if g.vtyping != nil {
 		g.vtyping.Close()
@@ -387,6 +405,26 @@ func openStore(ctx context.Context, c config.Store) (sessions.Store, error) {
 		return s, nil
 	}
 	return nil, fmt.Errorf("gateway: store kind %q", c.Kind)
+}
+
+// wechatKeys are the configured official accounts' keys, the namespaces
+// of their OpenIDs.
+func wechatKeys(c wechat.Config) []string {
+	keys := make([]string, len(c.Accounts))
+	for i, a := range c.Accounts {
+		keys[i] = a.Key
+	}
+	return keys
+}
+
+// siteIDs are the configured web chat sites' ids, the namespaces of
+// their visitors and site users.
+func siteIDs(c webchat.Config) []string {
+	ids := make([]string, len(c.Sites))
+	for i, s := range c.Sites {
+		ids[i] = s.ID
+	}
+	return ids
 }
 
 // demoSite is the site the demo page's widget uses: "demo" when configured,

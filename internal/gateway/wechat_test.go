@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/silenceper/wechat/v2/util"
 
+	"github.com/omnigate/omnigate/channels/signing"
 	"github.com/omnigate/omnigate/channels/wechat/wechattest"
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/gateway"
@@ -28,6 +30,8 @@ const (
 	wxAppID  = "wx1111111111111111"
 	wxSecret = "secret-a"
 	wxToken  = "tokenA1"
+	// wxEventsSecret signs the crm integration's /v1/events.
+	wxEventsSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 )
 
 // TestWeChatEndToEnd follows WeChat messages through one gateway: a
@@ -135,6 +139,14 @@ func TestWeChatEndToEnd(t *testing.T) {
 // API is apiURL, and alice and bob routed for webchat and WeChat.
 func wechatGateway(t *testing.T, apiURL string) (string, sessions.Store) {
 	t.Helper()
+	g, _ := wechatGatewayIn(t, apiURL, t.TempDir())
+	return g.BaseURL(), gateway.StoreOf(g)
+}
+
+// wechatGatewayIn is wechatGateway on data_dir dir, with the stop that
+// ends it, so a test can start another on the same files.
+func wechatGatewayIn(t *testing.T, apiURL, dir string) (*gateway.Gateway, func()) {
+	t.Helper()
 	y := fmt.Sprintf(`
 listen: 127.0.0.1:0
 data_dir: %s
@@ -146,6 +158,8 @@ auth:
     - {id: bob, token: %s}
 webchat:
   sites: [{id: demo}]
+webhooks:
+  integrations: [{name: crm, secret: %s}]
 wechat:
   accounts:
     - {key: %s, app_id: %s, app_secret_env: TEST_WECHAT_SECRET, token: %s, mode: plain, api_base_url: %s}
@@ -155,13 +169,122 @@ routing:
   reps:
     - {id: alice, skills: {chat: 5}, languages: [en, zh]}
     - {id: bob, skills: {chat: 5}, languages: [en, zh]}
-`, t.TempDir(), adminKey, aliceToken, bobToken, wxKey, wxAppID, wxToken, apiURL)
+`, dir, adminKey, aliceToken, bobToken, wxEventsSecret, wxKey, wxAppID, wxToken, apiURL)
 	cfg, err := config.Parse([]byte(y), func(k string) (string, bool) { return wxSecret, k == "TEST_WECHAT_SECRET" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, _ := runGateway(t, cfg)
-	return g.BaseURL(), gateway.StoreOf(g)
+	return runGateway(t, cfg)
+}
+
+// TestWeChatReplayAfterRestart: a signed callback URL seen once can't
+// carry another body after the gateway restarts within its freshness
+// window (the used nonces are kept in data_dir, not only in memory),
+// while WeChat's own retry of the same body is still answered "success"
+// and lands once.
+func TestWeChatReplayAfterRestart(t *testing.T) {
+	t.Parallel()
+	fake := wechattest.New(t)
+	fake.AddApp(wxAppID, wxSecret)
+	dir := t.TempDir()
+	g, stop := wechatGatewayIn(t, fake.URL, dir)
+
+	q := signedWeChatQuery(time.Now(), "424242")
+	first := wechatText("oA_first", time.Now(), 7054768590064713728, "the real message")
+	if code, body := postWeChat(t, g.BaseURL(), q, "text/xml", first); code != 200 || body != "success" {
+		t.Fatalf("first delivery = %d %q", code, body)
+	}
+	stop()
+
+	g, _ = wechatGatewayIn(t, fake.URL, dir)
+	store := gateway.StoreOf(g)
+	forged := wechatText("oA_forger", time.Now(), 7054768590064713729, "a forged message")
+	if code, body := postWeChat(t, g.BaseURL(), q, "text/xml", forged); code != http.StatusForbidden {
+		t.Fatalf("replay with another body after a restart = %d %q, want 403", code, body)
+	}
+	forger := sessions.Identity{Kind: sessions.IdentityWeChatOpenID, Namespace: wxKey, Value: "oA_forger", Verified: true}
+	if c, err := store.IdentityOwner(context.Background(), forger); !errors.Is(err, sessions.ErrNotFound) {
+		t.Fatalf("the refused replay left customer %q (%v)", c, err)
+	}
+	// WeChat retrying the first message (same URL, same body) is answered
+	// and still lands once.
+	if code, body := postWeChat(t, g.BaseURL(), q, "text/xml", first); code != 200 || body != "success" {
+		t.Fatalf("retry after restart = %d %q", code, body)
+	}
+	oid := sessions.Identity{Kind: sessions.IdentityWeChatOpenID, Namespace: wxKey, Value: "oA_first", Verified: true}
+	cust, err := store.IdentityOwner(context.Background(), oid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := wechatIn(t, g.BaseURL(), cust, "the real message"); n != 1 {
+		t.Fatalf("%d copies of the first message, want 1", n)
+	}
+}
+
+// TestEventsKnowTheAccountsAndSites: /v1/events takes a customer by the
+// OpenID of a configured official account or a user of a configured site,
+// and refuses any other account or site with 400, storing nothing.
+func TestEventsKnowTheAccountsAndSites(t *testing.T) {
+	t.Parallel()
+	fake := wechattest.New(t)
+	fake.AddApp(wxAppID, wxSecret)
+	g, _ := wechatGatewayIn(t, fake.URL, t.TempDir())
+	sec, err := signing.ParseSecret(wxEventsSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		customer string
+		id       sessions.Identity
+		want     int
+	}{
+		{`{"wechat_openid":{"account":"` + wxKey + `","openid":"oEv1"}}`,
+			sessions.Identity{Kind: sessions.IdentityWeChatOpenID, Namespace: wxKey, Value: "oEv1"}, 200},
+		{`{"wechat_openid":{"account":"nope","openid":"oEv2"}}`,
+			sessions.Identity{Kind: sessions.IdentityWeChatOpenID, Namespace: "nope", Value: "oEv2"}, 400},
+		{`{"site_user":{"site":"demo","id":"u-1"}}`,
+			sessions.Identity{Kind: sessions.IdentitySiteUser, Namespace: "demo", Value: "u-1"}, 200},
+		{`{"site_user":{"site":"nope","id":"u-2"}}`,
+			sessions.Identity{Kind: sessions.IdentitySiteUser, Namespace: "nope", Value: "u-2"}, 400},
+	} {
+		body := []byte(`{"customer":` + tc.customer + `,"type":"coupon.used"}`)
+		req, _ := http.NewRequest("POST", g.BaseURL()+"/v1/events", strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", "application/json")
+		sec.SetHeaders(req.Header, fmt.Sprintf("msg_ns%d", i), time.Now(), body)
+		if code, b := send(t, req); code != tc.want {
+			t.Fatalf("%s: %d %s, want %d", tc.customer, code, b, tc.want)
+		}
+		_, err = gateway.StoreOf(g).IdentityOwner(context.Background(), tc.id)
+		if stored := err == nil; stored != (tc.want == 200) {
+			t.Fatalf("%s: answered %d, stored %v (%v)", tc.customer, tc.want, stored, err)
+		}
+	}
+}
+
+// signedWeChatQuery is the query WeChat puts on a plain-mode callback URL.
+func signedWeChatQuery(at time.Time, nonce string) url.Values {
+	ts := strconv.FormatInt(at.Unix(), 10)
+	return url.Values{"signature": {util.Signature(wxToken, ts, nonce)}, "timestamp": {ts}, "nonce": {nonce}, "openid": {"o-in-query"}}
+}
+
+// postWeChat posts a callback and returns the status and body.
+func postWeChat(t *testing.T, base string, q url.Values, contentType, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/channels/wechat/"+wxKey+"?"+q.Encode(), strings.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	return send(t, req)
+}
+
+// send makes req and returns the status and body.
+func send(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // wechatText is WeChat's documented text message.
@@ -189,15 +312,8 @@ func deliverWeChat(t *testing.T, base, xmlMsg string) {
 	wxNonce.n++
 	nonce := strconv.Itoa(1000000 + wxNonce.n)
 	wxNonce.Unlock()
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	q := url.Values{"signature": {util.Signature(wxToken, ts, nonce)}, "timestamp": {ts}, "nonce": {nonce}, "openid": {"o-in-query"}}
-	resp, err := http.Post(base+"/channels/wechat/"+wxKey+"?"+q.Encode(), "text/xml", strings.NewReader(xmlMsg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || string(b) != "success" {
-		t.Fatalf("callback = %d %q, want 200 success", resp.StatusCode, b)
+	if code, b := postWeChat(t, base, signedWeChatQuery(time.Now(), nonce), "text/xml", xmlMsg); code != 200 || b != "success" {
+		t.Fatalf("callback = %d %q, want 200 success", code, b)
 	}
 }
 

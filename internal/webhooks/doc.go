@@ -16,7 +16,10 @@
 // verifies its webhook-signature names the integration (Config.Integrations;
 // each may have a previous secret during a rotation), and a
 // webhook-timestamp more than 5 minutes from the server's clock is refused.
-// The body is decoded strictly. The event is appended as kind "integrator"
+// The body is decoded strictly, and a customer named by an OpenID or a
+// site user must be under a configured official account or web site
+// (Options.WeChatAccounts, Options.Sites), or nothing is stored. The
+// event is appended as kind "integrator"
 // on channel "api" with external id = webhook-id, so the store makes a
 // replay return the first event. Order of work, so that a replay changes
 // nothing: resolve the customer; find the active conversation on the topic

@@ -180,15 +180,20 @@ func identityOf(c CustomerRef, region string) (sessions.Identity, error) {
 
 // intake serves POST /v1/events.
 type intake struct {
-	cfg     Config
-	store   sessions.Store
-	ob      Outbox // nil: no Touch
-	log     *slog.Logger
-	now     func() time.Time
-	m       *metrics
-	reps    func(id string) bool
-	names   []string         // integration of each secret
-	secrets []signing.Secret // parallel to names
+	cfg   Config
+	store sessions.Store
+	ob    Outbox // nil: no Touch
+	log   *slog.Logger
+	now   func() time.Time
+	m     *metrics
+	reps  func(id string) bool
+	// accounts and sites are the configured WeChat account keys and web
+	// chat site ids, the only namespaces an event's OpenID or site user
+	// may name.
+	accounts map[string]bool
+	sites    map[string]bool
+	names    []string         // integration of each secret
+	secrets  []signing.Secret // parallel to names
 }
 
 // route is POST /v1/events for internal/api to serve: authenticated by
@@ -245,6 +250,9 @@ func (in *intake) handle(ctx context.Context, r *http.Request, p auth.Principal)
 	}
 	id, err := checkEvent(req, in.cfg.DefaultRegion)
 	if err != nil {
+		return EventResponse{}, false, err
+	}
+	if err := in.checkNamespace(id); err != nil {
 		return EventResponse{}, false, err
 	}
 	if u := req.Update; u != nil && u.Owner != nil && *u.Owner != "" && in.reps != nil && !in.reps(*u.Owner) {
@@ -328,4 +336,27 @@ func activeOnTopic(ctx context.Context, s sessions.Store, customerID, topic stri
 		}
 	}
 	return "", nil
+}
+
+// checkNamespace refuses an OpenID under an official account, or a site
+// user on a site, that this gateway does not have. ParseEvent can't: it
+// knows no configuration. Such a customer could never be written to (no
+// account to send from), and would stay apart from the real one if the
+// account or site were configured later.
+func (in *intake) checkNamespace(id sessions.Identity) error {
+	switch {
+	case id.Kind == sessions.IdentityWeChatOpenID && !in.accounts[id.Namespace]:
+		return apiError(api.CodeInvalid, fmt.Sprintf("customer.wechat_openid.account: no official account %q is configured (wechat.accounts)", id.Namespace))
+	case id.Kind == sessions.IdentitySiteUser && !in.sites[id.Namespace]:
+		return apiError(api.CodeInvalid, fmt.Sprintf("customer.site_user.site: no site %q is configured (webchat.sites)", id.Namespace))
+	}
+	return nil
+}
+
+func setOf(keys []string) map[string]bool {
+	m := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		m[k] = true
+	}
+	return m
 }

@@ -33,6 +33,15 @@ type Options struct {
 	Metrics prometheus.Registerer
 	// Reps, when set, checks that an event's update.owner is a rep.
 	Reps func(id string) bool
+	// WeChatAccounts are the keys of the configured official accounts
+	// (wechat.accounts): an event's customer.wechat_openid.account must
+	// be one. Empty means no account is configured: every event naming a
+	// customer by OpenID is refused.
+	WeChatAccounts []string
+	// Sites are the ids of the configured web chat sites (webchat.sites):
+	// an event's customer.site_user.site must be one. Empty means no
+	// site: every event naming a customer by site user is refused.
+	Sites []string
 	// OnDisable is called when an endpoint is disabled for failing, after
 	// the error log and the metric: the place to page an admin. Nil means
 	// nothing more.
@@ -83,7 +92,8 @@ func New(cfg Config, o Options) (*Service, error) {
 	if s.m, err = newMetrics(o.Metrics); err != nil {
 		return nil, err
 	}
-	in := &intake{cfg: cfg, store: o.Store, ob: o.Outbox, log: s.log, now: s.now, m: s.m, reps: o.Reps}
+	in := &intake{cfg: cfg, store: o.Store, ob: o.Outbox, log: s.log, now: s.now, m: s.m, reps: o.Reps,
+		accounts: setOf(o.WeChatAccounts), sites: setOf(o.Sites)}
 	for _, i := range cfg.Integrations {
 		for _, raw := range []string{i.Secret, i.PreviousSecret} {
 			if raw == "" {

@@ -376,7 +376,8 @@ func newIntake(t *testing.T) *intakeRig {
 	cfg.Integrations = []Integration{{Name: "other", Secret: signing.NewSecret()}, {Name: "shop", Secret: sec}}
 	store := sessions.NewMemoryStore()
 	t.Cleanup(func() { _ = store.Close() })
-	s := startService(t, cfg, store, NewMemoryOutbox(), Options{Reps: func(id string) bool { return id == "alice" }})
+	s := startService(t, cfg, store, NewMemoryOutbox(), Options{Reps: func(id string) bool { return id == "alice" },
+		WeChatAccounts: []string{"brand-a"}, Sites: []string{"shop"}})
 	parsed, _ := signing.ParseSecret(sec)
 	return &intakeRig{t: t, h: shell(t, s, store, prometheus.NewRegistry()), secret: parsed, store: store}
 }
