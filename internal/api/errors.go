@@ -217,5 +217,7 @@ type errorBody struct {
 		Message string    `json:"message"`
 		Reasons []string  `json:"reasons,omitempty"`
 		Until   time.Time `json:"until,omitzero"`
+		// RequestID is on server errors, the ones logged (with it).
+		RequestID string `json:"request_id,omitempty"`
 	} `json:"error"`
 }

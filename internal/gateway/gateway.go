@@ -419,7 +419,7 @@ func (g *Gateway) URLs() []string {
 	return []string{
 		base + "/        widget demo",
 		base + "/inbox   rep inbox",
-		base + "/v1      REST API (docs/openapi.yaml)",
+		base + "/v1      REST API index (OpenAPI at /v1/openapi.yaml)",
 		base + "/metrics Prometheus metrics",
 	}
 }
