@@ -195,8 +195,13 @@ func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
-	if err != nil {
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body is larger than %d bytes", a.cfg.MaxBodyBytes))
+		return
+	}
+	if err != nil {
+		// The server's body deadline passed, or the provider went away.
+		writeError(w, http.StatusRequestTimeout, "request_timeout", "the body did not arrive in time")
 		return
 	}
 	wh, err := p.Parse(r, body, a.now())

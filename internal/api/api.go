@@ -116,6 +116,8 @@ func (s *Server) register(reg *prometheus.Registry) {
 	if reg != nil {
 		s.public("GET /metrics", metricsHandler(reg))
 	}
+	s.public("GET /v1", s.index)
+	s.public("GET /v1/openapi.yaml", openAPI)
 
 	s.handle("GET /v1/customers", s.searchCustomers, admin, supervisor, rep, integrator)
 	s.handle("GET /v1/customers/{id}", s.getCustomer, admin, supervisor, rep, integrator)
@@ -208,21 +210,23 @@ func (p *probeWriter) WriteHeader(code int)        { p.status = code }
 
 // writeError writes e in the catalogue's shape,
 // {"error":{"code":"...","message":"..."}}, with its code's status, and
-// logs the cause of a server error.
+// logs the cause of a server error with the request's id, which the body
+// then carries too (request_id), so a report can be matched to the log.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *Error) {
 	status := e.Code.Status()
 	if status == 0 {
 		status = http.StatusInternalServerError
 	}
-	if status >= 500 {
-		// Route pattern only: paths and queries can carry personal data.
-		s.log.LogAttrs(r.Context(), slog.LevelError, "api request failed",
-			slog.String("route", r.Pattern), slog.Int("status", status),
-			slog.String("code", string(e.Code)), slog.Any("error", e.cause))
-	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = e.Code, e.Message
 	body.Error.Reasons, body.Error.Until = e.Reasons, e.Until
+	if status >= 500 {
+		body.Error.RequestID = requestID(r.Context())
+		// Route pattern only: paths and queries can carry personal data.
+		s.log.LogAttrs(r.Context(), slog.LevelError, "api request failed",
+			slog.String("route", r.Pattern), slog.Int("status", status),
+			slog.String("code", string(e.Code)), slog.String("request_id", body.Error.RequestID), slog.Any("error", e.cause))
+	}
 	WriteJSON(w, status, body)
 }
 

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +50,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 func bodyError(err error) error {
 	if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return errorf(CodeTooLarge, "request body is larger than %d bytes", mbe.Limit)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The gateway's read deadline on bodies (a client sending slowly).
+		return errorf(CodeRequestTimeout, "the request body did not arrive in time")
 	}
 	return errorf(CodeMalformedJSON, "reading the request body: %v", err)
 }

@@ -27,6 +27,11 @@
 // the same authentication, body cap, catalogue, logging and
 // omnigate_http_* metrics, so this package imports none of them.
 //
+// GET /v1 is an index of every route and GET /v1/openapi.yaml the
+// document itself (package docs embeds it), both open without a token.
+// Every answer carries X-Request-Id (the caller's if sane, else a new
+// one); a server error logs it and repeats it in its body.
+//
 // Every error is JSON from one catalogue (errors.go). Request bodies are
 // capped (Config.MaxBodyBytes) and decoded strictly: unknown fields and
 // trailing data are errors, never ignored. A request that fails writes

@@ -33,6 +33,7 @@ const (
 	CodeWindowClosed       Code = "window_closed"          // 409: the channel can't reach the customer now (WeChat's 48-hour window, unfollowed); the message names the next best channel
 	CodeOptedOut           Code = "opted_out"              // 409: the customer opted out of the channel (SMS STOP)
 	CodeContactRefused     Code = "contact_refused"        // 409: the contact policy denied or deferred the message; reasons (and until) say why
+	CodeRequestTimeout     Code = "request_timeout"        // 408: the body did not arrive in time (config http.body_timeout)
 	CodeTooLarge           Code = "too_large"              // 413
 	CodeRateLimited        Code = "rate_limited"           // 429: the channel refused more messages until the customer writes
 	CodeUnsupportedMedia   Code = "unsupported_media_type" // 415: body is not application/json
@@ -55,6 +56,7 @@ var statusOf = map[Code]int{
 	CodeWindowClosed:       http.StatusConflict,
 	CodeOptedOut:           http.StatusConflict,
 	CodeContactRefused:     http.StatusConflict,
+	CodeRequestTimeout:     http.StatusRequestTimeout,
 	CodeTooLarge:           http.StatusRequestEntityTooLarge,
 	CodeRateLimited:        http.StatusTooManyRequests,
 	CodeUnsupportedMedia:   http.StatusUnsupportedMediaType,
@@ -215,5 +217,7 @@ type errorBody struct {
 		Message string    `json:"message"`
 		Reasons []string  `json:"reasons,omitempty"`
 		Until   time.Time `json:"until,omitzero"`
+		// RequestID is on server errors, the ones logged (with it).
+		RequestID string `json:"request_id,omitempty"`
 	} `json:"error"`
 }

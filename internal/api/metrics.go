@@ -41,11 +41,13 @@ func metricsHandler(reg *prometheus.Registry) http.HandlerFunc {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}).ServeHTTP
 }
 
-// instrument counts and times requests to one route, and turns a panic
-// into a logged 500 rather than a dropped connection.
+// instrument names the request (X-Request-Id), counts and times requests
+// to one route, and turns a panic into a logged 500 rather than a dropped
+// connection.
 func (s *Server) instrument(route string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		r = withRequestID(w, r)
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			if v := recover(); v != nil {
@@ -53,7 +55,7 @@ func (s *Server) instrument(route string, h http.HandlerFunc) http.HandlerFunc {
 					panic(v)
 				}
 				s.log.LogAttrs(r.Context(), slog.LevelError, "api handler panicked",
-					slog.String("route", route), slog.Any("panic", v))
+					slog.String("route", route), slog.String("request_id", requestID(r.Context())), slog.Any("panic", v))
 				if sw.status == 0 {
 					s.writeError(sw, r, errorf(CodeInternal, "internal error"))
 				}

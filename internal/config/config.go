@@ -53,6 +53,9 @@ type Config struct {
 	// Webhooks is integrator events in (POST /v1/events) and webhooks out.
 	// No integrations means /v1/events refuses every request.
 	Webhooks webhooks.Config `yaml:"webhooks"`
+	// HTTP bounds what clients may hold of the HTTP server: connections
+	// and how long a body may take.
+	HTTP HTTP `yaml:"http"`
 }
 
 // Routing is who gets each contact, one YAML section for two packages:
@@ -110,6 +113,27 @@ func (r Routing) validate(reps []auth.Rep) []error {
 		}
 	}
 	return append(errs, r.Service.Validate()...)
+}
+
+// HTTP bounds what clients may hold of the HTTP server: without them a
+// body sent a byte at a time, or connections opened and left, hold the
+// process's connections for as long as the sender likes.
+type HTTP struct {
+	// MaxConnections caps the connections open at once, WebSockets (web
+	// chat visitors, reps' inboxes) included. One more is closed as soon
+	// as it is accepted, unanswered, and counted in
+	// omnigate_http_connections_refused_total: refused rather than queued,
+	// because a slot held by a WebSocket may not free for hours, so a
+	// queued client would wait without bound, while a refused one fails
+	// at once and retries or goes to another node. Zero means 10000.
+	MaxConnections int `yaml:"max_connections"`
+	// BodyTimeout is how long a request may take to send its body, from
+	// when its headers are read: the API, /v1/events and the WeChat and
+	// SMS callbacks alike. Slower is answered 408 request_timeout (by the
+	// API; the callbacks answer their own error) and the connection is
+	// closed. WebSockets are not bound by it. Headers have 10 s of their
+	// own. Zero means 10s.
+	BodyTimeout time.Duration `yaml:"body_timeout"`
 }
 
 // Log configures the process's logger.
@@ -172,6 +196,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.HTTP.MaxConnections == 0 {
+		c.HTTP.MaxConnections = 10000
+	}
+	if c.HTTP.BodyTimeout == 0 {
+		c.HTTP.BodyTimeout = 10 * time.Second
 	}
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
@@ -249,6 +279,12 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("shutdown_timeout: %v is negative", c.ShutdownTimeout))
+	}
+	if c.HTTP.MaxConnections < 0 {
+		errs = append(errs, fmt.Errorf("http.max_connections: %d is negative", c.HTTP.MaxConnections))
+	}
+	if c.HTTP.BodyTimeout < 0 {
+		errs = append(errs, fmt.Errorf("http.body_timeout: %v is negative", c.HTTP.BodyTimeout))
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", c.Log.Format))

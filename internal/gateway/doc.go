@@ -11,6 +11,14 @@
 // conversations at once), then close the store, which flushes and syncs
 // it.
 //
+// # Limits on clients
+//
+// Two classes of route (limits.go): requests, whose bodies get
+// config http.body_timeout to arrive (a deadline on the connection, lifted
+// once the body is read), and WebSockets, hijacked and long-lived, which
+// get none. The listener caps open connections at http.max_connections
+// and refuses, rather than queues, the one after.
+//
 // # Routing
 //
 // Routing runs in its own package, router/routing (the routing service):

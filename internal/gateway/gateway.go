@@ -180,26 +180,33 @@ func (g *Gateway) build() (err error) {
 	if err != nil {
 		return err
 	}
+	// Two classes of route: requests, whose bodies get http.body_timeout
+	// to arrive, and WebSockets, hijacked and long-lived, which do not.
 	mux := http.NewServeMux()
-	mux.Handle("/", handler)
-	mux.Handle("GET /{$}", page)
-	mux.Handle("GET /widget.js", page)
-	mux.Handle("GET /widget.css", page)
-	mux.Handle("GET /channels/webchat/ws", g.webchat)
-	mux.Handle("GET /inbox", widget.InboxHandler())
-	mux.Handle("GET /inbox/", widget.InboxHandler())
-	mux.Handle("GET /inbox/ws", g.inbox)
+	requests := func(pattern string, h http.Handler) { mux.Handle(pattern, bodyDeadline(g.cfg.HTTP.BodyTimeout, h)) }
+	requests("/", handler)
+	requests("GET /{$}", page)
+	requests("GET /widget.js", page)
+	requests("GET /widget.css", page)
+	requests("GET /inbox", widget.InboxHandler())
+	requests("GET /inbox/", widget.InboxHandler())
 	if g.wechat != nil {
-		mux.Handle("GET /channels/wechat/{key}", g.wechat)
-		mux.Handle("POST /channels/wechat/{key}", g.wechat)
+		requests("GET /channels/wechat/{key}", g.wechat)
+		requests("POST /channels/wechat/{key}", g.wechat)
 	}
 	if g.sms != nil {
-		mux.Handle("POST /channels/sms/{provider}", g.sms)
+		requests("POST /channels/sms/{provider}", g.sms)
 	}
+	mux.Handle("GET /channels/webchat/ws", g.webchat)
+	mux.Handle("GET /inbox/ws", g.inbox)
 
-	g.ln, err = net.Listen("tcp", g.cfg.Listen)
+	ln, err := net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("gateway: listen: %w", err)
+	}
+	if g.ln, err = newLimitListener(ln, g.cfg.HTTP.MaxConnections, reg); err != nil {
+		_ = ln.Close()
+		return err
 	}
 	g.srv = &http.Server{
 		Handler:           mux,
@@ -450,7 +457,7 @@ func (g *Gateway) URLs() []string {
 	return []string{
 		base + "/        widget demo",
 		base + "/inbox   rep inbox",
-		base + "/v1      REST API (docs/openapi.yaml)",
+		base + "/v1      REST API index (OpenAPI at /v1/openapi.yaml)",
 		base + "/metrics Prometheus metrics",
 	}
 }

@@ -19,7 +19,8 @@ import (
 	"github.com/omnigate/omnigate/sessions"
 )
 
-// EventRequest is the body of POST /v1/events.
+// EventRequest is the body of POST /v1/events in its plain form; the
+// Standard Webhooks envelope decodes into it too (see decodeEvent).
 type EventRequest struct {
 	// Customer names the customer by exactly one identity.
 	Customer CustomerRef `json:"customer"`
@@ -33,6 +34,9 @@ type EventRequest struct {
 	// Conversation puts the event in the customer's conversation on a
 	// topic.
 	Conversation *ConversationRef `json:"conversation,omitempty"`
+	// Timestamp is the envelope's timestamp, when the integrator says the
+	// event happened; zero in the plain form, which has none.
+	Timestamp time.Time `json:"-"`
 }
 
 // CustomerRef is one identity; exactly one field is set.
@@ -82,6 +86,8 @@ type IntegratorPayload struct {
 	Data        json.RawMessage `json:"data,omitempty"`
 	Integration string          `json:"integration"`
 	Update      *CustomerUpdate `json:"update,omitempty"`
+	// Timestamp is the envelope's timestamp; absent for the plain form.
+	Timestamp time.Time `json:"timestamp,omitzero"`
 }
 
 // EventResponse is the answer to POST /v1/events, the same for the first
@@ -96,12 +102,12 @@ type EventResponse struct {
 
 var typeRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
 
-// ParseEvent decodes a body strictly (one JSON object, no unknown fields,
-// nothing after it) and checks it, normalising phone and email. region
-// reads national phone numbers.
+// ParseEvent decodes a body in either form strictly (one JSON object, no
+// unknown fields, nothing after it; see decodeEvent) and checks it,
+// normalising phone and email. region reads national phone numbers.
 func ParseEvent(body []byte, region string) (EventRequest, sessions.Identity, error) {
-	var req EventRequest
-	if err := api.UnmarshalJSON(body, &req); err != nil {
+	req, err := decodeEvent(body)
+	if err != nil {
 		return req, sessions.Identity{}, err
 	}
 	id, err := checkEvent(req, region)
@@ -244,8 +250,12 @@ func (in *intake) handle(ctx context.Context, r *http.Request, p auth.Principal)
 		return EventResponse{}, false, apiError(api.CodeInvalid, "webhook-id is longer than 200 bytes or has a control character")
 	}
 	integration := p.ID
-	var req EventRequest
-	if err := api.DecodeJSON(r, &req); err != nil {
+	var body json.RawMessage
+	if err := api.DecodeJSON(r, &body); err != nil {
+		return EventResponse{}, false, err
+	}
+	req, err := decodeEvent(body)
+	if err != nil {
 		return EventResponse{}, false, err
 	}
 	id, err := checkEvent(req, in.cfg.DefaultRegion)
@@ -258,7 +268,8 @@ func (in *intake) handle(ctx context.Context, r *http.Request, p auth.Principal)
 	if u := req.Update; u != nil && u.Owner != nil && *u.Owner != "" && in.reps != nil && !in.reps(*u.Owner) {
 		return EventResponse{}, false, apiError(api.CodeInvalid, fmt.Sprintf("update.owner: no rep %q", *u.Owner))
 	}
-	payload, err := json.Marshal(IntegratorPayload{Type: req.Type, Data: req.Data, Integration: integration, Update: req.Update})
+	payload, err := json.Marshal(IntegratorPayload{Type: req.Type, Data: req.Data, Integration: integration,
+		Update: req.Update, Timestamp: req.Timestamp})
 	if err != nil {
 		return EventResponse{}, false, err
 	}
