@@ -3,9 +3,12 @@
  *
  *   <script src="https://GATEWAY/widget.js" data-site="SITE_ID" async></script>
  *
- * Optional attributes: data-user-id and data-user-hash (hex HMAC-SHA256 of
- * the user id with the site's secret, computed by the site's back end),
- * data-lang ("zh" or "en"; default from the browser).
+ * Optional attributes: data-user-id, data-user-expires (Unix seconds) and
+ * data-user-hash (hex HMAC-SHA256 of "user_id|expires" with the site's
+ * secret, computed by the site's back end; without data-user-expires, the
+ * deprecated unexpiring HMAC of the user id alone), data-lang ("zh" or
+ * "en"; default from the browser). The credentials go in the hello frame,
+ * never in the socket URL, which proxies and access logs keep.
  *
  * Plain ES2017, no dependencies, no build step. The UI lives in an open
  * shadow root on <div id="omnigate-widget"> so the host page's CSS cannot
@@ -31,8 +34,10 @@
   var SITE = script.getAttribute("data-site") || "";
   var USER_ID = script.getAttribute("data-user-id") || "";
   var USER_HASH = script.getAttribute("data-user-hash") || "";
+  var USER_EXPIRES = parseInt(script.getAttribute("data-user-expires") || "0", 10) || 0;
   var BASE = new URL(".", script.src); // the gateway, wherever it mounted us
-  var WS_URL = (BASE.protocol === "https:" ? "wss:" : "ws:") + "//" + BASE.host + BASE.pathname + "channels/webchat/ws";
+  var WS_URL = (BASE.protocol === "https:" ? "wss:" : "ws:") + "//" + BASE.host + BASE.pathname +
+    "channels/webchat/ws?site=" + encodeURIComponent(SITE);
 
   // Close codes (channels/webchat/closecodes.go): 4500-4999 and 1009 are
   // final, everything else is worth a reconnect.
@@ -110,7 +115,7 @@
 
   // --- state ----------------------------------------------------------------
   var S = {
-    ws: null, ready: false, stopped: false, attempt: 0, timer: null,
+    ws: null, ready: false, stopped: false, attempt: 0, timer: null, renewed: false,
     customerID: load("customer"), lastSeq: 0, maxBytes: 8192, agents: true,
     formDone: false, open: false, unread: 0, repName: "",
     // pending: frames not yet acknowledged, in order; kept across reloads
@@ -292,6 +297,16 @@
     }
   }
   // settle marks a pending frame as stored.
+  // clearShown drops what the widget shows of a timeline, keeping the
+  // visitor's messages still waiting for an ack.
+  function clearShown() {
+    var items = list.querySelectorAll(".og-msg:not([data-state=sending]):not([data-state=failed]), .og-system");
+    for (var i = 0; i < items.length; i++) if (items[i] !== greeting) list.removeChild(items[i]);
+  }
+  function setCustomer(id) {
+    S.customerID = id || null;
+    save("customer", S.customerID);
+  }
   function settle(clientID, li) {
     for (var i = 0; i < S.pending.length; i++) {
       if (S.pending[i].client_id === clientID) {
@@ -311,21 +326,24 @@
         S.attempt = 0;
         setStatus("");
         if (f.reset || (S.customerID && f.customer_id !== S.customerID)) {
-          // Another customer's timeline (a merge): start over.
-          var items = list.querySelectorAll(".og-msg:not([data-state=sending]):not([data-state=failed]), .og-system");
-          for (var i = 0; i < items.length; i++) if (items[i] !== greeting) list.removeChild(items[i]);
+          // Another customer's timeline (a merge, a sign-out): start over.
+          clearShown();
           S.lastRead = f.last_seq; // the new timeline's past is not "unread"
           save("read", String(f.last_seq));
           setUnread(0);
         }
-        S.customerID = f.customer_id;
-        save("customer", f.customer_id);
+        // No customer_id: a visitor who has not written yet; the first
+        // message's ack names the customer it made.
+        setCustomer(f.customer_id);
         S.lastSeq = f.after;
         S.maxBytes = f.max_message_bytes || S.maxBytes;
         flushPending();
         break;
       case "event": onEvent(f); break;
-      case "ack": settle(f.client_id); break;
+      case "ack":
+        if (f.customer_id && f.customer_id !== S.customerID) setCustomer(f.customer_id);
+        settle(f.client_id);
+        break;
       case "availability": S.agents = !!f.agents; showMode(); break;
       case "typing":
         if (f.on) showRepTyping(f.rep_name); else hideRepTyping();
@@ -347,15 +365,18 @@
   function connect() {
     if (S.ws || S.stopped) return;
     clearTimeout(S.timer);
-    var q = "?site=" + encodeURIComponent(SITE) + "&visitor=" + encodeURIComponent(visitorID());
-    if (USER_ID) q += "&user_id=" + encodeURIComponent(USER_ID) + "&user_hash=" + encodeURIComponent(USER_HASH);
     setStatus(S.attempt ? t("reconnecting") : (S.open ? t("connecting") : ""));
     var ws;
-    try { ws = new WebSocket(WS_URL + q); } catch (e) { scheduleReconnect(); return; }
+    try { ws = new WebSocket(WS_URL); } catch (e) { scheduleReconnect(); return; }
     S.ws = ws;
     ws.onopen = function () {
-      var hello = { type: "hello", after: S.lastSeq, lang: navigator.language || "" };
+      var hello = { type: "hello", visitor: visitorID(), after: S.lastSeq, lang: navigator.language || "" };
       if (S.customerID) hello.customer_id = S.customerID;
+      if (USER_ID) {
+        hello.user_id = USER_ID;
+        hello.user_hash = USER_HASH;
+        if (USER_EXPIRES) hello.user_expires = USER_EXPIRES;
+      }
       ws.send(JSON.stringify(hello));
     };
     ws.onmessage = function (m) {
@@ -369,6 +390,17 @@
       S.ready = false;
       clearTimeout(S.sendTimer);
       S.sendQueue = [];
+      if (e.code === CLOSE_IDENTITY_REFUSED && !USER_ID && !S.renewed) {
+        // Without a signature, refused: this browser's visitor id belongs
+        // to signed-in users only. Start over once as a new visitor,
+        // keeping what the visitor typed and has not sent.
+        S.renewed = true;
+        save("visitor", null); setCustomer(null); save("read", null);
+        S.lastSeq = 0; S.lastRead = 0; setUnread(0);
+        clearShown();
+        connect();
+        return;
+      }
       if (!reconnectable(e.code)) {
         S.stopped = true;
         setStatus(e.code === CLOSE_IDENTITY_REFUSED ? t("identity") : t("closed"));

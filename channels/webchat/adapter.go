@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,9 @@ type Options struct {
 	// "" means no name (the widget says "Agent"). Rep ids never reach the
 	// visitor.
 	RepName func(ctx context.Context, repID string) string
+	// Now is the clock of rate limits and signature expiry; nil means
+	// time.Now. Tests move it.
+	Now func() time.Time
 }
 
 // Adapter is the web chat channel: the visitors' WebSocket endpoint
@@ -49,7 +53,10 @@ type Adapter struct {
 	typing Typing
 	avail  func(ctx context.Context, siteID string) bool
 	rep    func(ctx context.Context, repID string) string
+	now    func() time.Time
 	sites  map[string]*site
+	// proxies are Config.TrustedProxies, parsed.
+	proxies []netip.Prefix
 
 	ctx    context.Context // ends with Close: stops every follower
 	cancel context.CancelFunc
@@ -68,7 +75,9 @@ type site struct {
 	Site
 	origins []originPattern
 	m       *melody.Melody
-	lim     *limiter
+	lim     *limiter // frames per visitor
+	// newVisitors limits the customers made per client address.
+	newVisitors *limiter
 
 	// availMu orders an availability change against a socket's welcome,
 	// so no socket is left showing a stale value.
@@ -99,8 +108,13 @@ func New(cfg Config, o Options) (*Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webchat: following the store: %w", err)
 	}
+	proxies, _ := parsePrefixes(cfg.TrustedProxies) // checked by Validate
 	a := &Adapter{cfg: cfg, store: o.Store, log: o.Logger, typing: o.Typing, avail: o.Available,
-		rep: o.RepName, sites: map[string]*site{}, fan: fan, recheck: make(chan struct{}, 1)}
+		rep: o.RepName, now: o.Now, sites: map[string]*site{}, proxies: proxies, fan: fan,
+		recheck: make(chan struct{}, 1)}
+	if a.now == nil {
+		a.now = time.Now
+	}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -115,7 +129,8 @@ func New(cfg Config, o Options) (*Adapter, error) {
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	for _, s := range cfg.Sites {
-		st := &site{Site: s, lim: newLimiter(s.RatePerMinute, s.RateBurst)}
+		st := &site{Site: s, lim: newLimiter(s.RatePerMinute, s.RateBurst),
+			newVisitors: newLimiter(s.NewVisitorsPerMinute, s.NewVisitorsBurst)}
 		for _, p := range s.AllowedOrigins {
 			op, _ := parseOriginPattern(p) // checked by Validate
 			st.origins = append(st.origins, op)
@@ -172,9 +187,11 @@ func (a *Adapter) newMelody(st *site) *melody.Melody {
 func connOf(s *melody.Session) *conn { return s.MustGet(connKey).(*conn) }
 
 // ServeHTTP upgrades a visitor's socket. The gateway mounts it at
-// /channels/webchat/ws; the query names the site and the visitor:
-// ?site=SITE&visitor=VID[&user_id=UID&user_hash=HEX]. An unknown site is
-// 404 and a disallowed Origin 403, before anything is stored.
+// /channels/webchat/ws; the query names the site (?site=SITE), and the
+// credentials come in the hello frame. The deprecated form, still
+// accepted, puts them in the query too:
+// &visitor=VID[&user_id=UID&user_hash=HEX]. An unknown site is 404 and a
+// disallowed Origin 403, before anything is stored.
 func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	st, ok := a.sites[q.Get("site")]
@@ -186,7 +203,8 @@ func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "webchat: shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	c := &conn{a: a, st: st, visitor: q.Get("visitor"), userID: q.Get("user_id"), userHash: q.Get("user_hash")}
+	c := &conn{a: a, st: st, addr: clientAddr(r, a.proxies), urlVisitor: q.Get("visitor"),
+		urlUser: signedUser{id: q.Get("user_id"), hash: q.Get("user_hash")}}
 	wsconn.Serve(w, r, func(w http.ResponseWriter, r *http.Request) {
 		err := st.m.HandleRequestWithKeys(w, r, map[string]any{connKey: c})
 		if errors.Is(err, melody.ErrClosed) {
@@ -271,9 +289,11 @@ func (a *Adapter) loop() {
 		select {
 		case <-a.ctx.Done():
 			return
-		case now := <-t.C:
+		case <-t.C:
+			now := a.now()
 			for _, st := range a.sites {
 				st.lim.sweep(now)
+				st.newVisitors.sweep(now)
 				a.setAvailability(st, a.available(st.ID))
 			}
 		case <-a.recheck:

@@ -3,6 +3,7 @@ package webchat
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -42,6 +43,13 @@ type Config struct {
 	// there to chat?) is asked again and, if it changed, pushed to every
 	// visitor of the site. Zero means 15s.
 	AvailabilityInterval time.Duration `yaml:"availability_interval"`
+	// TrustedProxies are the networks (CIDR, as "10.0.0.0/8", or single
+	// addresses) of reverse proxies in front of the gateway. A socket from
+	// one of them counts against the new-visitor limit by the right-most
+	// X-Forwarded-For address that is not itself a trusted proxy. Empty
+	// means X-Forwarded-For is ignored and the peer address counts: behind
+	// a proxy, list it, or every visitor shares the proxy's address.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Site is one web site that embeds the widget.
@@ -59,10 +67,16 @@ type Site struct {
 	// read or written.
 	AllowedOrigins []string `yaml:"allowed_origins"`
 	// Secret is the HMAC-SHA256 key the site's back end signs user ids
-	// with (data-user-hash). Set it from the environment, not the YAML
-	// file. Empty means identity verification is off: a connection that
-	// presents a user_id is refused with CloseIdentityRefused.
+	// with (data-user-hash; see Sign). Set it from the environment, not
+	// the YAML file. Empty means identity verification is off: a
+	// connection that presents a user_id is refused with
+	// CloseIdentityRefused.
 	Secret string `yaml:"secret"`
+	// RequireUserExpires refuses signatures without an expiry (the
+	// deprecated data-user-hash over the user id alone, SignForever) with
+	// CloseIdentityRefused. False accepts both forms, so embeds made before
+	// expiring signatures keep working.
+	RequireUserExpires bool `yaml:"require_user_expires"`
 	// SecretEnv names an environment variable holding Secret, which the
 	// gateway's config loader reads; setting both is an error. Empty means
 	// Secret is used as written.
@@ -79,6 +93,17 @@ type Site struct {
 	// RateBurst is how many frames a visitor may send at once before
 	// RatePerMinute applies. Zero means 30.
 	RateBurst int `yaml:"rate_burst"`
+	// NewVisitorsPerMinute is how many new anonymous visitors (customers
+	// made by a first message or offline form) one client address may
+	// start per minute; an IPv6 address counts by its /64. Zero means 10.
+	// Going over refuses the frame with error too_many_requests and closes
+	// the socket with CloseTooManyRequests; nothing is stored. Visitors
+	// behind one NAT share the address: raise it for sites whose visitors
+	// come through large shared gateways.
+	NewVisitorsPerMinute int `yaml:"new_visitors_per_minute"`
+	// NewVisitorsBurst is how many new visitors one client address may
+	// start at once before NewVisitorsPerMinute applies. Zero means 30.
+	NewVisitorsBurst int `yaml:"new_visitors_burst"`
 }
 
 // maxFrameCap keeps a frame, once stored as an event payload, under the
@@ -116,6 +141,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("webchat: %s is negative", f.name))
 		}
 	}
+	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("webchat: trusted_proxies: %w", err))
+	}
 	if c.HistoryEvents > 1000 {
 		errs = append(errs, fmt.Errorf("webchat: history_events %d is over 1000", c.HistoryEvents))
 	}
@@ -137,6 +165,9 @@ func (s Site) validate() error {
 	}
 	if s.RatePerMinute < 0 || s.RateBurst < 0 {
 		errs = append(errs, errors.New("rate_per_minute and rate_burst must not be negative"))
+	}
+	if s.NewVisitorsPerMinute < 0 || s.NewVisitorsBurst < 0 {
+		errs = append(errs, errors.New("new_visitors_per_minute and new_visitors_burst must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -170,6 +201,12 @@ func (c Config) withDefaults() Config {
 		}
 		if s.RateBurst == 0 {
 			s.RateBurst = 30
+		}
+		if s.NewVisitorsPerMinute == 0 {
+			s.NewVisitorsPerMinute = 10
+		}
+		if s.NewVisitorsBurst == 0 {
+			s.NewVisitorsBurst = 30
 		}
 		sites[i] = s
 	}
@@ -239,4 +276,32 @@ func originAllowed(patterns []originPattern, origin, host string) bool {
 // visitorIdentity is the unverified identity a visitor id stands for.
 func visitorIdentity(site, visitor string) sessions.Identity {
 	return sessions.Identity{Kind: sessions.IdentityVisitor, Namespace: site, Value: visitor}
+}
+
+// unsignedIdentity is the visitor id's twin for sockets without a
+// signature once the visitor id itself is bound to a signed-in user (see
+// resolveUnsigned). The suffix can't be part of a visitor id (visitorRe),
+// so no visitor's identity collides with another's twin, and the site
+// namespace keeps the customer reachable by web chat (CanSend).
+func unsignedIdentity(site, visitor string) sessions.Identity {
+	return sessions.Identity{Kind: sessions.IdentityVisitor, Namespace: site, Value: visitor + ".unsigned"}
+}
+
+// parsePrefixes parses TrustedProxies: CIDR prefixes or single addresses.
+func parsePrefixes(ss []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	var errs []error
+	for _, s := range ss {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				errs = append(errs, fmt.Errorf("%q is not an address or CIDR prefix", s))
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, errors.Join(errs...)
 }

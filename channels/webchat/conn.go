@@ -34,23 +34,31 @@ import (
 // customerID is written once, before ready is set, and read by goroutines
 // started after that.
 type conn struct {
-	a        *Adapter
-	st       *site
-	s        *melody.Session
-	visitor  string
-	userID   string
-	userHash string
-	log      *slog.Logger
+	a  *Adapter
+	st *site
+	s  *melody.Session
+	// addr is the client's address as the new-visitor limit counts it.
+	addr string
+	// urlVisitor and urlUser are credentials from the socket URL, the
+	// deprecated form; hello's take their place.
+	urlVisitor string
+	urlUser    signedUser
+	log        *slog.Logger
 
 	ctx    context.Context // ends when the socket does
 	cancel context.CancelFunc
 
 	// reader only
+	visitor    string
 	limited    bool // holds a rate-limit bucket reference
 	helloTimer *time.Timer
 	typingOn   bool
 	untype     func()
+	seed       sessions.Customer // for the customer made by the first message
 
+	// customerID is written by the reader, in hello or (for a new visitor)
+	// by the first message, before the goroutines that read it start;
+	// "" until the visitor has a customer.
 	customerID string
 	verified   bool
 	ready      atomic.Bool // welcome sent
@@ -101,22 +109,7 @@ func (c *conn) connected(s *melody.Session) {
 	size := int64(c.a.cfg.MessageBufferSize)
 	c.high = size - max(1, size/4)
 	c.sent = make(chan struct{}, 1)
-	c.log = c.a.log.With("site", c.st.ID, "visitor", redact.OpenID(c.visitor))
-	if !visitorRe.MatchString(c.visitor) {
-		c.fail(CloseBadRequest, ErrCodeBadRequest, "visitor must be 16 to 64 letters, digits, '-' or '_'", "")
-		return
-	}
-	c.st.lim.acquire(c.visitor, time.Now())
-	c.limited = true
-	if c.userID != "" || c.userHash != "" {
-		if !verifyUser(c.st.Secret, c.userID, c.userHash) {
-			// The user id may be an email: log that it failed, not what.
-			c.log.Warn("webchat: identity refused", "reason", refuseReason(c.st.Secret, c.userID))
-			c.fail(CloseIdentityRefused, ErrCodeIdentityRefused, "user_hash does not match user_id", "")
-			return
-		}
-		c.verified = true
-	}
+	c.log = c.a.log.With("site", c.st.ID)
 	c.helloTimer = time.AfterFunc(c.a.cfg.HelloTimeout, func() {
 		if !c.ready.Load() {
 			c.fail(CloseBadRequest, ErrCodeBadRequest, "no hello", "")
@@ -124,14 +117,18 @@ func (c *conn) connected(s *melody.Session) {
 	})
 }
 
-func refuseReason(secret, userID string) string {
-	switch {
-	case secret == "":
-		return "site has no secret"
-	case userID == "":
-		return "user_hash without user_id"
+// credentials takes the visitor id and signed user from hello or, in the
+// deprecated form, the socket URL; not from both.
+func (c *conn) credentials(f clientFrame) (string, signedUser, error) {
+	inHello := f.Visitor != "" || f.UserID != "" || f.UserHash != "" || f.UserExpires != 0
+	inURL := c.urlVisitor != "" || c.urlUser != (signedUser{})
+	if inHello && inURL {
+		return "", signedUser{}, errors.New("credentials both in the URL and in hello")
 	}
-	return "hash mismatch"
+	if inURL {
+		return c.urlVisitor, c.urlUser, nil
+	}
+	return f.Visitor, signedUser{id: f.UserID, hash: f.UserHash, expires: f.UserExpires}, nil
 }
 
 func (c *conn) disconnected() {
@@ -149,7 +146,7 @@ func (c *conn) disconnected() {
 		c.publishTyping(false)
 	}
 	if c.limited {
-		c.st.lim.release(c.visitor, time.Now())
+		c.st.lim.release(c.visitor, c.a.now())
 	}
 }
 
@@ -158,9 +155,11 @@ func (c *conn) receive(data []byte) {
 	if c.closing.Load() {
 		return
 	}
-	if !c.st.lim.allow(c.visitor, time.Now()) {
+	// Before hello there is no visitor to charge; hello charges itself,
+	// and nothing else is applied before it.
+	if c.ready.Load() && !c.st.lim.allow(c.visitor, c.a.now()) {
 		c.log.Info("webchat: visitor over rate limit")
-		c.fail(CloseTooManyRequests, "", "", "")
+		c.fail(CloseTooManyRequests, ErrCodeTooManyRequests, "too many frames", "")
 		return
 	}
 	f, err := parseFrame(data)
@@ -194,49 +193,129 @@ func (c *conn) receive(data []byte) {
 	}
 }
 
-// hello resolves the customer, sends welcome and starts following the
-// timeline from where the client left off.
+// hello checks the credentials, finds the customer (if the visitor has
+// one yet), sends welcome and starts following the timeline from where
+// the client left off.
 func (c *conn) hello(ctx context.Context, f clientFrame) {
 	c.helloTimer.Stop()
-	userID := ""
+	visitor, user, err := c.credentials(f)
+	if err != nil {
+		c.fail(CloseBadRequest, ErrCodeBadRequest, err.Error(), "")
+		return
+	}
+	if !visitorRe.MatchString(visitor) {
+		c.fail(CloseBadRequest, ErrCodeBadRequest, "visitor must be 16 to 64 letters, digits, '-' or '_'", "")
+		return
+	}
+	c.visitor = visitor
+	c.log = c.log.With("visitor", redact.OpenID(visitor))
+	now := c.a.now()
+	c.st.lim.acquire(visitor, now)
+	c.limited = true
+	if !c.st.lim.allow(visitor, now) {
+		c.log.Info("webchat: visitor over rate limit")
+		c.fail(CloseTooManyRequests, ErrCodeTooManyRequests, "too many frames", "")
+		return
+	}
+	if user != (signedUser{}) {
+		if why := verifyUser(c.st.Site, user, now); why != "" {
+			// The user id may be an email: log that it failed, not what.
+			c.log.Warn("webchat: identity refused", "reason", why)
+			c.fail(CloseIdentityRefused, ErrCodeIdentityRefused, "user_hash does not verify user_id", "")
+			return
+		}
+		c.verified = true
+	}
+	c.seed = sessions.Customer{Locale: f.Lang}
+	var customerID string
 	if c.verified {
-		userID = c.userID
+		var r resolution
+		r, err = resolveSigned(ctx, c.a.store, c.st.ID, visitor, user.id, c.seed)
+		if r.merged != "" {
+			c.log.Info("webchat: visitor merged into verified site user's customer", "from", r.merged, "into", r.customerID)
+		}
+		customerID = r.customerID
+	} else {
+		customerID, err = resolveUnsigned(ctx, c.a.store, c.st.ID, visitor, nil)
 	}
-	r, err := resolve(ctx, c.a.store, c.st.ID, c.visitor, userID, sessions.Customer{Locale: f.Lang})
-	if errors.Is(err, sessions.ErrInvalid) {
-		// A signed user id the store can't keep (too long, a control
-		// character): the site's bug, and retrying won't fix it.
-		c.fail(CloseBadRequest, ErrCodeBadRequest, "identity is malformed", "")
+	if !c.resolved(err, "") {
 		return
 	}
-	if err != nil {
-		c.storeFailed(err, "")
-		return
-	}
-	if r.merged != "" {
-		c.log.Info("webchat: visitor merged into verified site user's customer", "from", r.merged, "into", r.customerID)
-	}
-	head, err := c.a.store.LastSeq(ctx, r.customerID)
-	if err != nil {
-		c.storeFailed(err, "")
-		return
+	var head uint64
+	if customerID != "" {
+		if head, err = c.a.store.LastSeq(ctx, customerID); err != nil {
+			c.storeFailed(err, "")
+			return
+		}
 	}
 	after, reset := f.After, false
-	if (f.CustomerID != "" && f.CustomerID != r.customerID) || after > head {
+	if (f.CustomerID != "" && f.CustomerID != customerID) || after > head {
 		after, reset = 0, true
 	}
 	if after == 0 && head > uint64(c.a.cfg.HistoryEvents) {
 		after = head - uint64(c.a.cfg.HistoryEvents)
 	}
-	c.customerID = r.customerID
+	c.customerID = customerID
 	c.st.availMu.Lock()
 	c.ready.Store(true)
-	c.write(marshal(welcomeFrame{Type: frameWelcome, CustomerID: r.customerID, LastSeq: head, After: after,
+	c.write(marshal(welcomeFrame{Type: frameWelcome, CustomerID: customerID, LastSeq: head, After: after,
 		Reset: reset, Verified: c.verified, MaxMessageBytes: c.st.MaxMessageBytes}))
 	c.write(marshal(availabilityFrame{Type: frameAvailability, Agents: c.st.agents}))
 	c.st.availMu.Unlock()
-	c.untype = c.a.typing.Subscribe(r.customerID, c.repTyping)
+	if customerID != "" {
+		c.start(after)
+	}
+}
+
+// resolved answers a failed resolution and reports whether err was nil.
+func (c *conn) resolved(err error, clientID string) bool {
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, errSignedOnly):
+		c.log.Warn("webchat: identity refused", "reason", "unsigned socket for a visitor id bound to signed-in users")
+		c.fail(CloseIdentityRefused, ErrCodeIdentityRefused, "this visitor id belongs to signed-in users: sign in, or use a new visitor id", "")
+	case errors.Is(err, sessions.ErrInvalid):
+		// A signed user id the store can't keep (too long, a control
+		// character): the site's bug, and retrying won't fix it.
+		c.fail(CloseBadRequest, ErrCodeBadRequest, "identity is malformed", "")
+	default:
+		c.storeFailed(err, clientID)
+	}
+	return false
+}
+
+// start follows the customer's timeline after the given sequence and
+// relays reps' typing to it.
+func (c *conn) start(after uint64) {
+	c.untype = c.a.typing.Subscribe(c.customerID, c.repTyping)
 	c.follow(after)
+}
+
+// ensureCustomer makes the customer of a visitor who has none yet, on its
+// first message or form, and reports whether there is one now. Hellos
+// alone store nothing; a new customer costs a token of the client
+// address's new-visitor limit.
+func (c *conn) ensureCustomer(ctx context.Context, clientID string) bool {
+	if c.customerID != "" {
+		return true
+	}
+	// Another tab of the visitor may have made it since hello.
+	customerID, err := resolveUnsigned(ctx, c.a.store, c.st.ID, c.visitor, nil)
+	if err == nil && customerID == "" {
+		if !c.st.newVisitors.take(c.addr, c.a.now()) {
+			c.log.Info("webchat: new visitors over the client address's rate limit")
+			c.fail(CloseTooManyRequests, ErrCodeTooManyRequests, "too many new visitors from this address", "")
+			return false
+		}
+		customerID, err = resolveUnsigned(ctx, c.a.store, c.st.ID, c.visitor, &c.seed)
+	}
+	if !c.resolved(err, clientID) {
+		return false
+	}
+	c.customerID = customerID
+	c.start(0)
+	return true
 }
 
 // follow sends the timeline after the given sequence, then every new
@@ -406,6 +485,9 @@ func (c *conn) followFailed(err error) {
 
 // message appends a visitor's message once, however often it is sent.
 func (c *conn) message(ctx context.Context, f clientFrame) {
+	if !c.ensureCustomer(ctx, f.ClientID) {
+		return
+	}
 	c.appendIn(ctx, f.ClientID, sessions.Message{Text: f.Text, ClientID: f.ClientID})
 }
 
@@ -429,6 +511,9 @@ type offlineForm struct {
 // offline records the offline form: the contacts as unverified identities
 // and the text as a message_in.
 func (c *conn) offline(ctx context.Context, f clientFrame) {
+	if !c.ensureCustomer(ctx, f.ClientID) {
+		return
+	}
 	form := offlineForm{Name: f.Name, Email: f.Email, Phone: f.Phone}
 	link := func(kind sessions.IdentityKind, value string) bool {
 		_, _, err := c.a.store.LinkIdentity(ctx, c.customerID,
@@ -471,7 +556,7 @@ func (c *conn) appendIn(ctx context.Context, clientID string, payload any) {
 		c.storeFailed(err, clientID)
 		return
 	}
-	c.write(marshal(ackFrame{Type: frameAck, ClientID: clientID, Seq: ev.Seq, Duplicate: !appended}))
+	c.write(marshal(ackFrame{Type: frameAck, ClientID: clientID, Seq: ev.Seq, CustomerID: c.customerID, Duplicate: !appended}))
 }
 
 // storeFailed answers a frame the store would not apply.

@@ -13,11 +13,34 @@
 // reconnect is acknowledged with the first event's sequence, not appended
 // again.
 //
+// Credentials (the visitor id, and a signed user) come in the hello frame,
+// not the socket URL that proxies and access logs keep; the URL form is
+// still accepted, deprecated. A signature is HMAC-SHA256 under the site's
+// secret of "user_id|expires" (Sign), refused once expires is past; the
+// deprecated unexpiring form over the user id alone (SignForever) is
+// accepted unless the site sets RequireUserExpires.
+//
 // Identity: the visitor id (random, kept in the browser) is an unverified
-// visitor identity namespaced by site. A user id signed with the site's
-// secret (HMAC-SHA256) is a verified site-user identity, and merges the
-// visitor's customer into the site user's. Contacts typed into the offline
-// form are recorded unverified and never merge anyone.
+// visitor identity namespaced by site. A signed user id is a verified
+// site-user identity: the socket speaks for the site user's customer, and
+// the visitor id is linked to it, or the visitor's own customer is merged
+// into it. So a visitor id that has signed in belongs to a signed-in
+// user's customer, and the visitor id alone must not open it: a socket
+// without a valid signature never speaks for a customer with a verified
+// site user (of any site). Its visitor id's customer is used while it has
+// none; otherwise the socket speaks for the visitor id's unsigned twin
+// (the visitor identity "VID.unsigned"), which signed sockets never link
+// or merge, so what is written signed out stays apart from the signed
+// user. If a rep merged the twin into a signed-in user as well, the socket
+// is refused (CloseIdentityRefused) and the widget starts over with a new
+// visitor id. Contacts typed into the offline form are recorded
+// unverified and never merge anyone.
+//
+// Customers are made lazily: hello only looks the visitor up, and an
+// anonymous visitor's customer is made by its first message or offline
+// form (the ack names it), so sockets that only connect store nothing.
+// New visitors are rate-limited per client address (Site.NewVisitors*,
+// Config.TrustedProxies for the address behind a proxy).
 //
 // What it must not do: route, know reps beyond a display name, or show a
 // visitor anything a rep alone may see (notes, rep ids, identities,
@@ -40,5 +63,7 @@
 // are safe for concurrent use. Sockets follow the store's change feed, so
 // any node serves any visitor. Locks: site.availMu and MemoryTyping.mu are
 // each held while frames are queued (melody's locks nest inside them) and
-// are never held together; limiter.mu is a leaf.
+// are never held together; limiter.mu is a leaf. A socket's customerID is
+// written by its reader (in hello, or by the first message of a new
+// visitor) before the goroutines that read it (follower, catch-up) start.
 package webchat

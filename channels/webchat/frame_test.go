@@ -3,6 +3,7 @@ package webchat
 import (
 	"encoding/json"
 	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,8 @@ var sampleFrames = []string{
 	`{"type":"hello","after":18446744073709551616}`,
 	"\xff\xfe",
 	``,
+	`{"type":"hello","visitor":"k3Jx9QeP2m_T8wVb-4LzNaYc","user_id":"u-1234","user_hash":"7f1fd4eda0adb42bf99053fe5793d4ccfc4fe930d8639b72d7e587cf94187775","user_expires":1767225600}`,
+	`{"type":"hello","user_expires":-5}`,
 }
 
 func FuzzFrame(f *testing.F) {
@@ -121,6 +124,8 @@ func TestParseFrame(t *testing.T) {
 		{sampleFrames[19], "", "frame"},
 		{`{"type":"typing","on":true} {"type":"typing","on":false}`, "", "frame"},
 		{`{"type":"typing","on":true} x`, "", "frame"},
+		{sampleFrames[20], "hello", ""},
+		{sampleFrames[21], "", "field"},
 	}
 	for _, tt := range tests {
 		f, err := parseFrame([]byte(tt.in))
@@ -221,29 +226,85 @@ func TestLimiter(t *testing.T) {
 	if l.allow("unknown", now) {
 		t.Fatal("frame allowed without a bucket")
 	}
+	// take starts a bucket for a key it has not seen.
+	for i := range 3 {
+		if !l.take("198.51.100.7", now) {
+			t.Fatalf("new visitor %d refused", i)
+		}
+	}
+	if l.take("198.51.100.7", now) || !l.take("198.51.100.8", now) {
+		t.Fatal("take does not count per key")
+	}
+}
+
+func TestClientAddr(t *testing.T) {
+	t.Parallel()
+	trusted, err := parsePrefixes([]string{"10.0.0.0/8", "192.0.2.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ peer, xff, want string }{
+		{"198.51.100.7:5555", "", "198.51.100.7"},
+		{"198.51.100.7:5555", "203.0.113.9", "198.51.100.7"}, // not a proxy of ours: ignored
+		{"[2001:db8:1:2:3:4:5:6]:443", "", "2001:db8:1:2::/64"},
+		{"[::ffff:198.51.100.7]:1", "", "198.51.100.7"},
+		{"10.1.2.3:80", "203.0.113.9", "203.0.113.9"},
+		{"10.1.2.3:80", "1.1.1.1, 203.0.113.9, 10.9.9.9", "203.0.113.9"}, // left of the first untrusted hop is the client's claim
+		{"192.0.2.1:80", "garbage, 203.0.113.9", "203.0.113.9"},
+		{"192.0.2.1:80", "203.0.113.9, garbage", "192.0.2.1"},
+		{"10.1.2.3:80", "", "10.1.2.3"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tc.peer
+		if tc.xff != "" {
+			r.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		if got := clientAddr(r, trusted); got != tc.want {
+			t.Errorf("clientAddr(%s, %q) = %q, want %q", tc.peer, tc.xff, got, tc.want)
+		}
+	}
 }
 
 func TestVerifyUser(t *testing.T) {
 	t.Parallel()
-	// A known vector: what a site's back end computes with
-	// printf %s user-42 | openssl dgst -sha256 -hmac s3cret
-	const want = "1136c48073bd2ba64f2a18895ff27ecfa11e24ccd2d86972ace148983668a992"
-	got := Sign("s3cret", "user-42")
-	if got != want {
-		t.Fatalf("Sign = %q, want %q", got, want)
+	// Known vectors: what a site's back end computes with
+	// printf %s user-42 | openssl dgst -sha256 -hmac s3cret (deprecated) and
+	// printf %s 'user-42|1767225600' | openssl dgst -sha256 -hmac s3cret.
+	const forever = "1136c48073bd2ba64f2a18895ff27ecfa11e24ccd2d86972ace148983668a992"
+	const expiring = "7f1fd4eda0adb42bf99053fe5793d4ccfc4fe930d8639b72d7e587cf94187775"
+	exp := time.Unix(1767225600, 0)
+	if got := SignForever("s3cret", "user-42"); got != forever {
+		t.Fatalf("SignForever = %q, want %q", got, forever)
 	}
-	if !verifyUser("s3cret", "user-42", got) || !verifyUser("s3cret", "user-42", strings.ToUpper(got)) {
-		t.Fatal("valid hash refused")
+	if got := Sign("s3cret", "user-42", exp); got != expiring {
+		t.Fatalf("Sign = %q, want %q", got, expiring)
 	}
-	for _, tc := range []struct{ secret, user, hash string }{
-		{"", "user-42", Sign("", "user-42")},
-		{"s3cret", "user-43", got},
-		{"s3cret", "user-42", got[:62]},
-		{"s3cret", "user-42", strings.Repeat("g", 64)},
-		{"s3cret", "", Sign("s3cret", "")},
+	site := Site{Secret: "s3cret"}
+	strict := Site{Secret: "s3cret", RequireUserExpires: true}
+	before, after := exp.Add(-time.Second), exp
+	for _, tc := range []struct {
+		name string
+		site Site
+		u    signedUser
+		now  time.Time
+		want string
+	}{
+		{"deprecated form", site, signedUser{"user-42", forever, 0}, after, ""},
+		{"upper case hex", site, signedUser{"user-42", strings.ToUpper(forever), 0}, after, ""},
+		{"with expiry", site, signedUser{"user-42", expiring, exp.Unix()}, before, ""},
+		{"with expiry, required", strict, signedUser{"user-42", expiring, exp.Unix()}, before, ""},
+		{"expired", site, signedUser{"user-42", expiring, exp.Unix()}, after, refusedExpired},
+		{"expiry moved", site, signedUser{"user-42", expiring, exp.Unix() + 3600}, before, refusedBadHash},
+		{"expiry required", strict, signedUser{"user-42", forever, 0}, after, refusedNoExpiry},
+		{"expiring hash without its expiry", site, signedUser{"user-42", expiring, 0}, before, refusedBadHash},
+		{"no secret", Site{}, signedUser{"user-42", SignForever("", "user-42"), 0}, after, refusedNoSecret},
+		{"another user", site, signedUser{"user-43", forever, 0}, after, refusedBadHash},
+		{"short", site, signedUser{"user-42", forever[:62], 0}, after, refusedBadHash},
+		{"not hex", site, signedUser{"user-42", strings.Repeat("g", 64), 0}, after, refusedBadHash},
+		{"no user", site, signedUser{"", SignForever("s3cret", ""), 0}, after, refusedNoUser},
 	} {
-		if verifyUser(tc.secret, tc.user, tc.hash) {
-			t.Errorf("verifyUser(%q, %q, %q) accepted", tc.secret, tc.user, tc.hash)
+		if got := verifyUser(tc.site, tc.u, tc.now); got != tc.want {
+			t.Errorf("%s: verifyUser = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }

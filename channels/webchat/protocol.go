@@ -41,6 +41,11 @@ const (
 	// ErrCodeServer: the server could not apply the frame; a close with
 	// CloseServerError follows, and the client resends after reconnecting.
 	ErrCodeServer = "server_error"
+	// ErrCodeTooManyRequests: over a rate limit (the visitor's frames, or
+	// new visitors from the client's address); the frame was not applied
+	// and a close with CloseTooManyRequests follows. The client resends
+	// after reconnecting with backoff.
+	ErrCodeTooManyRequests = "too_many_requests"
 )
 
 // Field limits. The frame size cap (Site.MaxMessageBytes) bounds them all;
@@ -59,10 +64,17 @@ var errFrame = errors.New("webchat: bad frame")
 type clientFrame struct {
 	Type string `json:"type"`
 	// hello: the last sequence the client saw and the customer it belongs
-	// to (from an earlier welcome), and the browser's language.
+	// to (from an earlier welcome or ack), and the browser's language.
 	After      uint64 `json:"after,omitempty"`
 	CustomerID string `json:"customer_id,omitempty"`
 	Lang       string `json:"lang,omitempty"`
+	// hello: the credentials. They travel here, not in the socket URL,
+	// which proxies and access logs keep. UserExpires is Unix seconds; 0
+	// means the deprecated signature without an expiry.
+	Visitor     string `json:"visitor,omitempty"`
+	UserID      string `json:"user_id,omitempty"`
+	UserHash    string `json:"user_hash,omitempty"`
+	UserExpires int64  `json:"user_expires,omitempty"`
 	// message and offline
 	ClientID string `json:"client_id,omitempty"`
 	Text     string `json:"text,omitempty"`
@@ -103,6 +115,9 @@ func parseFrame(data []byte) (clientFrame, error) {
 		}
 		if f.Lang != "" && (len(f.Lang) > maxLang || !isLangTag(f.Lang)) {
 			f.Lang = "" // a hint only: drop it rather than refuse the socket
+		}
+		if f.UserExpires < 0 {
+			return f, invalid("user_expires is negative")
 		}
 	case frameMessage:
 		if err := checkClientID(f.ClientID); err != nil {
@@ -204,8 +219,11 @@ func normalizeEmail(s string) (string, bool) {
 // so a client can switch on it while reading.
 
 type welcomeFrame struct {
-	Type       string `json:"type"`
-	CustomerID string `json:"customer_id"`
+	Type string `json:"type"`
+	// CustomerID is empty for a visitor who has not written yet: the
+	// customer is made by the first message or offline form, whose ack
+	// names it.
+	CustomerID string `json:"customer_id,omitempty"`
 	// LastSeq is the head of the timeline when the socket was set up.
 	LastSeq uint64 `json:"last_seq"`
 	// After is where the replay that follows starts: the client's after,
@@ -239,6 +257,9 @@ type ackFrame struct {
 	Type     string `json:"type"`
 	ClientID string `json:"client_id"`
 	Seq      uint64 `json:"seq"`
+	// CustomerID is the customer the frame was stored for, to send back
+	// in the next hello (the first message makes it).
+	CustomerID string `json:"customer_id"`
 	// Duplicate says the frame had been applied before (a resend).
 	Duplicate bool `json:"duplicate,omitempty"`
 }

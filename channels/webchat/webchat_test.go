@@ -109,20 +109,54 @@ func visitorID(t *testing.T) string {
 	return strings.ReplaceAll(sessions.NewID("v"), "_", "-")
 }
 
+// returning makes a visitor who has written before: one with a customer.
+func (h *harness) returning(t *testing.T) (visitor, customerID string) {
+	t.Helper()
+	v := visitorID(t)
+	c, _, err := h.store.ResolveCustomer(context.Background(),
+		sessions.Identity{Kind: sessions.IdentityVisitor, Namespace: siteID, Value: v}, sessions.Customer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, c.ID
+}
+
 type dialOpts struct {
-	origin   string
-	userID   string
-	userHash string
+	origin      string
+	userID      string
+	userHash    string
+	userExpires int64
+	// inURL puts the credentials in the socket URL, the deprecated form,
+	// instead of in hello.
+	inURL bool
+}
+
+// signedAs is a user signed with the site's secret, valid for an hour.
+func signedAs(user string) dialOpts {
+	exp := time.Now().Add(time.Hour)
+	return dialOpts{userID: user, userHash: webchat.Sign(secret, user, exp), userExpires: exp.Unix()}
+}
+
+// withCreds is hl with the credentials of o, unless o puts them in the URL.
+func withCreds(visitor string, o dialOpts, hl hello) hello {
+	hl.Type = "hello"
+	if !o.inURL {
+		hl.Visitor, hl.UserID, hl.UserHash, hl.UserExpires = visitor, o.userID, o.userHash, o.userExpires
+	}
+	return hl
 }
 
 func (h *harness) dial(t *testing.T, visitor string, o dialOpts) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
-	q := url.Values{"site": {siteID}, "visitor": {visitor}}
-	if o.userID != "" {
-		q.Set("user_id", o.userID)
-	}
-	if o.userHash != "" {
-		q.Set("user_hash", o.userHash)
+	q := url.Values{"site": {siteID}}
+	if o.inURL {
+		q.Set("visitor", visitor)
+		if o.userID != "" {
+			q.Set("user_id", o.userID)
+		}
+		if o.userHash != "" {
+			q.Set("user_hash", o.userHash)
+		}
 	}
 	u := "ws" + strings.TrimPrefix(h.srv.URL, "http") + "/channels/webchat/ws?" + q.Encode()
 	hdr := http.Header{}
@@ -226,9 +260,13 @@ func send(t *testing.T, ws *websocket.Conn, v any) {
 }
 
 type hello struct {
-	Type       string `json:"type"`
-	After      uint64 `json:"after,omitempty"`
-	CustomerID string `json:"customer_id,omitempty"`
+	Type        string `json:"type"`
+	After       uint64 `json:"after,omitempty"`
+	CustomerID  string `json:"customer_id,omitempty"`
+	Visitor     string `json:"visitor,omitempty"`
+	UserID      string `json:"user_id,omitempty"`
+	UserHash    string `json:"user_hash,omitempty"`
+	UserExpires int64  `json:"user_expires,omitempty"`
 }
 
 type message struct {
@@ -244,8 +282,7 @@ func (h *harness) connect(t *testing.T, visitor string, hl hello, o dialOpts) (*
 	if err != nil {
 		t.Fatal(err)
 	}
-	hl.Type = "hello"
-	send(t, ws, hl)
+	send(t, ws, withCreds(visitor, o, hl))
 	return ws, next(t, ws, "welcome")
 }
 
@@ -272,9 +309,10 @@ func TestResendSameClientIDMakesOneEvent(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	v := visitorID(t)
-	ws, w := h.connect(t, v, hello{}, dialOpts{})
+	ws, _ := h.connect(t, v, hello{}, dialOpts{})
 	send(t, ws, message{"message", "c-1", "where is my order?"})
 	first := next(t, ws, "ack")
+	w := first // the first message made the customer; its ack names it
 	send(t, ws, message{"message", "c-1", "where is my order?"})
 	again := next(t, ws, "ack")
 	if first.ClientID != "c-1" || first.Duplicate || again.Seq != first.Seq || !again.Duplicate {
@@ -319,8 +357,11 @@ func TestResumeDeliversTheRestOnceInOrder(t *testing.T) {
 	h := newHarness(t, func(_ *webchat.Config, o *webchat.Options) {
 		o.RepName = func(_ context.Context, id string) string { return map[string]string{"r-7": "Li Na"}[id] }
 	})
-	v := visitorID(t)
+	v, cid := h.returning(t)
 	ws, w := h.connect(t, v, hello{}, dialOpts{})
+	if w.CustomerID != cid {
+		t.Fatalf("welcome %s, want customer %s", w.raw, cid)
+	}
 	for i := range 3 {
 		send(t, ws, message{"message", fmt.Sprintf("c-%d", i), fmt.Sprintf("hello %d", i)})
 		next(t, ws, "ack")
@@ -368,7 +409,7 @@ func TestResumeDeliversTheRestOnceInOrder(t *testing.T) {
 func TestResumeWhileAppendsRace(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
-	v := visitorID(t)
+	v, _ := h.returning(t)
 	_, w := h.connect(t, v, hello{}, dialOpts{})
 	for i := range 20 {
 		appendOut(t, h.store, w.CustomerID, fmt.Sprint("before ", i))
@@ -408,7 +449,7 @@ func TestResumeWhileAppendsRace(t *testing.T) {
 func TestNewClientGetsRecentHistory(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, func(c *webchat.Config, _ *webchat.Options) { c.HistoryEvents = 4 })
-	v := visitorID(t)
+	v, _ := h.returning(t)
 	_, w := h.connect(t, v, hello{}, dialOpts{})
 	for i := range 10 {
 		appendOut(t, h.store, w.CustomerID, fmt.Sprint(i))
@@ -465,12 +506,14 @@ func TestUnknownSiteIs404(t *testing.T) {
 func TestOversizedFrameClosedNothingStored(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, func(c *webchat.Config, _ *webchat.Options) { c.Sites[0].MaxMessageBytes = 1024 })
-	ws, w := h.connect(t, visitorID(t), hello{}, dialOpts{})
+	v, cid := h.returning(t)
+	ws, w := h.connect(t, v, hello{}, dialOpts{})
 	if w.MaxMessageBytes != 1024 {
 		t.Fatalf("welcome %s", w.raw)
 	}
 	send(t, ws, message{"message", "big", strings.Repeat("x", 2000)})
 	expectClose(t, ws, webchat.CloseMessageTooBig)
+	w.CustomerID = cid
 	if n := count(timeline(t, h.store, w.CustomerID), sessions.KindMessageIn); n != 0 {
 		t.Fatalf("%d messages stored", n)
 	}
@@ -482,7 +525,9 @@ func TestFloodClosedAndLimited(t *testing.T) {
 	h := newHarness(t, func(c *webchat.Config, _ *webchat.Options) {
 		c.Sites[0].RatePerMinute, c.Sites[0].RateBurst = 1, burst
 	})
-	ws, w := h.connect(t, visitorID(t), hello{}, dialOpts{}) // hello takes one token
+	v, cid := h.returning(t)
+	ws, w := h.connect(t, v, hello{}, dialOpts{}) // hello takes one token
+	w.CustomerID = cid
 	for i := range 30 {
 		if err := ws.WriteJSON(message{"message", fmt.Sprintf("f-%d", i), "spam"}); err != nil {
 			break // the server may hang up before we finish
@@ -550,7 +595,7 @@ func TestSlowReaderGetsReconnectCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	send(t, ws, hello{Type: "hello"})
+	send(t, ws, withCreds(v, dialOpts{}, hello{}))
 	// Read nothing until the server gives up on the client. Then read at
 	// once: the close frame waits behind the stalled writer, which only
 	// our reading frees.
@@ -581,13 +626,14 @@ func TestVerifiedIdentityMergesVisitor(t *testing.T) {
 
 	// The visitor chats anonymously first, then logs in on the site.
 	v := visitorID(t)
-	ws, anon := h.connect(t, v, hello{}, dialOpts{})
+	ws, _ := h.connect(t, v, hello{}, dialOpts{})
 	send(t, ws, message{"message", "a-1", "hi, anonymous so far"})
 	ack := next(t, ws, "ack")
+	anon := ack
 	ws.Close()
 
 	ws2, w := h.connect(t, v, hello{After: ack.Seq, CustomerID: anon.CustomerID},
-		dialOpts{userID: "user-42", userHash: webchat.Sign(secret, "user-42")})
+		signedAs("user-42"))
 	if w.CustomerID != known.ID || !w.Reset || !w.Verified {
 		t.Fatalf("welcome %s, want customer %s, reset, verified", w.raw, known.ID)
 	}
@@ -619,7 +665,7 @@ func TestVerifiedIdentityMergesVisitor(t *testing.T) {
 		t.Fatalf("history %v", texts)
 	}
 	// And the same tag again changes nothing.
-	_, w3 := h.connect(t, v, hello{CustomerID: known.ID}, dialOpts{userID: "user-42", userHash: webchat.Sign(secret, "user-42")})
+	_, w3 := h.connect(t, v, hello{CustomerID: known.ID}, signedAs("user-42"))
 	if w3.CustomerID != known.ID || w3.Reset {
 		t.Fatalf("second verified welcome %s", w3.raw)
 	}
@@ -629,8 +675,8 @@ func TestVerifiedUserOnSharedBrowserIsNotMerged(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	v := visitorID(t)
-	_, a := h.connect(t, v, hello{}, dialOpts{userID: "alice", userHash: webchat.Sign(secret, "alice")})
-	_, b := h.connect(t, v, hello{}, dialOpts{userID: "bob", userHash: webchat.Sign(secret, "bob")})
+	_, a := h.connect(t, v, hello{}, signedAs("alice"))
+	_, b := h.connect(t, v, hello{}, signedAs("bob"))
 	if a.CustomerID == b.CustomerID {
 		t.Fatal("two signed users on one browser share a customer")
 	}
@@ -646,11 +692,11 @@ func TestInvalidHashRefused(t *testing.T) {
 		c.Sites = append(c.Sites, webchat.Site{ID: "nosecret", AllowedOrigins: []string{origin}})
 	})
 	tests := []struct{ name, site, user, hash string }{
-		{"wrong hash", siteID, "user-42", webchat.Sign("other secret", "user-42")},
-		{"hash of another user", siteID, "user-42", webchat.Sign(secret, "user-43")},
+		{"wrong hash", siteID, "user-42", webchat.SignForever("other secret", "user-42")},
+		{"hash of another user", siteID, "user-42", webchat.SignForever(secret, "user-43")},
 		{"not hex", siteID, "user-42", "zz"},
-		{"hash without user", siteID, "", webchat.Sign(secret, "")},
-		{"site without secret", "nosecret", "user-42", webchat.Sign("", "user-42")},
+		{"hash without user", siteID, "", webchat.SignForever(secret, "")},
+		{"site without secret", "nosecret", "user-42", webchat.SignForever("", "user-42")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -697,9 +743,10 @@ func TestOfflineFormRecordsUnverifiedAndNeverMerges(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := visitorID(t)
-	ws, w := h.connect(t, v, hello{}, dialOpts{})
+	ws, _ := h.connect(t, v, hello{}, dialOpts{})
 	send(t, ws, offline{"offline", "o-1", "Wang", "Wang@Example.com", "+86 138-1234-5678", "call me back please"})
 	ack := next(t, ws, "ack")
+	w := ack // the form made the customer
 	send(t, ws, offline{"offline", "o-1", "Wang", "Wang@Example.com", "+86 138-1234-5678", "call me back please"})
 	if again := next(t, ws, "ack"); again.Seq != ack.Seq || !again.Duplicate {
 		t.Fatalf("resent form ack %s", again.raw)
@@ -762,10 +809,7 @@ func TestVisitorNeverSeesRepOnlyEvents(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	ctx := context.Background()
-	v := visitorID(t)
-	ws0, w := h.connect(t, v, hello{}, dialOpts{})
-	ws0.Close()
-	cid := w.CustomerID
+	v, cid := h.returning(t)
 	cv, _, _ := h.store.OpenConversation(ctx, cid, "", sessions.ChannelWebchat)
 	raw := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
 	secretEvents := func() {
@@ -822,7 +866,7 @@ func TestMergedWhileConnectedReconnects(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	ctx := context.Background()
-	v := visitorID(t)
+	v, _ := h.returning(t)
 	ws, w := h.connect(t, v, hello{}, dialOpts{})
 	other, _, err := h.store.ResolveCustomer(ctx, sessions.Identity{Kind: sessions.IdentityWeChatUnionID, Value: "union-1"}, sessions.Customer{})
 	if err != nil {
@@ -849,19 +893,20 @@ func TestMergedWhileConnectedReconnects(t *testing.T) {
 func TestMalformedSignedUserID(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
-	user := strings.Repeat("u", 300)
-	ws, _, err := h.dial(t, visitorID(t), dialOpts{userID: user, userHash: webchat.Sign(secret, user)})
+	v, user := visitorID(t), strings.Repeat("u", 300)
+	ws, _, err := h.dial(t, v, signedAs(user))
 	if err != nil {
 		t.Fatal(err)
 	}
-	send(t, ws, hello{Type: "hello"})
+	send(t, ws, withCreds(v, signedAs(user), hello{}))
 	expectClose(t, ws, webchat.CloseBadRequest)
 }
 
 func TestTypingBothWays(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
-	ws, w := h.connect(t, visitorID(t), hello{}, dialOpts{})
+	v, _ := h.returning(t)
+	ws, w := h.connect(t, v, hello{}, dialOpts{})
 	got := make(chan webchat.TypingSignal, 4)
 	cancel := h.a.Typing().Subscribe(w.CustomerID, func(s webchat.TypingSignal) {
 		if s.From == "customer" {
@@ -951,7 +996,7 @@ func TestProtocolErrorsClose(t *testing.T) {
 			if v == "" {
 				v = visitorID(t)
 			}
-			ws, _, err := h.dial(t, v, dialOpts{})
+			ws, _, err := h.dial(t, v, dialOpts{inURL: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1043,11 +1088,11 @@ func TestConfigValidate(t *testing.T) {
 		bad  []string
 	}{
 		{"zero", webchat.Config{}, nil},
-		{"good", webchat.Config{Sites: []webchat.Site{{ID: "a", AllowedOrigins: []string{"https://x.com", "https://*.x.com", "http://localhost:8080", "*"}}}}, nil},
-		{"everything wrong", webchat.Config{MessageBufferSize: -1, Sites: []webchat.Site{
-			{ID: "bad id", AllowedOrigins: []string{"x.com", "https://x.com/path", "https://a*.x.com"}, MaxMessageBytes: 1 << 20, RatePerMinute: -1},
+		{"good", webchat.Config{TrustedProxies: []string{"10.0.0.0/8", "::1", "fd00::/8"}, Sites: []webchat.Site{{ID: "a", AllowedOrigins: []string{"https://x.com", "https://*.x.com", "http://localhost:8080", "*"}}}}, nil},
+		{"everything wrong", webchat.Config{MessageBufferSize: -1, TrustedProxies: []string{"10.0.0.0/33", "proxy.local"}, Sites: []webchat.Site{
+			{ID: "bad id", AllowedOrigins: []string{"x.com", "https://x.com/path", "https://a*.x.com"}, MaxMessageBytes: 1 << 20, RatePerMinute: -1, NewVisitorsBurst: -1},
 			{ID: "dup"}, {ID: "dup"},
-		}}, []string{"message_buffer_size", "bad id", `"x.com"`, "/path", "a*.x.com", "max_message_bytes", "rate_per_minute", "twice"}},
+		}}, []string{"message_buffer_size", "bad id", `"x.com"`, "/path", "a*.x.com", "max_message_bytes", "rate_per_minute", "new_visitors_burst", "twice", "10.0.0.0/33", "proxy.local"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

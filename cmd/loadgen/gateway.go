@@ -40,7 +40,8 @@ type child struct {
 // The caller must stop it.
 // perMinute is each visitor's message rate: the site's rate limit is set
 // to twice that (at least the default 120), so the limiter is exercised
-// but never trips.
+// but never trips. Every visitor comes from loopback, so the new-visitor
+// limit per address is raised to let all of them in.
 func startGateway(ctx context.Context, bin, site string, perMinute int) (*child, error) {
 	dir, err := os.MkdirTemp("", "omnigate-loadgen-")
 	if err != nil {
@@ -83,7 +84,8 @@ webchat:
     - id: %s
       allowed_origins: [%q]
       rate_per_minute: %d
-`, port, filepath.Join(dir, "data"), c.token, site, loadOrigin, max(120, 2*perMinute))
+      new_visitors_burst: %d
+`, port, filepath.Join(dir, "data"), c.token, site, loadOrigin, max(120, 2*perMinute), maxConns)
 	cfgPath := filepath.Join(dir, "gateway.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err

@@ -44,6 +44,22 @@ func TestBrowserChatSurvivesRestart(t *testing.T) {
 	visitor := newPage(t, browser, "visitor", 1100, 780)
 	rep := newPage(t, browser, "rep", 1440, 900)
 
+	// Nobody is online yet, so the widget offers the offline form; at a
+	// common laptop size all of it, the submit button included, is on
+	// screen inside the panel, without scrolling (issue 16).
+	offline := newPage(t, browser, "offline visitor", 1280, 800)
+	offline.do("open the demo page", chromedp.Navigate(gw.base+"/"))
+	offline.waitFor("the widget", widgetJS(`!!r.querySelector('.og-launcher')`))
+	offline.do("open the widget", chromedp.Click(widgetSel(".og-launcher")))
+	offline.waitFor("the offline form", widgetJS(`!r.querySelector('.og-offline').hidden && r.querySelector('.og-status').hidden`))
+	offline.waitFor("the form's submit button inside the panel", widgetJS(`(() => {
+		const panel = r.querySelector('.og-panel').getBoundingClientRect();
+		const button = r.querySelector('.og-offline button[type=submit]');
+		const b = button.getBoundingClientRect();
+		return b.height > 0 && b.top >= panel.top && b.bottom <= panel.bottom && b.bottom <= innerHeight &&
+			r.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2) === button;
+	})()`))
+
 	// The rep signs in first, so the visitor's conversation reaches the
 	// list live, over the rep socket.
 	rep.do("open the inbox", chromedp.Navigate(gw.base+"/inbox"))

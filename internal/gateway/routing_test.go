@@ -19,6 +19,7 @@ import (
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/gateway"
 	"github.com/omnigate/omnigate/router"
+	"github.com/omnigate/omnigate/sessions"
 )
 
 const (
@@ -139,7 +140,31 @@ func newVisitor(t *testing.T, base string) *visitor {
 	t.Helper()
 	var id [12]byte
 	_, _ = rand.Read(id[:])
-	u := "ws" + strings.TrimPrefix(base, "http") + "/channels/webchat/ws?site=demo&visitor=v" + hex.EncodeToString(id[:])
+	return dialVisitor(t, base, "v"+hex.EncodeToString(id[:]))
+}
+
+// returningVisitor is a visitor whose customer exists before it connects,
+// as if it had written before (a new visitor's customer is made by its
+// first message).
+func returningVisitor(t *testing.T, g *gateway.Gateway, base string) *visitor {
+	t.Helper()
+	var id [12]byte
+	_, _ = rand.Read(id[:])
+	vid := "v" + hex.EncodeToString(id[:])
+	if _, _, err := gateway.StoreOf(g).ResolveCustomer(context.Background(),
+		sessions.Identity{Kind: sessions.IdentityVisitor, Namespace: "demo", Value: vid}, sessions.Customer{}); err != nil {
+		t.Fatal(err)
+	}
+	v := dialVisitor(t, base, vid)
+	if v.customer == "" {
+		t.Fatal("no customer in a returning visitor's welcome")
+	}
+	return v
+}
+
+func dialVisitor(t *testing.T, base, vid string) *visitor {
+	t.Helper()
+	u := "ws" + strings.TrimPrefix(base, "http") + "/channels/webchat/ws?site=demo&visitor=" + vid
 	ws, _, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {base}})
 	if err != nil {
 		t.Fatal(err)
@@ -149,8 +174,7 @@ func newVisitor(t *testing.T, base string) *visitor {
 	if err := ws.WriteJSON(map[string]any{"type": "hello", "lang": "en-GB"}); err != nil {
 		t.Fatal(err)
 	}
-	for v.customer == "" || !v.read(t, "availability") {
-		v.read(t, "")
+	for !v.read(t, "availability") { // after welcome
 	}
 	return v
 }
@@ -168,8 +192,12 @@ func (v *visitor) read(t *testing.T, want string) bool {
 		t.Fatalf("visitor socket: %v", err)
 	}
 	switch f.Type {
-	case "welcome":
-		v.customer = f.CustomerID
+	case "welcome", "ack":
+		// A new visitor's customer is made by its first message, whose
+		// ack names it.
+		if f.CustomerID != "" {
+			v.customer = f.CustomerID
+		}
 	case "availability":
 		v.agents = f.Agents
 	}
@@ -324,7 +352,7 @@ func TestRoutingWiring(t *testing.T) {
 	// Owner first: alice owns the customer and gets the chat although bob
 	// has been idle longer.
 	setPresence(t, base, "alice", aliceToken, "available")
-	v2 := newVisitor(t, base)
+	v2 := returningVisitor(t, g, base)
 	call(t, base, "PATCH", "/v1/customers/"+v2.customer, adminKey, `{"owner":"alice"}`, 200, nil)
 	v2.say(t, "hi again")
 	d = assignment(t, base, v2.customer, 1)
@@ -334,7 +362,7 @@ func TestRoutingWiring(t *testing.T) {
 
 	// An offline owner is skipped at once, and never assigned.
 	setPresence(t, base, "alice", aliceToken, "offline")
-	v3 := newVisitor(t, base)
+	v3 := returningVisitor(t, g, base)
 	call(t, base, "PATCH", "/v1/customers/"+v3.customer, adminKey, `{"owner":"alice"}`, 200, nil)
 	v3.say(t, "anyone?")
 	d = assignment(t, base, v3.customer, 1)

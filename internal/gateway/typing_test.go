@@ -66,9 +66,14 @@ webchat:
 	if err := visitor.WriteJSON(map[string]any{"type": "hello", "after": 0}); err != nil {
 		t.Fatal(err)
 	}
-	customer, _ := readUntil(visitor, "welcome")["customer_id"].(string)
+	readUntil(visitor, "welcome")
+	// The first message makes the visitor's customer; its ack names it.
+	if err := visitor.WriteJSON(map[string]any{"type": "message", "client_id": "m-1", "text": "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	customer, _ := readUntil(visitor, "ack")["customer_id"].(string)
 	if customer == "" {
-		t.Fatal("no customer in welcome")
+		t.Fatal("no customer in ack")
 	}
 
 	rep := dial(b, "/inbox/ws")
