@@ -149,7 +149,8 @@ func (s *Server) handle(pattern string, h Handler, roles ...auth.Role) {
 }
 
 // handleCapped registers a route authenticated by bearer token, open to
-// roles, its body capped at limit.
+// roles, its body capped at limit. A rep's answer is masked here, whole
+// (maskingWriter), so no handler masks anything itself.
 func (s *Server) handleCapped(pattern string, limit int64, h Handler, roles ...auth.Role) {
 	s.public(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.auth.Request(r)
@@ -163,8 +164,17 @@ func (s *Server) handleCapped(pattern string, limit int64, h Handler, roles ...a
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		if err := h(w, r, p); err != nil {
-			s.writeError(w, r, toError(err))
+		out := w
+		var masked *maskingWriter
+		if maskFor(p) {
+			masked = &maskingWriter{ResponseWriter: w}
+			out = masked
+		}
+		if err := h(out, r, p); err != nil {
+			s.writeError(out, r, toError(err))
+		}
+		if masked != nil {
+			masked.flush()
 		}
 	})
 }
