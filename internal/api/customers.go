@@ -29,6 +29,8 @@ func (s *Server) customerView(r *http.Request, c sessions.Customer) (customerVie
 
 // searchCustomers finds customers by exact phone or email identity and
 // name substring. There is no cursor: a search is meant to find a handful.
+// An exact phone lookup is guarded (phoneLookups): it confirms the number
+// behind a rep's mask.
 func (s *Server) searchCustomers(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	q, err := query(r, "phone", "email", "name", "limit")
 	if err != nil {
@@ -49,10 +51,16 @@ func (s *Server) searchCustomers(w http.ResponseWriter, r *http.Request, p auth.
 			// The message would echo the number; say what is wrong instead.
 			return errorf(CodeInvalid, "phone must be E.164, such as +8613812345678 (URL-encode + as %%2B)")
 		}
+		if err := s.lookups.admit(r.Context(), p, cq.Phone); err != nil {
+			return err
+		}
 	}
 	cs, err := s.store.FindCustomers(r.Context(), cq)
 	if err != nil {
 		return err
+	}
+	if cq.Phone != "" {
+		s.lookups.done(r.Context(), p, cq.Phone, len(cs))
 	}
 	WriteJSON(w, http.StatusOK, newPage(cs, ""))
 	return nil

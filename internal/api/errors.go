@@ -34,7 +34,7 @@ const (
 	CodeOptedOut           Code = "opted_out"              // 409: the customer opted out of the channel (SMS STOP)
 	CodeContactRefused     Code = "contact_refused"        // 409: the contact policy denied or deferred the message; reasons (and until) say why
 	CodeTooLarge           Code = "too_large"              // 413
-	CodeRateLimited        Code = "rate_limited"           // 429: the channel refused more messages until the customer writes
+	CodeRateLimited        Code = "rate_limited"           // 429: the channel refused more messages until the customer writes, or a rep's phone lookups are over the limit
 	CodeUnsupportedMedia   Code = "unsupported_media_type" // 415: body is not application/json
 	CodeInternal           Code = "internal"               // 500
 	CodeSendFailed         Code = "send_failed"            // 502: the channel refused the message
