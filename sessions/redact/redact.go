@@ -53,8 +53,9 @@ func OpenID(id string) string {
 // number that has one becomes the masked string ("*********78"); numbers
 // of fewer than MinDigits digits (sequence numbers, counts, prices) stay
 // numbers. Everything else, formatting and key order included, stays byte
-// for byte. A document that does not parse is replaced by null: better a
-// rep sees nothing than a number.
+// for byte; two keys that mask alike ("1234567", "7654367") are both kept,
+// and a decoder keeps the last. A document that does not parse is
+// replaced by null: better a rep sees nothing than a number.
 func JSON(raw json.RawMessage) json.RawMessage {
 	if !mayHoldPhone(string(raw)) && !bytes.ContainsRune(raw, '\\') {
 		return raw // fast path: too few digits, and none behind an escape

@@ -189,3 +189,47 @@ func FuzzPhone(f *testing.F) {
 		}
 	})
 }
+
+// FuzzJSON: a rep's answer stays a JSON document of the same shape after
+// masking, and masking it again changes nothing.
+func FuzzJSON(f *testing.F) {
+	for _, s := range []string{`{"text":"call +86 138 1234 5678","n":13812345678,"seq":12}`, `["\u0031\u0033\u0038 1234 5678",-1.5e10]`,
+		`{"13812345678":{"a":[1234567.89,"2024-06-15T10:30:00Z"]}}`, `"x"`, `null`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if !json.Valid([]byte(in)) {
+			return
+		}
+		out := redact.JSON(json.RawMessage(in))
+		if !json.Valid(out) {
+			t.Fatalf("JSON(%s) = %s: not JSON", in, out)
+		}
+		var a, b any
+		_ = json.Unmarshal([]byte(in), &a)
+		_ = json.Unmarshal(out, &b)
+		if shape(a) != shape(b) {
+			t.Fatalf("JSON(%s) = %s: the shape changed", in, out)
+		}
+		if again := redact.JSON(out); string(again) != string(out) {
+			t.Fatalf("masking %s again gave %s", out, again)
+		}
+	})
+}
+
+// shape is a document's structure: arrays and what is in them, objects,
+// and leaves as "v" (a masked number becomes a string). An object's keys
+// are not compared: two keys may mask alike.
+func shape(v any) string {
+	switch v := v.(type) {
+	case map[string]any:
+		return "{}"
+	case []any:
+		var b strings.Builder
+		for _, e := range v {
+			b.WriteString(shape(e))
+		}
+		return "[" + b.String() + "]"
+	}
+	return "v"
+}
