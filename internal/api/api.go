@@ -25,6 +25,16 @@ type Config struct {
 	// SendTimeout bounds one send through a channel adapter; the gateway
 	// gives it to the channels.Sender. Zero means 30 seconds.
 	SendTimeout time.Duration `yaml:"send_timeout"`
+	// RepPhoneLookup lets role rep search customers by exact phone number
+	// (GET /v1/customers?phone=), which confirms the full number behind a
+	// mask. False, the zero value, keeps it to supervisors, admins and
+	// integrators: a rep gets 403 forbidden.
+	RepPhoneLookup bool `yaml:"rep_phone_lookup"`
+	// RepPhoneLookupsPerMinute caps each rep's exact phone lookups, on each
+	// gateway node, when RepPhoneLookup is on; the next one is 429
+	// rate_limited. Zero means 10. Supervisors, admins and integrators
+	// are not limited: they see numbers in full anyway.
+	RepPhoneLookupsPerMinute int `yaml:"rep_phone_lookups_per_minute"`
 }
 
 // Validate reports every problem at once.
@@ -35,6 +45,9 @@ func (c Config) Validate() error {
 	}
 	if c.SendTimeout < 0 {
 		errs = append(errs, fmt.Errorf("send_timeout: %v is negative", c.SendTimeout))
+	}
+	if c.RepPhoneLookupsPerMinute < 0 {
+		errs = append(errs, fmt.Errorf("rep_phone_lookups_per_minute: %d is negative", c.RepPhoneLookupsPerMinute))
 	}
 	return errors.Join(errs...)
 }
@@ -64,6 +77,9 @@ type Options struct {
 	// Routes are other packages' routes under /v1, served like the API's
 	// own (see Route); nil means none.
 	Routes []Route
+	// Now is the clock of the reps' phone lookup limit; nil means
+	// time.Now.
+	Now func() time.Time
 }
 
 // Server serves the API. Build it with New.
@@ -77,6 +93,7 @@ type Server struct {
 	routes   []string
 	metrics  *metrics
 	routing  Routing
+	lookups  *phoneLookups
 }
 
 // New builds the server and registers its metrics.
@@ -96,6 +113,11 @@ func New(cfg Config, o Options) (*Server, error) {
 		}
 		s.metrics = m
 	}
+	lookups, err := newPhoneLookups(cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	s.lookups = lookups
 	s.register(o.Metrics)
 	if err := s.contribute(o.Routes); err != nil {
 		return nil, err
@@ -151,7 +173,8 @@ func (s *Server) handle(pattern string, h Handler, roles ...auth.Role) {
 }
 
 // handleCapped registers a route authenticated by bearer token, open to
-// roles, its body capped at limit.
+// roles, its body capped at limit. A rep's answer is masked here, whole
+// (maskingWriter), so no handler masks anything itself.
 func (s *Server) handleCapped(pattern string, limit int64, h Handler, roles ...auth.Role) {
 	s.public(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.auth.Request(r)
@@ -165,8 +188,17 @@ func (s *Server) handleCapped(pattern string, limit int64, h Handler, roles ...a
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		if err := h(w, r, p); err != nil {
-			s.writeError(w, r, toError(err))
+		out := w
+		var masked *maskingWriter
+		if maskFor(p) {
+			masked = &maskingWriter{ResponseWriter: w}
+			out = masked
+		}
+		if err := h(out, r, p); err != nil {
+			s.writeError(out, r, toError(err))
+		}
+		if masked != nil {
+			masked.flush()
 		}
 	})
 }

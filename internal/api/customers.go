@@ -8,7 +8,6 @@ import (
 	"github.com/omnigate/omnigate/channels"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/sessions"
-	"github.com/omnigate/omnigate/sessions/redact"
 )
 
 // customerView is a customer with its identities, as GET returns it.
@@ -17,30 +16,7 @@ type customerView struct {
 	Identities []sessions.Identity `json:"identities"`
 }
 
-// maskFor is the one decision of what a principal sees of personal data:
-// reps (not supervisors, not keys) get phone numbers masked.
-func maskFor(p auth.Principal) bool { return p.Role == auth.RoleRep }
-
-func maskCustomer(p auth.Principal, c sessions.Customer) sessions.Customer {
-	if maskFor(p) {
-		c.Attributes = redact.Strings(c.Attributes)
-	}
-	return c
-}
-
-func maskEvents(p auth.Principal, evs []sessions.Event) []sessions.Event {
-	if !maskFor(p) {
-		return evs
-	}
-	out := make([]sessions.Event, len(evs))
-	for i, ev := range evs {
-		ev.Payload = redact.JSON(ev.Payload)
-		out[i] = ev
-	}
-	return out
-}
-
-func (s *Server) customerView(r *http.Request, p auth.Principal, c sessions.Customer) (customerView, error) {
+func (s *Server) customerView(r *http.Request, c sessions.Customer) (customerView, error) {
 	ids, err := s.store.Identities(r.Context(), c.ID)
 	if err != nil {
 		return customerView{}, err
@@ -48,14 +24,13 @@ func (s *Server) customerView(r *http.Request, p auth.Principal, c sessions.Cust
 	if ids == nil {
 		ids = []sessions.Identity{}
 	}
-	if maskFor(p) {
-		ids = redact.Identities(ids)
-	}
-	return customerView{Customer: maskCustomer(p, c), Identities: ids}, nil
+	return customerView{Customer: c, Identities: ids}, nil
 }
 
 // searchCustomers finds customers by exact phone or email identity and
 // name substring. There is no cursor: a search is meant to find a handful.
+// An exact phone lookup is guarded (phoneLookups): it confirms the number
+// behind a rep's mask.
 func (s *Server) searchCustomers(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	q, err := query(r, "phone", "email", "name", "limit")
 	if err != nil {
@@ -76,13 +51,16 @@ func (s *Server) searchCustomers(w http.ResponseWriter, r *http.Request, p auth.
 			// The message would echo the number; say what is wrong instead.
 			return errorf(CodeInvalid, "phone must be E.164, such as +8613812345678 (URL-encode + as %%2B)")
 		}
+		if err := s.lookups.admit(r.Context(), p, cq.Phone); err != nil {
+			return err
+		}
 	}
 	cs, err := s.store.FindCustomers(r.Context(), cq)
 	if err != nil {
 		return err
 	}
-	for i := range cs {
-		cs[i] = maskCustomer(p, cs[i])
+	if cq.Phone != "" {
+		s.lookups.done(r.Context(), p, cq.Phone, len(cs))
 	}
 	WriteJSON(w, http.StatusOK, newPage(cs, ""))
 	return nil
@@ -96,7 +74,7 @@ func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err != nil {
 		return err
 	}
-	v, err := s.customerView(r, p, c)
+	v, err := s.customerView(r, c)
 	if err != nil {
 		return err
 	}
@@ -140,7 +118,7 @@ func (s *Server) patchCustomer(w http.ResponseWriter, r *http.Request, p auth.Pr
 	if err != nil {
 		return err
 	}
-	v, err := s.customerView(r, p, c)
+	v, err := s.customerView(r, c)
 	if err != nil {
 		return err
 	}
@@ -174,7 +152,7 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request, p auth.Princip
 	if len(evs) == limit {
 		next = strconv.FormatUint(evs[len(evs)-1].Seq, 10)
 	}
-	WriteJSON(w, http.StatusOK, newPage(maskEvents(p, evs), next))
+	WriteJSON(w, http.StatusOK, newPage(evs, next))
 	return nil
 }
 
@@ -255,10 +233,10 @@ func (s *Server) mergeCustomer(w http.ResponseWriter, r *http.Request, p auth.Pr
 	if err != nil {
 		return err
 	}
-	v, err := s.customerView(r, p, c)
+	v, err := s.customerView(r, c)
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, mergeResponse{Customer: v, Event: maskEvents(p, []sessions.Event{ev})[0]})
+	WriteJSON(w, http.StatusOK, mergeResponse{Customer: v, Event: ev})
 	return nil
 }

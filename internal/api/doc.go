@@ -16,8 +16,10 @@
 //	POST messages, assign, resolve, reopen    ✓      ✓        ✓†
 //	GET  reps (the directory, for transfers)  ✓      ✓        ✓
 //
-//	* phone numbers masked (package redact), in identities, attributes and
-//	  event payloads alike.
+//	* every phone-like sequence masked (redact.JSON over the whole answer,
+//	  errors included: maskingWriter), whatever field it is in; and no
+//	  exact phone lookup (?phone=) unless Config.RepPhoneLookup allows it,
+//	  then rate-limited per rep and audited.
 //	† only on conversations assigned to them or to no one.
 //
 // Other packages contribute routes under /v1 (Route, Options.Routes):

@@ -35,7 +35,7 @@ const (
 	CodeContactRefused     Code = "contact_refused"        // 409: the contact policy denied or deferred the message; reasons (and until) say why
 	CodeRequestTimeout     Code = "request_timeout"        // 408: the body did not arrive in time (config http.body_timeout)
 	CodeTooLarge           Code = "too_large"              // 413
-	CodeRateLimited        Code = "rate_limited"           // 429: the channel refused more messages until the customer writes
+	CodeRateLimited        Code = "rate_limited"           // 429: the channel refused more messages until the customer writes, or a rep's phone lookups are over the limit
 	CodeUnsupportedMedia   Code = "unsupported_media_type" // 415: body is not application/json
 	CodeInternal           Code = "internal"               // 500
 	CodeSendFailed         Code = "send_failed"            // 502: the channel refused the message

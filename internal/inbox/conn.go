@@ -84,7 +84,7 @@ func (c *conn) authenticate(p auth.Principal, err error) {
 	if r, ok := c.h.auth.Rep(p.ID); ok && p.IsRep() && r.Name != "" {
 		c.name = r.Name
 	}
-	ready := marshal(readyFrame{Type: frameReady, Rep: RepInfo{ID: p.ID, Name: c.name, Role: string(p.Role)},
+	ready := newFrame(readyFrame{Type: frameReady, Rep: RepInfo{ID: p.ID, Name: c.name, Role: string(p.Role)},
 		Masked: c.masked, MaxMessageBytes: c.h.cfg.MaxMessageBytes, TypingTTLMS: TypingTTL})
 	c.ready.Store(true)
 	c.h.join(c, ready)
@@ -140,7 +140,7 @@ func (c *conn) receive(data []byte) {
 	case frameTyping:
 		c.typing(f.CustomerID, f.On)
 	case framePing:
-		c.write(marshal(pongFrame{Type: framePong}))
+		c.write(newFrame(pongFrame{Type: framePong}))
 	}
 }
 
@@ -190,13 +190,15 @@ func (c *conn) allow(now time.Time) bool {
 	return true
 }
 
-// write queues a frame without waiting. If melody's queue is full, its
-// error handler (failed) closes the socket as slow.
-func (c *conn) write(b []byte) {
+// write queues a frame without waiting, masked if the socket sees phone
+// numbers masked: every frame but error frames goes out here, so none is
+// forgotten. If melody's queue is full, its error handler (failed) closes
+// the socket as slow.
+func (c *conn) write(f *outFrame) {
 	if c.closing.Load() {
 		return
 	}
-	_ = c.s.Write(b)
+	_ = c.s.Write(f.bytes(c.masked))
 }
 
 // fail sends an error frame (when errCode is set) and then closes with
@@ -207,7 +209,7 @@ func (c *conn) fail(code int, errCode, msg string) {
 	}
 	c.h.countClose(code)
 	if errCode != "" {
-		_ = c.s.Write(marshal(errorFrame{Type: frameError, Code: errCode, Message: msg}))
+		_ = c.s.Write(newFrame(errorFrame{Type: frameError, Code: errCode, Message: msg}).bytes(c.masked))
 	}
 	_ = c.s.CloseWithMsg(melody.FormatCloseMessage(code, CloseName(code)))
 }

@@ -4,8 +4,7 @@
 // changed, so the app never has to poll:
 //
 //   - every timeline event as it is appended, on any node (the store's
-//     change feed), with phone numbers masked for role rep exactly as the
-//     API masks them (package redact);
+//     change feed);
 //   - the conversation, freshly read, after each assignment, transfer or
 //     status change, so lists update without a request per rep;
 //   - typing indicators of the customer the rep is looking at, and the
@@ -13,6 +12,12 @@
 //     (webchat.Typing);
 //   - presence: a rep is online while at least one inbox socket of theirs
 //     is open (Options.OnPresence, for the router).
+//
+// Every frame a socket of role rep gets has every phone-like sequence in
+// it masked (redact.JSON), whatever field it is in (a topic, a name, a
+// message's text, an integrator's data), exactly as the API masks its
+// answers; conn.write is the one place frames leave, so a new frame or
+// field cannot forget it.
 //
 // The frames and close codes are documented in docs/inbox-protocol.md;
 // the close codes are in closecodes.go, split into "reconnect"

@@ -22,7 +22,6 @@ import (
 	"github.com/omnigate/omnigate/channels/wsconn"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/sessions"
-	"github.com/omnigate/omnigate/sessions/redact"
 )
 
 // Options are the hub's collaborators, wired by the gateway.
@@ -283,37 +282,28 @@ func changesConversation(k sessions.EventKind) bool {
 	return k == sessions.KindAssignment || k == sessions.KindTransfer || k == sessions.KindStatusChange
 }
 
-// dispatch sends one event to every socket, masked for those that see
-// phone numbers masked, followed by the conversation it changed, if any.
-// Frames are marshalled once per variant, not once per socket.
+// dispatch sends one event to every socket, followed by the conversation
+// it changed, if any. Frames are marshalled once, and masked once for all
+// the sockets that see phone numbers masked (outFrame), not once per
+// socket.
 func (h *Hub) dispatch(ev sessions.Event) {
-	var conv []byte
+	var conv *outFrame
 	if ev.ConversationID != "" && changesConversation(ev.Kind) {
 		ctx, cancel := context.WithTimeout(h.ctx, 2*time.Second)
 		c, err := h.store.Conversation(ctx, ev.ConversationID)
 		cancel()
 		if err == nil {
-			conv = marshal(conversationFrame{Type: frameConversation, Conversation: c})
+			conv = newFrame(conversationFrame{Type: frameConversation, Conversation: c})
 		} else if h.ctx.Err() == nil {
 			// The event still goes out; its payload says what changed.
 			h.log.Warn("inbox: reading a changed conversation", "conversation", ev.ConversationID, "err", err)
 		}
 	}
-	full := marshal(eventFrame{Type: frameEvent, Event: ev})
-	var masked []byte
+	f := newFrame(eventFrame{Type: frameEvent, Event: ev})
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for c := range h.conns {
-		b := full
-		if c.masked {
-			if masked == nil {
-				mev := ev
-				mev.Payload = redact.JSON(ev.Payload)
-				masked = marshal(eventFrame{Type: frameEvent, Event: mev})
-			}
-			b = masked
-		}
-		c.write(b)
+		c.write(f)
 		if conv != nil {
 			c.write(conv)
 		}
@@ -324,24 +314,24 @@ func (h *Hub) dispatch(ev sessions.Event) {
 // watching its customer, except the sender's own. It runs under the
 // typing pub/sub's lock and must not block: writes only queue.
 func (h *Hub) typed(s webchat.TypingSignal) {
-	var b []byte
+	var f *outFrame
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for c := range h.watchers[s.CustomerID] {
 		if c.author == s.From {
 			continue
 		}
-		if b == nil {
-			b = marshal(typingFrame{Type: frameTyping, CustomerID: s.CustomerID, From: s.From, RepName: s.RepName, On: s.On})
+		if f == nil {
+			f = newFrame(typingFrame{Type: frameTyping, CustomerID: s.CustomerID, From: s.From, RepName: s.RepName, On: s.On})
 		}
-		c.write(b)
+		c.write(f)
 	}
 }
 
 // join registers an authenticated socket and queues its ready frame under
 // mu, so no event is dispatched to it before ready and none appended after
 // ready is missed.
-func (h *Hub) join(c *conn, ready []byte) {
+func (h *Hub) join(c *conn, ready *outFrame) {
 	h.presenceMu.Lock()
 	defer h.presenceMu.Unlock()
 	h.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"regexp"
 
 	"github.com/omnigate/omnigate/sessions"
+	"github.com/omnigate/omnigate/sessions/redact"
 )
 
 // Frame types. docs/inbox-protocol.md is the reference for each.
@@ -148,10 +149,28 @@ type pongFrame struct {
 	Type string `json:"type"`
 }
 
-func marshal(v any) []byte {
+// outFrame is one server frame, marshalled once and masked at most once
+// however many sockets it goes to. A frame given to more than one socket
+// is used under Hub.mu.
+type outFrame struct{ full, masked []byte }
+
+func newFrame(v any) *outFrame {
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic(err) // only frame types of this file, which always marshal
 	}
-	return b
+	return &outFrame{full: b}
+}
+
+// bytes is the frame as a socket sees it: for a socket that sees phone
+// numbers masked (maskFor), with every phone-like sequence in it masked
+// (redact.JSON), whatever field it is in.
+func (f *outFrame) bytes(masked bool) []byte {
+	if !masked {
+		return f.full
+	}
+	if f.masked == nil {
+		f.masked = redact.JSON(f.full)
+	}
+	return f.masked
 }

@@ -47,88 +47,71 @@ func OpenID(id string) string {
 	return id[:4] + "***"
 }
 
-// Identity masks the value of a phone identity; other kinds are returned
-// unchanged (visitor ids, site user ids, emails and OpenIDs do not let a rep
-// call the customer).
-func Identity(id sessions.Identity) sessions.Identity {
-	if id.Kind == sessions.IdentityPhone {
-		id.Value = Phone(id.Value)
-	}
-	return id
-}
-
-// Identities masks a slice in a new slice.
-func Identities(ids []sessions.Identity) []sessions.Identity {
-	if ids == nil {
-		return nil
-	}
-	out := make([]sessions.Identity, len(ids))
-	for i, id := range ids {
-		out[i] = Identity(id)
-	}
-	return out
-}
-
-// Strings masks every value that is a whole E.164 number, in a new map.
-// Integrators put phone numbers in customer attributes ("mobile",
-// "emergency_contact"); key names can't be trusted to say so.
-func Strings(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		if looksLikePhone(v) {
-			v = Phone(v)
-		}
-		out[k] = v
-	}
-	return out
-}
-
-// JSON masks every string value in a JSON document that is a whole E.164
-// number (identity_linked payloads carry the identity, call payloads the
-// numbers dialled). Documents that don't parse are replaced by null: better
-// a rep sees nothing than a number.
+// JSON masks, for a rep, every phone-like sequence (see Text) in a JSON
+// document: in string values, in object keys, and in numbers, since
+// integrators send phone numbers as JSON numbers too (13812345678). A
+// number that has one becomes the masked string ("*********78"); numbers
+// of fewer than MinDigits digits (sequence numbers, counts, prices) stay
+// numbers. Everything else, formatting and key order included, stays byte
+// for byte; two keys that mask alike ("1234567", "7654367") are both kept,
+// and a decoder keeps the last. A document that does not parse is
+// replaced by null: better a rep sees nothing than a number.
 func JSON(raw json.RawMessage) json.RawMessage {
-	if len(raw) == 0 || !bytes.Contains(raw, []byte(`"+`)) {
-		return raw // fast path: no string starts with "+"
+	if !mayHoldPhone(string(raw)) && !bytes.ContainsRune(raw, '\\') {
+		return raw // fast path: too few digits, and none behind an escape
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber() // keep numbers exactly as they were
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	if !json.Valid(raw) {
 		return json.RawMessage("null")
 	}
-	out, err := json.Marshal(walk(v))
-	if err != nil {
-		return json.RawMessage("null")
+	var out []byte // nil until something is masked
+	copied := 0    // raw[:copied] is in out
+	replace := func(from, to int, v string) {
+		b, _ := json.Marshal(v) // a string always marshals
+		out = append(append(out, raw[copied:from]...), b...)
+		copied = to
 	}
-	return out
+	for i := 0; i < len(raw); {
+		switch c := raw[i]; {
+		case c == '"':
+			end := stringEnd(raw, i)
+			var s string
+			_ = json.Unmarshal(raw[i:end], &s) // valid: the document is
+			if m := Text(s); m != s {
+				replace(i, end, m)
+			}
+			i = end
+		case c == '-' || ('0' <= c && c <= '9'):
+			end := i + 1
+			for end < len(raw) && bytes.IndexByte([]byte("0123456789.eE+-"), raw[end]) >= 0 {
+				end++
+			}
+			if n := string(raw[i:end]); Text(n) != n {
+				replace(i, end, Text(n))
+			}
+			i = end
+		default:
+			i++
+		}
+	}
+	if out == nil {
+		return raw
+	}
+	return append(out, raw[copied:]...)
 }
 
-func walk(v any) any {
-	switch v := v.(type) {
-	case string:
-		if looksLikePhone(v) {
-			return Phone(v)
-		}
-	case []any:
-		for i := range v {
-			v[i] = walk(v[i])
-		}
-	case map[string]any:
-		for k := range v {
-			v[k] = walk(v[k])
+// stringEnd returns the index after the string literal that starts at
+// raw[i] (a '"'), in a document json.Valid accepted.
+func stringEnd(raw []byte, i int) int {
+	for j := i + 1; j < len(raw); j++ {
+		switch raw[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
 		}
 	}
-	return v
+	return len(raw)
 }
-
-// looksLikePhone is stricter than sessions.IsE164 on length so short codes
-// like "+1" in free text are left alone; real numbers have at least 7
-// digits.
-func looksLikePhone(s string) bool { return len(s) >= 8 && sessions.IsE164(s) }
 
 // countryCodeLen returns the length of the ITU-T E.164 country calling code
 // at the start of digits. Codes are prefix-free: zones 1 and 7 use one

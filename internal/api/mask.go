@@ -1,0 +1,49 @@
+package api
+
+import (
+	"bytes"
+	"net/http"
+
+	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/sessions/redact"
+)
+
+// maskFor is the one decision of what a principal sees of personal data:
+// reps (not supervisors, not keys) get every phone-like sequence masked.
+func maskFor(p auth.Principal) bool { return p.Role == auth.RoleRep }
+
+// maskingWriter holds a rep's whole answer, success or error, until the
+// handler is done and then writes it through redact.JSON. Masking the
+// bytes that leave, rather than the fields a handler remembers to mask,
+// is what keeps a new field or route from showing a rep a number. Answers
+// are pages of at most a few hundred items, so holding one is cheap.
+type maskingWriter struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (m *maskingWriter) WriteHeader(code int) {
+	if m.status == 0 {
+		m.status = code
+	}
+}
+
+func (m *maskingWriter) Write(b []byte) (int, error) {
+	m.WriteHeader(http.StatusOK)
+	return m.body.Write(b)
+}
+
+// flush writes the masked answer. A handler that panicked is not flushed:
+// instrument answers 500 instead.
+func (m *maskingWriter) flush() {
+	if m.status == 0 {
+		return
+	}
+	body := m.body.Bytes()
+	if len(body) > 0 {
+		body = redact.JSON(body)
+	}
+	m.ResponseWriter.WriteHeader(m.status)
+	_, _ = m.ResponseWriter.Write(body)
+}
