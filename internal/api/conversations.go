@@ -19,7 +19,7 @@ import (
 const maxText = 16 << 10
 
 func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	q, err := query(r, "status", "assignee", "channel", "customer_id", "unassigned", "limit", "cursor")
+	q, err := Query(r, "status", "assignee", "channel", "customer_id", "unassigned", "limit", "cursor")
 	if err != nil {
 		return err
 	}
@@ -41,19 +41,19 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, p aut
 	if cq.Unassigned && cq.Assignee != "" {
 		return errorf(CodeInvalid, "assignee and unassigned=true exclude each other")
 	}
-	if cq.Limit, err = intParam(q, "limit"); err != nil {
+	if cq.Limit, err = IntParam(q, "limit"); err != nil {
 		return err
 	}
 	cs, next, err := s.store.Conversations(r.Context(), cq)
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, newPage(cs, next))
+	WriteJSON(w, http.StatusOK, NewPage(cs, next))
 	return nil
 }
 
 func (s *Server) getConversation(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if _, err := query(r); err != nil {
+	if _, err := Query(r); err != nil {
 		return err
 	}
 	c, err := s.store.Conversation(r.Context(), r.PathValue("id"))
@@ -112,7 +112,7 @@ type messageResponse struct {
 // and records the message before sending it (see channels.Sender.Send for
 // that order and why).
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if _, err := query(r); err != nil {
+	if _, err := Query(r); err != nil {
 		return err
 	}
 	var req textRequest
@@ -163,7 +163,7 @@ func sameText(ev sessions.Event, kind sessions.EventKind, conversationID string,
 // postNote adds an internal note: never sent to the customer, so any rep
 // may add one to any conversation (a supervisor's advice, a handover).
 func (s *Server) postNote(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if _, err := query(r); err != nil {
+	if _, err := Query(r); err != nil {
 		return err
 	}
 	var req textRequest
@@ -221,7 +221,7 @@ type assignmentChange struct {
 }
 
 func (s *Server) assign(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if _, err := query(r); err != nil {
+	if _, err := Query(r); err != nil {
 		return err
 	}
 	var req assignRequest
@@ -271,7 +271,7 @@ func (s *Server) reopen(w http.ResponseWriter, r *http.Request, p auth.Principal
 }
 
 func (s *Server) setStatus(w http.ResponseWriter, r *http.Request, p auth.Principal, to sessions.ConversationStatus) error {
-	if _, err := query(r); err != nil {
+	if _, err := Query(r); err != nil {
 		return err
 	}
 	if err := decodeJSON(r, &struct{}{}, true); err != nil {
@@ -318,7 +318,7 @@ func (s *Server) declineOffer(w http.ResponseWriter, r *http.Request, p auth.Pri
 const offerLookback = 500
 
 func (s *Server) answerOffer(w http.ResponseWriter, r *http.Request, p auth.Principal, answer string) error {
-	if _, err := query(r); err != nil {
+	if _, err := Query(r); err != nil {
 		return err
 	}
 	if err := decodeJSON(r, &struct{}{}, true); err != nil {

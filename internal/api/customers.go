@@ -32,11 +32,11 @@ func (s *Server) customerView(r *http.Request, c sessions.Customer) (customerVie
 // An exact phone lookup is guarded (phoneLookups): it confirms the number
 // behind a rep's mask.
 func (s *Server) searchCustomers(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	q, err := query(r, "phone", "email", "name", "limit")
+	q, err := Query(r, "phone", "email", "name", "limit")
 	if err != nil {
 		return err
 	}
-	limit, err := intParam(q, "limit")
+	limit, err := IntParam(q, "limit")
 	if err != nil {
 		return err
 	}
@@ -62,12 +62,12 @@ func (s *Server) searchCustomers(w http.ResponseWriter, r *http.Request, p auth.
 	if cq.Phone != "" {
 		s.lookups.done(r.Context(), p, cq.Phone, len(cs))
 	}
-	WriteJSON(w, http.StatusOK, newPage(cs, ""))
+	WriteJSON(w, http.StatusOK, NewPage(cs, ""))
 	return nil
 }
 
 func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if _, err := query(r); err != nil {
+	if _, err := Query(r); err != nil {
 		return err
 	}
 	c, err := s.store.Customer(r.Context(), r.PathValue("id"))
@@ -86,7 +86,7 @@ func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request, p auth.Prin
 // decide who serves a customer and how fast, so only supervisors and
 // admins set them; reps keep the profile (name, tags, locale...) current.
 func (s *Server) patchCustomer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if _, err := query(r); err != nil {
+	if _, err := Query(r); err != nil {
 		return err
 	}
 	var u sessions.CustomerUpdate
@@ -129,7 +129,7 @@ func (s *Server) patchCustomer(w http.ResponseWriter, r *http.Request, p auth.Pr
 // timeline pages through a customer's events after a sequence number. The
 // next cursor is the last sequence returned: pass it back as ?after=.
 func (s *Server) timeline(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	q, err := query(r, "after", "limit")
+	q, err := Query(r, "after", "limit")
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request, p auth.Princip
 			return errorf(CodeInvalid, "after: %q is not a sequence number", v)
 		}
 	}
-	n, err := intParam(q, "limit")
+	n, err := IntParam(q, "limit")
 	if err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request, p auth.Princip
 	if len(evs) == limit {
 		next = strconv.FormatUint(evs[len(evs)-1].Seq, 10)
 	}
-	WriteJSON(w, http.StatusOK, newPage(evs, next))
+	WriteJSON(w, http.StatusOK, NewPage(evs, next))
 	return nil
 }
 
@@ -170,7 +170,7 @@ type customerMessageRequest struct {
 // open a conversation, which would queue the notice for a rep; the
 // customer's answer opens one as any message of theirs does.
 func (s *Server) postCustomerMessage(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if _, err := query(r); err != nil {
+	if _, err := Query(r); err != nil {
 		return err
 	}
 	var req customerMessageRequest
@@ -209,7 +209,7 @@ type mergeResponse struct {
 // mergeCustomer merges from into the path's customer. The store does it
 // atomically, so a failed merge leaves both customers as they were.
 func (s *Server) mergeCustomer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if _, err := query(r); err != nil {
+	if _, err := Query(r); err != nil {
 		return err
 	}
 	var req mergeRequest

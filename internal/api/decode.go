@@ -90,9 +90,9 @@ func describeJSONError(err error) string {
 	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
-// query returns the query parameters, rejecting names not in allowed (a
+// Query returns the query parameters, rejecting names not in allowed (a
 // typo like ?stauts=open must not silently list everything) and repeats.
-func query(r *http.Request, allowed ...string) (url.Values, error) {
+func Query(r *http.Request, allowed ...string) (url.Values, error) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, errorf(CodeInvalid, "malformed query string")
@@ -108,8 +108,8 @@ func query(r *http.Request, allowed ...string) (url.Values, error) {
 	return q, nil
 }
 
-// intParam parses an optional non-negative integer parameter; absent is 0.
-func intParam(q url.Values, name string) (int, error) {
+// IntParam parses an optional non-negative integer parameter; absent is 0.
+func IntParam(q url.Values, name string) (int, error) {
 	v := q.Get(name)
 	if v == "" {
 		return 0, nil
@@ -136,7 +136,8 @@ type Page[T any] struct {
 	NextCursor string `json:"next_cursor"`
 }
 
-func newPage[T any](data []T, next string) Page[T] {
+// NewPage is the envelope of a list: next is empty on the last page.
+func NewPage[T any](data []T, next string) Page[T] {
 	if data == nil {
 		data = []T{} // "data": [], never null
 	}

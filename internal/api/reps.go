@@ -68,7 +68,7 @@ func (s *Server) repView(rep auth.Rep) repView {
 // listReps lists every rep and supervisor, sorted by id. The directory
 // comes from configuration and is small, so there is no cursor.
 func (s *Server) listReps(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if _, err := query(r); err != nil {
+	if _, err := Query(r); err != nil {
 		return err
 	}
 	reps := s.auth.Reps()
@@ -76,7 +76,7 @@ func (s *Server) listReps(w http.ResponseWriter, r *http.Request, p auth.Princip
 	for i, rep := range reps {
 		out[i] = s.repView(rep)
 	}
-	WriteJSON(w, http.StatusOK, newPage(out, ""))
+	WriteJSON(w, http.StatusOK, NewPage(out, ""))
 	return nil
 }
 
@@ -88,7 +88,7 @@ type presenceRequest struct {
 // admins anyone's. Routing acts on it at once (an available rep gets
 // waiting work; an away one gets no more).
 func (s *Server) setPresence(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if _, err := query(r); err != nil {
+	if _, err := Query(r); err != nil {
 		return err
 	}
 	var req presenceRequest

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -131,13 +130,3 @@ func (s *Server) signed(pattern string, sig Signature, limit int64, h Handler) h
 // application/json only, no unknown fields, one value and nothing after
 // it. Its errors are from the catalogue.
 func DecodeJSON(r *http.Request, dst any) error { return decodeJSON(r, dst, false) }
-
-// Query returns the query parameters, refusing names not in allowed and
-// repeats with CodeInvalid.
-func Query(r *http.Request, allowed ...string) (url.Values, error) { return query(r, allowed...) }
-
-// IntParam parses an optional non-negative integer parameter; absent is 0.
-func IntParam(q url.Values, name string) (int, error) { return intParam(q, name) }
-
-// NewPage is the envelope of a list: next is empty on the last page.
-func NewPage[T any](data []T, next string) Page[T] { return newPage(data, next) }
