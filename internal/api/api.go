@@ -190,7 +190,7 @@ func (s *Server) handleCapped(pattern string, limit int64, h Handler, roles ...a
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		out := w
 		var masked *maskingWriter
-		if maskFor(p) {
+		if p.SeesPhonesMasked() {
 			masked = &maskingWriter{ResponseWriter: w}
 			out = masked
 		}

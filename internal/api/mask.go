@@ -4,13 +4,8 @@ import (
 	"bytes"
 	"net/http"
 
-	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/sessions/redact"
 )
-
-// maskFor is the one decision of what a principal sees of personal data:
-// reps (not supervisors, not keys) get every phone-like sequence masked.
-func maskFor(p auth.Principal) bool { return p.Role == auth.RoleRep }
 
 // maskingWriter holds a rep's whole answer, success or error, until the
 // handler is done and then writes it through redact.JSON. Masking the

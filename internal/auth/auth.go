@@ -47,6 +47,12 @@ func (p Principal) Author() string {
 // (rep or supervisor), as opposed to an API key.
 func (p Principal) IsRep() bool { return p.Role == RoleRep || p.Role == RoleSupervisor }
 
+// SeesPhonesMasked is the one decision of what a principal sees of
+// personal data: reps (not supervisors, not keys) get every phone-like
+// sequence masked, in the API's answers and the inbox's frames alike, so
+// a rep sees the same thing live and on reload.
+func (p Principal) SeesPhonesMasked() bool { return p.Role == RoleRep }
+
 // Authenticator checks tokens against the configured ones.
 type Authenticator struct {
 	entries []entry

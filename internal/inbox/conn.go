@@ -50,11 +50,6 @@ type conn struct {
 	refilled  time.Time
 }
 
-// maskFor is who sees phone numbers masked: role rep, not supervisors or
-// admins. It is the same decision the API makes (api.maskFor), so a rep
-// sees the same thing live and on reload.
-func maskFor(p auth.Principal) bool { return p.Role == auth.RoleRep }
-
 func (c *conn) connected(s *melody.Session) {
 	c.s = s
 	c.tokens, c.refilled = float64(c.burst()), time.Now()
@@ -80,7 +75,7 @@ func (c *conn) authenticate(p auth.Principal, err error) {
 		c.fail(CloseForbidden, ErrCodeForbidden, "role "+string(p.Role)+" may not use the inbox")
 		return
 	}
-	c.p, c.author, c.masked, c.name = p, p.Author(), maskFor(p), p.ID
+	c.p, c.author, c.masked, c.name = p, p.Author(), p.SeesPhonesMasked(), p.ID
 	if r, ok := c.h.auth.Rep(p.ID); ok && p.IsRep() && r.Name != "" {
 		c.name = r.Name
 	}
