@@ -18,30 +18,96 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// crashChildEnv, when set, makes TestBoltCrash the child: it holds the path
-// of the store to write to.
-const crashChildEnv = "OMNIGATE_BOLT_CRASH_CHILD"
+// writerChildEnv, when set, makes the test named by -test.run the child
+// writer: it holds the path of the store to write to.
+const writerChildEnv = "OMNIGATE_BOLT_WRITER_CHILD"
 
 // TestBoltCrash kills a writing process with SIGKILL and checks that every
 // append it acknowledged is in the file afterwards, in order and without a
 // gap: "accepted" must survive kill -9.
-//
-// The test runs its own binary again as the child. The child appends from
-// several goroutines to a few customers and prints one line per
-// acknowledged append, "<customer> <seq> <event id>", only after Append
-// returned; the parent kills it mid-stream by PID, reads what was printed
-// before the kill, and reopens the file.
 func TestBoltCrash(t *testing.T) {
-	if path := os.Getenv(crashChildEnv); path != "" {
-		crashChild(t, path)
+	w, path := writerTest(t)
+	if w == nil {
 		return
+	}
+	// Kill after enough acks that the file has grown past its first pages
+	// and writers are well into concurrent batches.
+	if !w.readUntil(t, 3000) {
+		t.Fatalf("child ended before the kill after %d acks", w.total)
+	}
+	w.kill(t)
+	t.Logf("child killed after %d acknowledged appends to %d customers", w.total, len(w.acks))
+
+	s := openBolt(t, path)
+	defer s.Close()
+	w.check(t, s)
+}
+
+// TestBoltSecondProcessRefused opens the store of a process that is
+// writing to it: the open must fail at once, naming that process, and
+// touch nothing, so the writer goes on and a reopen after it finds every
+// acknowledged append in a consistent file.
+func TestBoltSecondProcessRefused(t *testing.T) {
+	w, path := writerTest(t)
+	if w == nil {
+		return
+	}
+	// By now the child has checkpointed many times, so the checkpoint's
+	// meta pages are older than the file's: the ones an open that ignored
+	// the lock would write back.
+	if !w.readUntil(t, 500) {
+		t.Fatalf("child ended after %d acks, before the second open", w.total)
+	}
+	_, err := OpenBolt(path, BoltOptions{LockTimeout: 50 * time.Millisecond})
+	want := fmt.Sprintf("in use by process %d", w.cmd.Process.Pid)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("second open: %v; want an error saying %q", err, want)
+	}
+	// The child goes on writing: with its pages overwritten it would panic
+	// ("page already freed") or fail its next commits.
+	after := w.total
+	if !w.readUntil(t, after+2000) {
+		t.Fatalf("child ended %d acks after the refused open", w.total-after)
+	}
+	w.kill(t)
+	t.Logf("child wrote %d appends, %d of them after the refused open", w.total, w.total-after)
+
+	s := openBolt(t, path)
+	defer s.Close()
+	w.check(t, s)
+}
+
+// writer is a child process (this test binary again) appending to a
+// store and printing one line per acknowledged append, "<customer> <seq>
+// <event id>", only after Append returned.
+type writer struct {
+	cmd   *exec.Cmd
+	sc    *bufio.Scanner
+	acks  map[string][]writerAck
+	total int
+}
+
+type writerAck struct {
+	seq uint64
+	id  string
+}
+
+// writerTest starts the calling test again as a child writer on a new
+// store and returns it with the store's path; in the child, it writes
+// until killed and returns nil. The child is killed by its PID when t
+// ends, if it still runs.
+func writerTest(t *testing.T) (*writer, string) {
+	t.Helper()
+	if path := os.Getenv(writerChildEnv); path != "" {
+		writerChild(t, path)
+		return nil, ""
 	}
 	if testing.Short() {
 		t.Skip("spawns a child process")
 	}
 	path := filepath.Join(t.TempDir(), "sessions.db")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestBoltCrash$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+path)
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), writerChildEnv+"="+path)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -50,44 +116,56 @@ func TestBoltCrash(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	type ack struct {
-		seq uint64
-		id  string
-	}
-	acks := map[string][]ack{}
-	total := 0
-	killed := false
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
+	w := &writer{cmd: cmd, sc: bufio.NewScanner(out), acks: map[string][]writerAck{}}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+		}
+	})
+	return w, path
+}
+
+// readUntil reads acks until n were read in all, or the child's output
+// ends (false).
+func (w *writer) readUntil(t *testing.T, n int) bool {
+	t.Helper()
+	for w.total < n {
+		if !w.sc.Scan() {
+			return false
+		}
+		f := strings.Fields(w.sc.Text())
 		if len(f) != 3 {
 			continue // the test framework's own output
 		}
 		seq, err := strconv.ParseUint(f[1], 10, 64)
 		if err != nil {
-			t.Fatalf("child printed %q", sc.Text())
+			t.Fatalf("child printed %q", w.sc.Text())
 		}
-		acks[f[0]] = append(acks[f[0]], ack{seq, f[2]})
-		total++
-		// Kill after enough acks that the file has grown past its first
-		// pages and writers are well into concurrent batches.
-		if total == 3000 && !killed {
-			if err := syscall.Kill(cmd.Process.Pid, syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			killed = true
-		}
+		w.acks[f[0]] = append(w.acks[f[0]], writerAck{seq, f[2]})
+		w.total++
 	}
-	err = cmd.Wait()
-	if !killed {
-		t.Fatalf("child ended before the kill after %d acks: %v", total, err)
-	}
-	t.Logf("child killed after %d acknowledged appends to %d customers", total, len(acks))
+	return true
+}
 
-	s := openBolt(t, path)
-	defer s.Close()
+// kill kills the child with SIGKILL by its PID and reads what it printed
+// before it died.
+func (w *writer) kill(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(w.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for w.readUntil(t, w.total+1) {
+	}
+	_ = w.cmd.Wait()
+}
+
+// check fails t unless s is consistent and holds every acknowledged
+// append at its acknowledged seq, with no gap.
+func (w *writer) check(t *testing.T, s *BoltStore) {
+	t.Helper()
 	checkFile(t, s)
-	for customer, got := range acks {
+	for customer, got := range w.acks {
 		stored := timeline(t, s, customer)
 		checkGapFree(t, stored)
 		for _, a := range got {
@@ -115,10 +193,11 @@ func checkFile(t *testing.T, s *BoltStore) {
 	}
 }
 
-// crashChild appends until it is killed, or gives up after 30 seconds so a
-// lost parent leaves nothing running.
-func crashChild(t *testing.T, path string) {
-	// Checkpoints every few milliseconds, so the kill lands among them.
+// writerChild appends until it is killed, or gives up after 30 seconds so
+// a lost parent leaves nothing running.
+func writerChild(t *testing.T, path string) {
+	// Checkpoints every few milliseconds, so a kill or a second open lands
+	// among them.
 	s, err := OpenBolt(path, BoltOptions{CheckpointInterval: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -301,8 +301,9 @@ func readSegment(path string, fn func(rec []byte) error) error {
 }
 
 // openWAL recovers the file at dbPath (see the top of this file) and
-// returns it open with its log. The caller has made sure the file is not
-// open elsewhere (bbolt's lock is taken by bolt.Open inside).
+// returns it open with its log. The caller holds the store's lock file:
+// restoreMetas writes into the file before bolt.Open takes bbolt's lock,
+// which would corrupt it under another process that has it open.
 func openWAL(dbPath string, bo *bolt.Options, init func(*bolt.Tx) error) (*bolt.DB, *wal, error) {
 	ck, haveCk, err := readCheckpoint(dbPath)
 	if err != nil {

@@ -11,7 +11,8 @@ import (
 )
 
 // crash stops s the way a power cut or kill -9 would leave it: queued
-// writes answered, files closed, no final checkpoint.
+// writes answered, files closed (the lock file too, as the kernel does
+// for a dead process), no final checkpoint.
 func crash(t *testing.T, s *BoltStore) {
 	t.Helper()
 	s.mu.Lock()
@@ -24,6 +25,9 @@ func crash(t *testing.T, s *BoltStore) {
 		s.wal.close()
 	}
 	if err := s.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.lock.Release(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/omnigate/omnigate/sessions/lockfile"
 )
 
 // BoltStore keeps everything in one bbolt file. Key layout, one bucket per
@@ -70,9 +72,10 @@ type BoltOptions struct {
 	// which in BoltAppend/writers=64 on 2 cores takes batches from about 29
 	// writes per fsync to 36; a negative value means never wait.
 	MaxBatchDelay time.Duration
-	// LockTimeout is how long OpenBolt waits for another process to release
-	// the file. Zero means one second, so a second gateway started on the
-	// same data directory fails with an error instead of hanging.
+	// LockTimeout is how long OpenBolt waits for bbolt's own lock on the
+	// file, which only a program that opened it with bbolt directly (not
+	// through OpenBolt) can hold: a second OpenBolt is refused at once by
+	// the store's lock file. Zero means one second.
 	LockTimeout time.Duration
 	// DirectSync commits the way bbolt does by itself, fsyncing the B+tree
 	// twice per batch, with no write-ahead log. It is slower (see the
@@ -87,6 +90,7 @@ type BoltOptions struct {
 // BoltStore is the single-node Store: one bbolt file, every acknowledged
 // write fsynced. Safe for concurrent use.
 type BoltStore struct {
+	lock *lockfile.Lock // <path>.lock, held from before the first read of the file until Close
 	db   *bolt.DB
 	opts BoltOptions
 	hub  *hub
@@ -115,6 +119,11 @@ type BoltStore struct {
 var _ Store = (*BoltStore)(nil)
 
 // OpenBolt opens (or creates, with its directory) the store at path.
+//
+// It first takes the lock file <path>.lock, and touches nothing else
+// before: recovery writes into the file (bolt_wal.go), which would
+// corrupt it under a process that has it open. If another process holds
+// it, the error is a lockfile.ErrInUse that names that process.
 func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 256
@@ -128,6 +137,24 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sessions: bolt %s: %w", path, err)
 	}
+	lock, err := lockfile.Acquire(path + ".lock")
+	if errors.Is(err, lockfile.ErrInUse) {
+		return nil, fmt.Errorf("sessions: bolt %s is %w", path, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sessions: bolt %s: %w", path, err)
+	}
+	s, err := openBoltLocked(path, opts)
+	if err != nil {
+		_ = lock.Release()
+		return nil, err
+	}
+	s.lock = lock
+	return s, nil
+}
+
+// openBoltLocked is OpenBolt once the lock is held.
+func openBoltLocked(path string, opts BoltOptions) (*BoltStore, error) {
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = time.Second
 	}
@@ -1298,7 +1325,7 @@ func (s *BoltStore) Close() error {
 		err = s.wal.checkpointNow()
 		s.wal.close()
 	}
-	return errors.Join(err, s.db.Close())
+	return errors.Join(err, s.db.Close(), s.lock.Release())
 }
 
 // takeBack removes the record at mark from the log after its batch

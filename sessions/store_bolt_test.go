@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	berrors "go.etcd.io/bbolt/errors"
+	"github.com/omnigate/omnigate/sessions/lockfile"
 )
 
 func openBolt(tb testing.TB, path string) *BoltStore {
@@ -119,15 +123,61 @@ func TestBoltAttributeNamedMergedInto(t *testing.T) {
 	mustAppend(t, s, msg(c.ID, ""))
 }
 
-// TestBoltSecondOpenFails checks that a second process (here a second
-// handle) on the same file gets an error instead of hanging.
+// TestBoltSecondOpenFails checks that a second handle on the same file
+// is refused at once, naming the holder, and that the lock goes with
+// Close. TestBoltSecondProcessRefused does it from another process.
 func TestBoltSecondOpenFails(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sessions.db")
 	s := openBolt(t, path)
-	defer s.Close()
-	if _, err := OpenBolt(path, BoltOptions{LockTimeout: 50 * time.Millisecond}); !errors.Is(err, berrors.ErrTimeout) {
-		t.Fatalf("second open: %v, want a lock timeout", err)
+	_, err := OpenBolt(path, BoltOptions{})
+	want := fmt.Sprintf("sessions: bolt %s is in use by process %d", path, os.Getpid())
+	if !errors.Is(err, lockfile.ErrInUse) || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("second open: %v; want ErrInUse saying %q", err, want)
 	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Refused, it changes nothing: here the holder is idle (its lock taken
+	// directly), so every file must stay as it was.
+	s = openBolt(t, path)
+	newCustomer(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := lockfile.Acquire(path + ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := dirFiles(t, filepath.Dir(path))
+	if _, err := OpenBolt(path, BoltOptions{}); !errors.Is(err, lockfile.ErrInUse) {
+		t.Fatalf("open under a held lock: %v", err)
+	}
+	if after := dirFiles(t, filepath.Dir(path)); !maps.Equal(before, after) {
+		t.Fatalf("a refused open changed the directory from %v to %v", slices.Sorted(maps.Keys(before)), slices.Sorted(maps.Keys(after)))
+	}
+	if err := lock.Release(); err != nil {
+		t.Fatal(err)
+	}
+	openBolt(t, path).Close()
+}
+
+// dirFiles is every file in dir by name, with its content.
+func dirFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = string(b)
+	}
+	return out
 }
 
 // TestBoltBadOpSparesBatch checks that ops failing their checks in a busy

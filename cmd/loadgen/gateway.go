@@ -22,15 +22,18 @@ import (
 // gateway's site allows exactly this one.
 const loadOrigin = "http://loadgen.localhost"
 
-// child is a gateway that loadgen started and must stop.
+// child is a gateway that loadgen started and must stop. Its data
+// directory and port stay across restarts (start after kill).
 type child struct {
-	dir    string
-	base   string
-	token  string
-	cmd    *exec.Cmd
-	log    *os.File
-	exited chan struct{}
-	err    error // set before exited closes
+	dir     string
+	bin     string
+	cfgPath string
+	base    string
+	token   string
+	cmd     *exec.Cmd
+	log     *os.File
+	exited  chan struct{}
+	err     error // set before exited closes
 	// finalLog is what logLines returned just before stop removed the log.
 	finalLog string
 }
@@ -47,17 +50,17 @@ func startGateway(ctx context.Context, bin, site string, perMinute int) (*child,
 	if err != nil {
 		return nil, err
 	}
-	c := &child{dir: dir, token: randomHex(24)}
+	c := &child{dir: dir, bin: bin, token: randomHex(24)}
 	ok := false
 	defer func() {
 		if !ok {
 			c.stop()
 		}
 	}()
-	if bin == "" {
-		bin = filepath.Join(dir, "gateway")
+	if c.bin == "" {
+		c.bin = filepath.Join(dir, "gateway")
 		fmt.Fprintln(os.Stderr, "loadgen: building ./cmd/gateway")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/omnigate/omnigate/cmd/gateway")
+		build := exec.CommandContext(ctx, "go", "build", "-o", c.bin, "github.com/omnigate/omnigate/cmd/gateway")
 		if out, err := build.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("go build ./cmd/gateway: %w\n%s", err, out)
 		}
@@ -86,35 +89,85 @@ webchat:
       rate_per_minute: %d
       new_visitors_burst: %d
 `, port, filepath.Join(dir, "data"), c.token, site, loadOrigin, max(120, 2*perMinute), maxConns)
-	cfgPath := filepath.Join(dir, "gateway.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	c.cfgPath = filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(c.cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
 	if c.log, err = os.Create(filepath.Join(dir, "gateway.log")); err != nil {
 		return nil, err
 	}
-	c.cmd = exec.Command(bin, "-config", cfgPath)
-	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
-	// The raised descriptor limit is inherited; the death signal takes the
-	// gateway down if loadgen itself is killed.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := c.cmd.Start(); err != nil {
-		c.cmd = nil
-		return nil, fmt.Errorf("starting the gateway: %w", err)
-	}
-	c.exited = make(chan struct{})
-	go func() {
-		c.err = c.cmd.Wait()
-		close(c.exited)
-	}()
-	if err := waitReady(ctx, c.base, c.exited); err != nil {
-		return nil, fmt.Errorf("%w\n%s", err, c.logTail())
+	if err := c.start(ctx); err != nil {
+		return nil, err
 	}
 	ok = true
 	return c, nil
 }
 
+// command is the gateway's command line, output to the log. The raised
+// descriptor limit is inherited; the death signal takes the gateway down
+// if loadgen itself is killed.
+func (c *child) command() *exec.Cmd {
+	cmd := exec.Command(c.bin, "-config", c.cfgPath)
+	cmd.Stdout, cmd.Stderr = c.log, c.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
+// start runs the gateway process and waits until it is ready.
+func (c *child) start(ctx context.Context) error {
+	c.cmd = c.command()
+	if err := c.cmd.Start(); err != nil {
+		c.cmd = nil
+		return fmt.Errorf("starting the gateway: %w", err)
+	}
+	cmd, exited := c.cmd, make(chan struct{})
+	c.exited = exited
+	go func() {
+		c.err = cmd.Wait()
+		close(exited)
+	}()
+	if err := waitReady(ctx, c.base, c.exited); err != nil {
+		return fmt.Errorf("%w\n%s", err, c.logTail())
+	}
+	return nil
+}
+
 func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// kill sends SIGKILL to the gateway's PID and waits until it is gone; start
+// runs it again on the same port and data directory.
+func (c *child) kill() error {
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return fmt.Errorf("killing gateway pid %d: %w", c.pid(), err)
+	}
+	<-c.exited
+	c.cmd = nil
+	return nil
+}
+
+// second runs another gateway process on the same configuration, data
+// directory included, while this one serves, and returns how it ended
+// and what it printed. It must be refused; it is killed by its PID after
+// 30 seconds if it has not exited.
+func (c *child) second(ctx context.Context) (exitErr error, output string, err error) {
+	cmd := c.command()
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("starting a second gateway: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case exitErr = <-done:
+		return exitErr, out.String(), nil
+	case <-ctx.Done():
+	case <-time.After(30 * time.Second):
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+	return nil, out.String(), fmt.Errorf("a second gateway on the same data_dir (pid %d) still ran after 30s; killed", cmd.Process.Pid)
+}
 
 // stop sends SIGTERM to the gateway's PID, waits for it (killing it after
 // 30 seconds) and removes the temporary directory.
@@ -140,6 +193,19 @@ func (c *child) stop() error {
 		os.RemoveAll(c.dir)
 	}
 	return err
+}
+
+// stopAfter stops the gateway at the end of a run: its last log lines go
+// to *log, a failure to stop is joined to *err, and *clean says it
+// stopped cleanly.
+func (c *child) stopAfter(err *error, log *string, clean *bool) {
+	serr := c.stop()
+	*log = c.finalLog
+	if serr != nil {
+		*err = errors.Join(*err, fmt.Errorf("stopping the gateway: %w", serr))
+		return
+	}
+	*clean = true
 }
 
 // logTail is the end of the gateway's output, for error messages.

@@ -86,15 +86,7 @@ func runLoad(ctx context.Context, o options) (rep *report, err error) {
 		if serr != nil {
 			return nil, serr
 		}
-		defer func() {
-			serr := c.stop()
-			rep.gatewayLog = c.finalLog
-			if serr != nil {
-				err = errors.Join(err, fmt.Errorf("stopping the gateway: %w", serr))
-			} else {
-				rep.stoppedClean = true
-			}
-		}()
+		defer c.stopAfter(&err, &rep.gatewayLog, &rep.stoppedClean)
 		r.base, _ = url.Parse(c.base)
 		token, r.origin, pid = c.token, loadOrigin, c.pid()
 		rep.gateway = fmt.Sprintf("started by loadgen: pid %d on %s, bolt store in a temporary directory", pid, c.base)
@@ -388,11 +380,18 @@ func (r *run) takeCloses() map[string]int {
 	return m
 }
 
-// reason names why a socket ended: its close code, or the error.
+// reason names why a socket ended: its close code, a reset or broken
+// pipe (without the addresses, so they add up to one line each), or the
+// error.
 func reason(err error) string {
 	var ce *websocket.CloseError
-	if errors.As(err, &ce) {
+	switch {
+	case errors.As(err, &ce):
 		return fmt.Sprintf("close %d", ce.Code)
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, syscall.EPIPE):
+		return "broken pipe"
 	}
 	return err.Error()
 }

@@ -14,6 +14,16 @@
 // -rep-token, and -gateway-pid for the memory figures). Every size and
 // time has a hard cap, and it refuses any address that is not loopback: it
 // is a benchmark for this machine, not a tool to load someone else's.
+//
+// -crash N is the SIGKILL durability run instead (crash.go): -conns
+// visitors send -rate messages a second for -duration with client ids,
+// the gateway is killed with SIGKILL N times meanwhile and restarted on
+// the same data directory, visitors reconnect and resend what has no ack,
+// and at the end every visitor's timeline is read through the REST API.
+// It reports acknowledged, found, lost and duplicated messages, and exits
+// with status 1 if any acknowledged message is lost or stored twice:
+//
+//	go run ./cmd/loadgen -crash 3 -conns 200 -rate 400 -duration 30s
 package main
 
 import (
@@ -42,6 +52,7 @@ func loadgen() int {
 	flag.StringVar(&o.repToken, "rep-token", "", "with -target: a rep token for the inbox socket")
 	flag.IntVar(&o.gatewayPID, "gateway-pid", 0, "with -target: the gateway's PID, to read its resident memory")
 	flag.BoolVar(&o.perSecond, "per-second", false, "also print the latency for each second of the measured period")
+	flag.IntVar(&o.crash, "crash", 0, fmt.Sprintf("SIGKILL the gateway this many times while -conns visitors send for -duration, restart it, and check every acknowledged message is stored once (at most %d; -warmup, -dial-concurrency and -per-second do not apply)", maxCrashes))
 	flag.Parse()
 	if err := o.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -53,6 +64,20 @@ func loadgen() int {
 	ctx, cancel := context.WithTimeout(ctx, o.deadline())
 	defer cancel()
 
+	if o.crash > 0 {
+		rep, err := runCrash(ctx, o)
+		if rep != nil {
+			rep.print(os.Stdout)
+			if err == nil {
+				err = rep.ok()
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			return 1
+		}
+		return 0
+	}
 	rep, err := runLoad(ctx, o)
 	if rep != nil {
 		rep.print(os.Stdout)

@@ -3,7 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -68,6 +74,9 @@ func TestOptionsCaps(t *testing.T) {
 		{"remote target", func(o *options) { o.target, o.repToken = "http://192.0.2.1:80", "t" }, "not a loopback"},
 		{"target without token", func(o *options) { o.target = "http://127.0.0.1:80" }, "-rep-token"},
 		{"token without target", func(o *options) { o.repToken = "t" }, "for -target"},
+		{"crash", func(o *options) { o.crash = 1 }, ""},
+		{"crashes over cap", func(o *options) { o.crash = maxCrashes + 1 }, "-crash"},
+		{"crash with target", func(o *options) { o.crash, o.target, o.repToken = 1, "http://127.0.0.1:80", "t" }, "not with -target"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := ok
@@ -121,21 +130,8 @@ func TestSmallRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the gateway")
 	}
-	o := options{conns: 20, rate: 40, duration: time.Second, warmup: 200 * time.Millisecond, dialers: 5, site: "load"}
-	if err := o.validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	rep, err := runLoad(ctx, o)
-	if rep != nil {
-		var out bytes.Buffer
-		rep.print(&out)
-		t.Logf("\n%s", out.String())
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := options{conns: 20, rate: 40, duration: time.Second, warmup: 200 * time.Millisecond, dialers: 5, site: "load", gatewayBin: gatewayBin(t)}
+	rep := runLogged(t, o, runLoad)
 	if rep.established != o.conns {
 		t.Errorf("established %d sockets, want %d (failures: %v)", rep.established, o.conns, rep.connectFailures)
 	}
@@ -154,4 +150,85 @@ func TestSmallRun(t *testing.T) {
 	if rep.rssBefore <= 0 || rep.rssConnected <= 0 {
 		t.Errorf("RSS not read: %d, %d", rep.rssBefore, rep.rssConnected)
 	}
+}
+
+// TestCrashRun is the SIGKILL durability run, short: a few visitors, one
+// kill mid-stream, a restart, resends; every acknowledged message must be
+// on its visitor's timeline exactly once, and a second gateway started on
+// the same data_dir meanwhile must be refused, naming the first's pid.
+// `go run ./cmd/loadgen -crash N` is the long form (README).
+func TestCrashRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gateway")
+	}
+	o := options{conns: 10, rate: 40, duration: 4 * time.Second, dialers: 1, site: "load", crash: 1, gatewayBin: gatewayBin(t)}
+	rep := runLogged(t, o, runCrash)
+	if err := rep.ok(); err != nil {
+		t.Error(err)
+	}
+	if rep.reconnects < o.conns {
+		t.Errorf("%d reconnects for %d visitors: the kill did not cut the sockets", rep.reconnects, o.conns)
+	}
+	if !rep.stoppedClean {
+		t.Error("the gateway did not stop cleanly after the restart")
+	}
+}
+
+// runLogged validates o, runs it with run (within two minutes), logs the
+// report and fails t if the run failed.
+func runLogged[R interface {
+	comparable
+	print(io.Writer)
+}](t *testing.T, o options, run func(context.Context, options) (R, error)) R {
+	t.Helper()
+	if err := o.validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := run(ctx, o)
+	var none R
+	if rep != none {
+		var out bytes.Buffer
+		rep.print(&out)
+		t.Logf("\n%s", out.String())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// gatewayBin builds ./cmd/gateway once for the package's tests.
+func gatewayBin(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "omnigate-loadgen-test-"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "gateway")
+		out, err := exec.Command("go", "build", "-o", built.bin, "github.com/omnigate/omnigate/cmd/gateway").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build ./cmd/gateway: %w\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }

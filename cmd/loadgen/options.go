@@ -19,6 +19,7 @@ const (
 	maxDuration = 2 * time.Minute
 	maxWarmup   = time.Minute
 	maxDialers  = 1000
+	maxCrashes  = 10
 	// connectTimeout bounds opening every socket.
 	connectTimeout = 3 * time.Minute
 	// drainTimeout bounds the wait for messages still in flight when
@@ -39,6 +40,7 @@ type options struct {
 	repToken   string
 	gatewayPID int
 	perSecond  bool
+	crash      int // SIGKILLs in a crash run; 0 is a load run
 }
 
 func (o options) validate() error {
@@ -58,6 +60,12 @@ func (o options) validate() error {
 	if o.dialers < 1 || o.dialers > maxDialers {
 		errs = append(errs, fmt.Errorf("-dial-concurrency %d is not between 1 and %d", o.dialers, maxDialers))
 	}
+	if o.crash < 0 || o.crash > maxCrashes {
+		errs = append(errs, fmt.Errorf("-crash %d is not between 0 and %d", o.crash, maxCrashes))
+	}
+	if o.crash > 0 && o.target != "" {
+		errs = append(errs, errors.New("-crash kills and restarts the gateway it starts: not with -target"))
+	}
 	if o.target != "" {
 		if _, err := loopbackURL(o.target); err != nil {
 			errs = append(errs, err)
@@ -74,9 +82,10 @@ func (o options) validate() error {
 	return errors.Join(errs...)
 }
 
-// deadline bounds the whole run.
+// deadline bounds the whole run; each restart of a crash run may take
+// up to waitReady's 30 seconds.
 func (o options) deadline() time.Duration {
-	return time.Minute + connectTimeout + o.warmup + o.duration + drainTimeout + time.Minute
+	return time.Minute + connectTimeout + o.warmup + o.duration + drainTimeout + time.Minute + time.Duration(o.crash)*30*time.Second
 }
 
 // loopbackURL parses a gateway base URL and refuses anything but plain

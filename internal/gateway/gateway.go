@@ -31,6 +31,7 @@ import (
 	"github.com/omnigate/omnigate/router"
 	"github.com/omnigate/omnigate/router/routing"
 	"github.com/omnigate/omnigate/sessions"
+	"github.com/omnigate/omnigate/sessions/lockfile"
 	"github.com/omnigate/omnigate/widget"
 )
 
@@ -38,6 +39,7 @@ import (
 type Gateway struct {
 	cfg     config.Config
 	log     *slog.Logger
+	lock    *lockfile.Lock // data_dir's, held from New until shutdown
 	store   sessions.Store
 	srv     *http.Server
 	ln      net.Listener
@@ -56,23 +58,49 @@ type Gateway struct {
 	valkey   valkey.Client // typing and wechat's tokens in a cluster (valkeyClient); nil otherwise
 }
 
-// New opens the store, builds the API and binds the listen address, so a
-// taken port or a locked data file fails here, before anything is served.
-// On error everything opened so far is closed again.
+// New locks data_dir, opens the store, builds the API and binds the
+// listen address, so a data_dir in use or a taken port fails here, before
+// anything is served. On error everything opened so far is closed again.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	store, err := openStore(ctx, cfg.Store)
+	lock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, log: log, store: store}
+	store, err := openStore(ctx, cfg.Store)
+	if err != nil {
+		_ = lock.Release()
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, log: log, lock: lock, store: store}
 	if err := g.build(); err != nil {
 		_ = store.Close()
+		_ = lock.Release()
 		return nil, err
 	}
 	return g, nil
+}
+
+// lockDataDir takes <data_dir>/gateway.lock before anything in data_dir
+// is opened: the store, the webhooks outbox and the SMS do-not-contact
+// list are one node's files, and a second process opening them would
+// corrupt them (the store) or wait for bbolt's lock and fail with a bare
+// "timeout" (the others). The store takes its own lock file as well, for
+// programs that open it without a gateway.
+func lockDataDir(dir string) (*lockfile.Lock, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("gateway: data_dir: %w", err)
+	}
+	lock, err := lockfile.Acquire(filepath.Join(dir, "gateway.lock"))
+	if errors.Is(err, lockfile.ErrInUse) {
+		return nil, fmt.Errorf("gateway: data_dir is %w; stop that gateway or give this one another data_dir", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gateway: data_dir: %w", err)
+	}
+	return lock, nil
 }
 
 func (g *Gateway) build() (err error) {
@@ -527,6 +555,10 @@ func (g *Gateway) shutdown() error {
 	}
 	if err := g.store.Close(); err != nil && !errors.Is(err, sessions.ErrClosed) {
 		errs = append(errs, fmt.Errorf("gateway: close store: %w", err))
+	}
+	// Last: data_dir's files are closed now.
+	if err := g.lock.Release(); err != nil {
+		errs = append(errs, fmt.Errorf("gateway: release data_dir: %w", err))
 	}
 	g.log.Info("gateway stopped")
 	return errors.Join(errs...)

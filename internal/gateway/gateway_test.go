@@ -137,10 +137,17 @@ func TestNewFailsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A second gateway on the same data file fails (the file is locked)
-	// instead of hanging or sharing it.
-	if _, err := gateway.New(context.Background(), cfg, log); err == nil {
-		t.Error("second gateway on one bolt file started")
+	// A second gateway on the same data_dir is refused before it opens
+	// anything there, naming the process that holds it: with the same
+	// store file, and with its store elsewhere but the webhooks outbox
+	// (and the SMS do-not-contact list) in data_dir.
+	want := fmt.Sprintf("data_dir is in use by process %d", os.Getpid())
+	storeElsewhere := cfg
+	storeElsewhere.Store.Bolt.Path = filepath.Join(t.TempDir(), "omnigate.db")
+	for name, c := range map[string]config.Config{"same store": cfg, "store elsewhere": storeElsewhere} {
+		if _, err := gateway.New(context.Background(), c, log); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: second gateway: %v; want an error saying %q", name, err, want)
+		}
 	}
 	// A taken port fails after the store opened, and closes it again.
 	other := testConfig(t, "bolt")
@@ -152,6 +159,12 @@ func TestNewFailsCleanly(t *testing.T) {
 		t.Errorf("store left locked after a failed start: %v", err)
 	} else {
 		stop(t, g3)
+	}
+	stop(t, g)
+	// Stopping released data_dir.
+	g, err = gateway.New(context.Background(), storeElsewhere, log)
+	if err != nil {
+		t.Fatalf("data_dir still locked after the gateway stopped: %v", err)
 	}
 	stop(t, g)
 }
