@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,7 +25,6 @@ import (
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/inbox"
 	"github.com/omnigate/omnigate/internal/webhooks"
-	"github.com/omnigate/omnigate/router"
 	"github.com/omnigate/omnigate/router/routing"
 	"github.com/omnigate/omnigate/sessions"
 	"github.com/omnigate/omnigate/sessions/lockfile"
@@ -246,182 +242,6 @@ func (g *Gateway) build() (err error) {
 	return nil
 }
 
-// buildRouting builds the routing service: every rep in auth.reps, with
-// the routing attributes the routing section gives them. With the valkey
-// store its router claims through a router.ValkeyState on the gateway's
-// client, one node per process.
-func (g *Gateway) buildRouting(reps []auth.Rep, reg prometheus.Registerer) error {
-	o := routing.Options{Store: g.store, Metrics: reg, Logger: g.log}
-	if g.cfg.Store.Kind == config.StoreValkey {
-		client, err := g.valkeyClient()
-		if err != nil {
-			return err
-		}
-		st, err := router.NewValkeyNodeState(client, g.valkeyPrefix(), nodeName())
-		if err != nil {
-			return fmt.Errorf("gateway: routing: %w", err)
-		}
-		o.State = st
-	}
-	svc, err := routing.New(g.cfg.Routing.Service, g.cfg.Routing.RouterConfig(reps), o)
-	if err != nil {
-		return fmt.Errorf("gateway: %w", err)
-	}
-	g.routing = svc
-	return nil
-}
-
-// nodeName is unique per process: host, pid and a random part, so a
-// restarted process never inherits a dead one's lease.
-func nodeName() string {
-	host, _ := os.Hostname()
-	host = strings.Map(func(r rune) rune {
-		if r == '|' || r <= ' ' {
-			return '-'
-		}
-		return r
-	}, host)
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
-}
-
-// valkeyClient is the client the gateway's own cluster state (routing,
-// typing, WeChat tokens and nonces) goes through, made on first use; the
-// store has its own.
-func (g *Gateway) valkeyClient() (valkey.Client, error) {
-	if g.valkey != nil {
-		return g.valkey, nil
-	}
-	client, err := dialValkey(g.cfg.Store)
-	if err != nil {
-		return nil, err
-	}
-	g.valkey = client
-	return client, nil
-}
-
-// dialValkey makes a client for the store's Valkey server (without
-// client-side caching: the gateway's keys are written by every node).
-func dialValkey(c config.Store) (valkey.Client, error) {
-	v := c.Valkey
-	addrs := v.Addrs
-	if len(addrs) == 0 {
-		addrs = []string{"127.0.0.1:6379"}
-	}
-	client, err := valkey.NewClient(valkey.ClientOption{InitAddress: addrs, Password: v.Password,
-		SelectDB: v.DB, DisableCache: true})
-	if err != nil {
-		return nil, fmt.Errorf("gateway: valkey %v: %w", addrs, err)
-	}
-	return client, nil
-}
-
-// valkeyPrefix is the store's key prefix, which the gateway's own keys
-// and channels share.
-func (g *Gateway) valkeyPrefix() string {
-	if p := g.cfg.Store.Valkey.KeyPrefix; p != "" {
-		return p
-	}
-	return "og"
-}
-
-// buildWeChat builds the WeChat adapter. In a cluster its access tokens
-// and callback nonces live in Valkey, shared by every node. On one node
-// the nonces live in a bbolt file of their own beside the store
-// (<data_dir>/wechat.db), so a restart does not forget them; a file of
-// their own because every existing one belongs to another package (and
-// sms.db exists only with SMS), and bbolt lets one opener have a file.
-func (g *Gateway) buildWeChat(reg prometheus.Registerer) error {
-	o := wechat.Options{Store: g.store, Logger: g.log.With("channel", "wechat"), Metrics: reg}
-	switch g.cfg.Store.Kind {
-	case config.StoreValkey:
-		client, err := g.valkeyClient()
-		if err != nil {
-			return err
-		}
-		o.TokenCache = wechat.NewValkeyCache(client, g.valkeyPrefix()+":")
-	default:
-		n, err := wechat.OpenBoltNonces(filepath.Join(g.cfg.DataDir, "wechat.db"), nil)
-		if err != nil {
-			return fmt.Errorf("gateway: %w", err)
-		}
-		o.Nonces, g.wnonces = n, n
-	}
-	a, err := wechat.New(g.cfg.WeChat, o)
-	if err != nil {
-		return err
-	}
-	g.wechat = a
-	return nil
-}
-
-// buildSMS builds the SMS adapter with its do-not-contact list: a bbolt
-// file beside the store on one node, the store's Valkey in a cluster.
-func (g *Gateway) buildSMS() error {
-	var dnc sms.DoNotContact
-	switch g.cfg.Store.Kind {
-	case config.StoreValkey:
-		d, err := sms.OpenValkeyDoNotContact(g.cfg.Store.Valkey.ValkeyOptions)
-		if err != nil {
-			return fmt.Errorf("gateway: %w", err)
-		}
-		dnc, g.dnc = d, d
-	default:
-		d, err := sms.OpenBoltDoNotContact(filepath.Join(g.cfg.DataDir, "sms.db"))
-		if err != nil {
-			return fmt.Errorf("gateway: sms do-not-contact list: %w", err)
-		}
-		dnc, g.dnc = d, d
-	}
-	a, err := sms.New(g.cfg.SMS, sms.Options{Store: g.store, DoNotContact: dnc, Logger: g.log.With("channel", "sms")})
-	if err != nil {
-		return err
-	}
-	g.sms = a
-	return nil
-}
-
-// closeChannels stops webhooks and closes the channels' own resources, in
-// the order shutdown needs: webhooks (attempts in flight recorded), its
-// outbox, the do-not-contact list, reps' typing to wechat, wechat, its
-// nonce file, then wechat's Valkey client.
-// Each may be nil. The store stays open.
-func (g *Gateway) closeChannels() error {
-	var errs []error
-	if g.webhooks != nil {
-		g.webhooks.Close()
-	}
-	if g.outbox != nil {
-		if err := g.outbox.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("gateway: close webhooks outbox: %w", err))
-		}
-	}
-	if g.dnc != nil {
-		if err := g.dnc.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("gateway: close sms do-not-contact list: %w", err))
-		}
-	}
-	if g.wtyping != nil {
-		g.wtyping.close()
-	}
-	if g.wechat != nil {
-		_ = g.wechat.Close()
-	}
-	if g.wnonces != nil {
-		if err := g.wnonces.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("gateway: close wechat nonces: %w", err))
-		}
-	}
-	if g.vtyping != nil {
-		g.vtyping.Close()
-	}
-	if g.valkey != nil {
-		g.valkey.Close()
-	}
-	return errors.Join(errs...)
-}
-
 func openStore(ctx context.Context, c config.Store) (sessions.Store, error) {
 	switch c.Kind {
 	case config.StoreBolt:
@@ -440,40 +260,6 @@ func openStore(ctx context.Context, c config.Store) (sessions.Store, error) {
 		return s, nil
 	}
 	return nil, fmt.Errorf("gateway: store kind %q", c.Kind)
-}
-
-// wechatKeys are the configured official accounts' keys, the namespaces
-// of their OpenIDs.
-func wechatKeys(c wechat.Config) []string {
-	keys := make([]string, len(c.Accounts))
-	for i, a := range c.Accounts {
-		keys[i] = a.Key
-	}
-	return keys
-}
-
-// siteIDs are the configured web chat sites' ids, the namespaces of
-// their visitors and site users.
-func siteIDs(c webchat.Config) []string {
-	ids := make([]string, len(c.Sites))
-	for i, s := range c.Sites {
-		ids[i] = s.ID
-	}
-	return ids
-}
-
-// demoSite is the site the demo page's widget uses: "demo" when configured,
-// else the first site.
-func demoSite(c webchat.Config) string {
-	for _, s := range c.Sites {
-		if s.ID == "demo" {
-			return s.ID
-		}
-	}
-	if len(c.Sites) > 0 {
-		return c.Sites[0].ID
-	}
-	return "demo"
 }
 
 // Addr is the bound listen address (the real port when configured with 0).
