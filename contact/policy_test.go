@@ -63,8 +63,10 @@ func (l *fakeLedger) Touches(_ context.Context, customerID string, since time.Ti
 	return out, nil
 }
 
-func (l *fakeLedger) Merge(context.Context, string, string) error { return errors.New("fake: no merge") }
-func (l *fakeLedger) Close() error                                { return nil }
+func (l *fakeLedger) Merge(context.Context, string, string) error {
+	return errors.New("fake: no merge")
+}
+func (l *fakeLedger) Close() error { return nil }
 
 func (l *fakeLedger) count(customerID string) int {
 	l.mu.Lock()
@@ -366,7 +368,7 @@ func salesConfig() Config {
 				OpenWork:            OpenWork{Topics: []string{"complaint"}},
 				DuplicateWindow:     Duration(24 * time.Hour),
 			},
-			"notice": {DuplicateWindow: Duration(24 * time.Hour)},
+			"notice":  {DuplicateWindow: Duration(24 * time.Hour)},
 			"service": {Caps: []Cap{{Window: Duration(24 * time.Hour), Max: 1}}},
 		},
 		Campaigns: map[string]Override{"handoff-campaign": {OpenWork: &OpenWork{Action: OpenWorkHandoff, Topics: []string{"complaint"}}}},
