@@ -120,7 +120,11 @@ type locale struct {
 	// their phone number spans (a contact must then be allowed in all).
 	zones  []*time.Location
 	source string // ZoneFrom*
-	region string // ISO 3166, for holidays; "" when unknown
+	// phone is the number the region comes from; region is read from it
+	// only when a regional holiday asks (reading it costs 20µs).
+	phone         string
+	region        string
+	regionChecked bool
 }
 
 func (l locale) zoneNames() []string {
@@ -131,16 +135,30 @@ func (l locale) zoneNames() []string {
 	return names
 }
 
+// regionOf is the ISO 3166 region of the customer's phone, else the
+// config's default region.
+func (l *locale) regionOf(def string) string {
+	if !l.regionChecked {
+		l.regionChecked, l.region = true, def
+		if n, err := phonenumbers.Parse(l.phone, "ZZ"); l.phone != "" && err == nil {
+			if r := phonenumbers.GetRegionCodeForNumber(n); r != "" && r != "ZZ" && r != "001" {
+				l.region = r
+			}
+		}
+	}
+	return l.region
+}
+
 // locate finds the customer's local time: the profile's zone, else the
 // zones of their phone number, else the default zone. The phone is the
-// first of their numbers, verified ones first, then the longest linked
-// (then by number, so the choice never depends on map or store order). A
-// number that spans several zones (a US area code on a zone line) gives
-// them all, and a contact must be allowed in each; the region for holidays
-// comes from the same number, else the config's default region.
-func (c *compiled) locate(cust sessions.Customer, ids []sessions.Identity) locale {
-	l := locale{region: c.defaultRegion}
-	regionFound := false
+// first of their numbers that gives a zone, verified ones first, then the
+// longest linked (then by number, so the choice never depends on store
+// order). A number that spans several zones (a US area code on a zone
+// line) gives them all, and a contact must be allowed in each. The region
+// for holidays comes from that number (or the first), else the config's
+// default region.
+func (c *compiled) locate(cust sessions.Customer, ids []sessions.Identity) *locale {
+	l := &locale{}
 	phones := slices.DeleteFunc(slices.Clone(ids), func(i sessions.Identity) bool { return i.Kind != sessions.IdentityPhone })
 	slices.SortFunc(phones, func(a, b sessions.Identity) int {
 		if a.Verified != b.Verified {
@@ -151,13 +169,12 @@ func (c *compiled) locate(cust sessions.Customer, ids []sessions.Identity) local
 		}
 		return cmp.Or(a.LinkedAt.Compare(b.LinkedAt), cmp.Compare(a.Value, b.Value))
 	})
+	if len(phones) > 0 {
+		l.phone = phones[0].Value
+	}
 	for _, ph := range phones {
-		zones, region := phoneZones(ph.Value)
-		if region != "" && !regionFound {
-			l.region, regionFound = region, true
-		}
-		if len(zones) > 0 {
-			l.zones, l.source = zones, ZoneFromPhone
+		if zones := phoneZones(ph.Value); len(zones) > 0 {
+			l.zones, l.source, l.phone = zones, ZoneFromPhone, ph.Value
 			break
 		}
 	}
@@ -174,20 +191,12 @@ func (c *compiled) locate(cust sessions.Customer, ids []sessions.Identity) local
 	return l
 }
 
-// phoneZones returns the zones libphonenumber gives the number (E.164),
-// sorted by name, and the number's region.
-func phoneZones(e164 string) ([]*time.Location, string) {
-	n, err := phonenumbers.Parse(e164, "ZZ")
+// phoneZones returns the zones libphonenumber gives the number (E.164,
+// as the store keeps it), sorted by name.
+func phoneZones(e164 string) []*time.Location {
+	names, err := phonenumbers.GetTimezonesForPrefix(e164)
 	if err != nil {
-		return nil, ""
-	}
-	region := phonenumbers.GetRegionCodeForNumber(n)
-	if region == "ZZ" || region == "001" {
-		region = ""
-	}
-	names, err := phonenumbers.GetTimezonesForNumber(n)
-	if err != nil {
-		return nil, region
+		return nil
 	}
 	var zones []*time.Location
 	for _, name := range names {
@@ -198,7 +207,7 @@ func phoneZones(e164 string) ([]*time.Location, string) {
 			zones = append(zones, loc)
 		}
 	}
-	return zones, region
+	return zones
 }
 
 // multiZoneHorizon bounds the search for an instant allowed in every zone
@@ -211,12 +220,12 @@ const multiZoneHorizon = 8 * 24 * time.Hour
 // first instant after t that it does, with why t is closed (ReasonHoliday
 // or ReasonQuietHours). ok is false when no such instant comes within a
 // year (or, for several zones, within multiZoneHorizon).
-func (c *compiled) open(s *schedule, l locale, t time.Time) (at time.Time, why string, ok bool) {
+func (c *compiled) open(s *schedule, l *locale, t time.Time) (at time.Time, why string, ok bool) {
 	at = t
 	for {
 		moved := false
 		for _, loc := range l.zones {
-			o, w, ok := c.openIn(s, loc, l.region, at)
+			o, w, ok := c.openIn(s, loc, l, at)
 			if !ok {
 				return time.Time{}, cmp.Or(why, w), false
 			}
@@ -236,14 +245,14 @@ func (c *compiled) open(s *schedule, l locale, t time.Time) (at time.Time, why s
 // openIn is open for one zone. Every instant is built with time.Date in
 // loc, never by adding 24h, so a window is at its wall-clock time on the
 // days a DST change makes 23 or 25 hours long.
-func (c *compiled) openIn(s *schedule, loc *time.Location, region string, t time.Time) (time.Time, string, bool) {
+func (c *compiled) openIn(s *schedule, loc *time.Location, l *locale, t time.Time) (time.Time, string, bool) {
 	lt := t.In(loc)
 	y, m, d := lt.Date()
 	why := ReasonQuietHours
 	for i := 0; i <= 366; i++ {
 		dy, dm, dd := time.Date(y, m, d+i, 12, 0, 0, 0, loc).Date()
 		spans, holiday := s.days[time.Date(dy, dm, dd, 12, 0, 0, 0, loc).Weekday()], false
-		if s.holidayRule && c.isHoliday(dy, dm, dd, region) {
+		if s.holidayRule && c.isHoliday(dy, dm, dd, l) {
 			spans, holiday = s.holidays, true
 		}
 		if i == 0 && holiday {
@@ -263,9 +272,9 @@ func (c *compiled) openIn(s *schedule, loc *time.Location, region string, t time
 	return time.Time{}, why, false
 }
 
-func (c *compiled) isHoliday(y int, m time.Month, d int, region string) bool {
+func (c *compiled) isHoliday(y int, m time.Month, d int, l *locale) bool {
 	regions, ok := c.holidays[dateKey(y, m, d)]
-	return ok && (regions == nil || slices.Contains(regions, region))
+	return ok && (regions == nil || slices.Contains(regions, l.regionOf(c.defaultRegion)))
 }
 
 func dateKey(y int, m time.Month, d int) int { return y*10000 + int(m)*100 + d }

@@ -258,7 +258,7 @@ func (p *Policy) Evaluate(ctx context.Context, r Request) (Decision, error) {
 			Detail: fmt.Sprintf("%d do-not-contact entries match (first: %s, source %s)", len(sups), sups[0].Kind, cmp.Or(sups[0].Source, "unknown"))})
 	}
 	var limits []Limit
-	var where locale
+	var where *locale
 	if !serviceReply {
 		if rl.needsConsent && !consented(cust, purpose) {
 			d.deny(Reason{Code: ReasonNoConsent, Detail: fmt.Sprintf("%s needs the customer's consent (attribute consent_%s yes)", purpose, purpose)})
@@ -328,10 +328,12 @@ func (p *Policy) Evaluate(ctx context.Context, r Request) (Decision, error) {
 
 // openAt is compiled.open, falling back to the default zone when the
 // zones of a phone number that spans several have no hour in common.
-func (p *Policy) openAt(rl *rules, where locale, t time.Time) (time.Time, string, locale) {
+func (p *Policy) openAt(rl *rules, where *locale, t time.Time) (time.Time, string, *locale) {
 	open, why, ok := p.cfg.open(&rl.hours, where, t)
 	if !ok && len(where.zones) > 1 {
-		where.zones, where.source = []*time.Location{p.cfg.defaultZone}, ZoneFromDefault
+		fallback := *where
+		fallback.zones, fallback.source = []*time.Location{p.cfg.defaultZone}, ZoneFromDefault
+		where = &fallback
 		open, why, _ = p.cfg.open(&rl.hours, where, t)
 	}
 	return open, why, where
