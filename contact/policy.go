@@ -446,36 +446,18 @@ func (p *Policy) limits(rl *rules, r Request) []Limit {
 	return ls
 }
 
-// reachedLimits is what a Claim of t finds among a customer's touches
-// (in any order): every limit with at least max(Max, 1) matching outbound
-// touches in (t.At-Window, t.At]. It is the meaning of Limit in one
-// function; a ledger that counts in process can use it for Claim.
+// reachedLimits is what a Claim of t would find among a customer's
+// touches (in any order): the ledgers' own evaluate over those up to
+// t.At, so a dry run and a claim agree on what a Limit means.
 func reachedLimits(touches []Touch, t Touch, limits []Limit) []Reached {
-	var out []Reached
-	var in []Touch
-	for _, l := range limits {
-		in = in[:0]
-		from := t.At.Add(-l.Window)
-		for _, x := range touches {
-			if x.Direction == Outbound && x.At.After(from) && !x.At.After(t.At) && limitMatches(l, x) {
-				in = append(in, x)
-			}
+	var upTo []Touch
+	for _, x := range touches {
+		if !x.At.After(t.At) {
+			upTo = append(upTo, x)
 		}
-		m := max(l.Max, 1)
-		if len(in) < m {
-			continue
-		}
-		slices.SortStableFunc(in, func(a, b Touch) int { return a.At.Compare(b.At) })
-		// One place frees when all but m-1 matches have left the window.
-		out = append(out, Reached{Limit: l, Count: len(in), First: in[0], Until: in[len(in)-m].At.Add(l.Window)})
 	}
-	return out
-}
-
-func limitMatches(l Limit, t Touch) bool {
-	return (l.Purpose == "" || l.Purpose == t.Purpose) && (l.Channel == "" || l.Channel == t.Channel) &&
-		(l.Topic == "" || l.Topic == t.Topic) && (l.Campaign == "" || l.Campaign == t.Campaign) &&
-		(l.Outcome == "" || l.Outcome == t.Outcome)
+	sortTouches(upTo)
+	return evaluate(upTo, t.At, limits)
 }
 
 // consented reports the customer's consent to purpose: attribute
