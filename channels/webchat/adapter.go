@@ -66,6 +66,11 @@ type Adapter struct {
 	fan *sessions.Fanout
 	// recheck asks the loop to ask availability now (RecheckAvailability).
 	recheck chan struct{}
+
+	// liveMu guards live: the number of this node's sockets following
+	// each customer's timeline (Online).
+	liveMu sync.Mutex
+	live   map[string]int
 }
 
 var _ channels.Adapter = (*Adapter)(nil)
@@ -111,7 +116,7 @@ func New(cfg Config, o Options) (*Adapter, error) {
 	proxies, _ := parsePrefixes(cfg.TrustedProxies) // checked by Validate
 	a := &Adapter{cfg: cfg, store: o.Store, log: o.Logger, typing: o.Typing, avail: o.Available,
 		rep: o.RepName, now: o.Now, sites: map[string]*site{}, proxies: proxies, fan: fan,
-		recheck: make(chan struct{}, 1)}
+		recheck: make(chan struct{}, 1), live: map[string]int{}}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -241,6 +246,27 @@ func (a *Adapter) CanSend(ctx context.Context, customerID string, ids []sessions
 		}
 	}
 	return fmt.Errorf("webchat: customer %s has no web chat visitor: %w", customerID, channels.ErrNoAdapter)
+}
+
+// Online reports whether the customer has an open widget on this node: a
+// socket past its hello that follows their timeline, so a message sent
+// now is shown at once (channels.Presence, which best-channel contact
+// asks). It knows this node's sockets only: in a cluster a widget open on
+// another node answers false here.
+func (a *Adapter) Online(customerID string) bool {
+	a.liveMu.Lock()
+	defer a.liveMu.Unlock()
+	return a.live[customerID] > 0
+}
+
+// following counts a socket that starts (+1) or stops (-1) following the
+// customer's timeline.
+func (a *Adapter) following(customerID string, n int) {
+	a.liveMu.Lock()
+	defer a.liveMu.Unlock()
+	if a.live[customerID] += n; a.live[customerID] <= 0 {
+		delete(a.live, customerID)
+	}
 }
 
 // Typing is the typing pub/sub in use, for the rep inbox to publish reps'

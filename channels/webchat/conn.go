@@ -135,6 +135,7 @@ func (c *conn) disconnected() {
 	c.cancel()
 	if c.unwatch != nil {
 		c.unwatch()
+		c.a.following(c.customerID, -1)
 	}
 	if c.helloTimer != nil {
 		c.helloTimer.Stop()
@@ -333,6 +334,7 @@ func (c *conn) follow(after uint64) {
 		return
 	}
 	c.unwatch = unwatch
+	c.a.following(c.customerID, 1)
 	go c.catchUp()
 }
 

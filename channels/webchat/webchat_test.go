@@ -1111,3 +1111,33 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("New without a store succeeded")
 	}
 }
+
+// TestOnline: a customer is online while one of their widgets follows
+// the timeline, through two tabs, and offline once both closed.
+func TestOnline(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	v, cust := h.returning(t)
+	if h.a.Online(cust) {
+		t.Fatal("online before any socket")
+	}
+	waitOnline := func(want bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for h.a.Online(cust) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("Online = %v, want %v", !want, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	ws1, _ := h.connect(t, v, hello{Type: "hello"}, dialOpts{})
+	ws2, _ := h.connect(t, v, hello{Type: "hello"}, dialOpts{})
+	waitOnline(true)
+	if h.a.Online("cus_other") {
+		t.Error("another customer is online")
+	}
+	_ = ws1.Close()
+	_ = ws2.Close()
+	waitOnline(false)
+}
