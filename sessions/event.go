@@ -30,12 +30,17 @@ const (
 	// tier and VIP decide routing; name, tags, locale...): who changed
 	// which field from what to what (ProfileChange).
 	KindProfileChanged EventKind = "profile_changed"
+	// KindChannelChoice records how best-channel contact chose the
+	// channel for a message (or a callback): each channel considered and
+	// why it was skipped (channels.Choice).
+	KindChannelChoice EventKind = "channel_choice"
 )
 
 var eventKinds = map[EventKind]bool{
 	KindMessageIn: true, KindMessageOut: true, KindNote: true, KindAssignment: true,
 	KindTransfer: true, KindStatusChange: true, KindCall: true, KindIdentityLinked: true,
 	KindMerged: true, KindIntegrator: true, KindDelivery: true, KindOffer: true, KindProfileChanged: true,
+	KindChannelChoice: true,
 }
 
 // AuthorRouter is the author of what the router writes (assignments,
