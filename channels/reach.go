@@ -204,7 +204,7 @@ func (s *Sender) Reach(ctx context.Context, st ReachStore, r ReachRequest) (Reac
 		return Reached{}, err
 	}
 	if cust.MergedInto != "" {
-		return Reached{}, fmt.Errorf("customer %s: %w into %s", r.CustomerID, sessions.ErrMerged, cust.MergedInto)
+		return Reached{}, fmt.Errorf("%w: customer %s was merged into %s; contact that one", sessions.ErrMerged, r.CustomerID, cust.MergedInto)
 	}
 	ids, err := st.Identities(ctx, r.CustomerID)
 	if err != nil {

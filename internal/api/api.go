@@ -147,6 +147,7 @@ func (s *Server) register(reg *prometheus.Registry) {
 	s.handle("GET /v1/customers/{id}/timeline", s.timeline, admin, supervisor, rep, integrator)
 	s.handle("POST /v1/customers/{id}/messages", s.postCustomerMessage, admin, integrator)
 	s.handle("POST /v1/customers/{id}/merge", s.mergeCustomer, admin, supervisor)
+	s.handle("POST /v1/customers/{id}/contact", s.postContact, admin, supervisor, integrator)
 
 	s.handle("GET /v1/conversations", s.listConversations, admin, supervisor, rep)
 	s.handle("GET /v1/conversations/{id}", s.getConversation, admin, supervisor, rep)

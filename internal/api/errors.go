@@ -33,6 +33,7 @@ const (
 	CodeWindowClosed       Code = "window_closed"          // 409: the channel can't reach the customer now (WeChat's 48-hour window, unfollowed); the message names the next best channel
 	CodeOptedOut           Code = "opted_out"              // 409: the customer opted out of the channel (SMS STOP)
 	CodeContactRefused     Code = "contact_refused"        // 409: the contact policy denied or deferred the message; reasons (and until) say why
+	CodeUnreachable        Code = "unreachable"            // 409: no channel can reach the customer now (best-channel contact); reasons say why, channel:reason
 	CodeRequestTimeout     Code = "request_timeout"        // 408: the body did not arrive in time (config http.body_timeout)
 	CodeTooLarge           Code = "too_large"              // 413
 	CodeRateLimited        Code = "rate_limited"           // 429: the channel refused more messages until the customer writes, or a rep's phone lookups are over the limit
@@ -56,6 +57,7 @@ var statusOf = map[Code]int{
 	CodeWindowClosed:       http.StatusConflict,
 	CodeOptedOut:           http.StatusConflict,
 	CodeContactRefused:     http.StatusConflict,
+	CodeUnreachable:        http.StatusConflict,
 	CodeRequestTimeout:     http.StatusRequestTimeout,
 	CodeTooLarge:           http.StatusRequestEntityTooLarge,
 	CodeRateLimited:        http.StatusTooManyRequests,
@@ -84,7 +86,7 @@ type Error struct {
 	Code    Code
 	Message string
 	// Reasons are machine-readable words for a contact_refused
-	// ("quiet_hours"); Until is when a deferred message may be sent.
+	// ("quiet_hours") or an unreachable ("sms:opted_out"); Until is when a deferred message may be sent.
 	Reasons []string
 	Until   time.Time
 	cause   error

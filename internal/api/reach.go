@@ -1,0 +1,101 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/omnigate/omnigate/channels"
+	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/sessions"
+)
+
+type contactRequest struct {
+	textRequest
+	// Topic is what the contact is about; empty is the customer's general
+	// conversation.
+	Topic string `json:"topic"`
+	// Purpose tells the contact policy why; empty means
+	// channels.PurposeNotice.
+	Purpose string `json:"purpose"`
+	// Channels are the channels to consider, in order (webchat, wechat,
+	// sms, voice for a callback); absent means all four in that order.
+	Channels []string `json:"channels"`
+}
+
+type contactResponse struct {
+	Choice      channels.Choice `json:"choice"`
+	ChoiceEvent sessions.Event  `json:"choice_event"`
+	// Event is the message_out, or the callback request.
+	Event        sessions.Event        `json:"event"`
+	Conversation sessions.Conversation `json:"conversation"`
+	Receipt      *channels.Receipt     `json:"receipt,omitempty"`
+	Replay       bool                  `json:"replay,omitempty"`
+}
+
+// postContact is best-channel contact (channels.Sender.Reach): the
+// gateway picks the channel the customer can receive on now, records the
+// choice on the timeline and sends through the Sender, or asks a rep for
+// a callback. 201 with what it did and why; 200 for a retry of the client
+// id, which sends nothing.
+func (s *Server) postContact(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	if _, err := Query(r); err != nil {
+		return err
+	}
+	var req contactRequest
+	if err := decodeJSON(r, &req, false); err != nil {
+		return err
+	}
+	if err := req.validate(true); err != nil {
+		return err
+	}
+	if req.Purpose == "" {
+		req.Purpose = channels.PurposeNotice
+	}
+	if s.outbound == nil {
+		return errorf(CodeChannelUnavailable, "no channel is connected; nothing was sent or recorded")
+	}
+	res, err := s.outbound.Reach(r.Context(), s.store, channels.ReachRequest{CustomerID: r.PathValue("id"),
+		Topic: req.Topic, Purpose: req.Purpose, Message: sessions.Message{Text: req.Text, ClientID: req.ClientID},
+		Author: p.Author(), Channels: req.Channels})
+	if err != nil {
+		return reachError(res, err)
+	}
+	status := http.StatusCreated
+	if res.Replay {
+		status = http.StatusOK
+	}
+	WriteJSON(w, status, contactResponse{Choice: res.Choice, ChoiceEvent: res.ChoiceEvent, Event: res.Event,
+		Conversation: res.Conversation, Receipt: res.Receipt, Replay: res.Replay})
+	return nil
+}
+
+// reachError places Reach's refusals in the catalogue: unreachable with
+// each channel's reason, or the Sender's refusal on the channel chosen
+// (sendError), which says what was chosen after what.
+func reachError(res channels.Reached, err error) error {
+	if ue, ok := errors.AsType[*channels.UnreachableError](err); ok {
+		reasons := make([]string, len(ue.Skipped))
+		for i, sk := range ue.Skipped {
+			reasons[i] = sk.Channel + ":" + string(sk.Reason)
+		}
+		return &Error{Code: CodeUnreachable, Message: "no channel can reach the customer now; nothing was sent or recorded",
+			Reasons: reasons, cause: err}
+	}
+	mapped := sendError(err)
+	e, ok := errors.AsType[*Error](mapped)
+	if !ok || res.ChoiceEvent.ID == "" {
+		return mapped
+	}
+	chose := "chose " + res.Choice.Channel
+	if len(res.Choice.Skipped) > 0 {
+		var skipped []string
+		for _, sk := range res.Choice.Skipped {
+			skipped = append(skipped, sk.Channel+" "+string(sk.Reason))
+		}
+		chose += " (skipped " + strings.Join(skipped, ", ") + ")"
+	}
+	out := *e
+	out.Message = chose + ": " + e.Message
+	return &out
+}
