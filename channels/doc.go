@@ -14,6 +14,12 @@
 // did not take the message; Reason says why, Event whether it was
 // recorded), so callers map them without knowing any adapter.
 //
+// Best-channel contact (Sender.Reach, reach.go) sits on top of Send: it
+// picks the channel the customer can receive on now (an open widget, an
+// open WeChat window, a verified phone for SMS, else a callback for the
+// voice queue), records the choice with every skipped channel's reason as
+// a channel_choice event, and sends through Send.
+//
 // What it must not do: know about routing, reps or HTTP handlers, or
 // import internal/. Adapters never import the router; cmd/gateway wires
 // them together. An adapter does not write to the timeline: the Sender

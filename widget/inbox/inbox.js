@@ -925,6 +925,9 @@
       case 'profile_changed':
         body.push(el('span', { class: 'ev-text', text: 'Profile changed: ' + profileText(p) }));
         break;
+      case 'channel_choice':
+        body.push(el('span', { class: 'ev-text', text: channelChoiceText(p) }));
+        break;
       default: // integrator, call and kinds added later
         body.push(el('span', { class: 'ev-text', text: genericTitle(ev, p) }));
         body.push(el('details', null, [el('summary', { text: 'Details' }),
@@ -1055,6 +1058,16 @@
   function identityText(p) {
     return (p.kind || 'identity') + ' ' + (p.value || '') + (p.namespace ? ' (' + p.namespace + ')' : '') +
       (p.verified ? ', verified' : ', unverified');
+  }
+
+  // channelChoiceText says what best-channel contact chose and why, "Best
+  // channel: WeChat (skipped Web chat: no live session)".
+  function channelChoiceText(p) {
+    var skipped = (Array.isArray(p.skipped) ? p.skipped : []).map(function (s) {
+      return channelInfo(s.channel).name + ': ' + String(s.reason || '').replace(/_/g, ' ');
+    });
+    return (p.callback ? 'Best channel: callback requested' : 'Best channel: ' + channelInfo(p.channel).name) +
+      (p.topic ? ' about ' + p.topic : '') + (skipped.length ? ' (skipped ' + skipped.join(', ') + ')' : '');
   }
 
   function genericTitle(ev, p) {
