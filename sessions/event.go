@@ -30,12 +30,17 @@ const (
 	// tier and VIP decide routing; name, tags, locale...): who changed
 	// which field from what to what (ProfileChange).
 	KindProfileChanged EventKind = "profile_changed"
+	// KindContactRefused records an outbound contact the contact policy
+	// denied or deferred: nothing was sent, and this is the only trace
+	// (ContactRefusal), so a rep sees why the customer was not told.
+	KindContactRefused EventKind = "contact_refused"
 )
 
 var eventKinds = map[EventKind]bool{
 	KindMessageIn: true, KindMessageOut: true, KindNote: true, KindAssignment: true,
 	KindTransfer: true, KindStatusChange: true, KindCall: true, KindIdentityLinked: true,
 	KindMerged: true, KindIntegrator: true, KindDelivery: true, KindOffer: true, KindProfileChanged: true,
+	KindContactRefused: true,
 }
 
 // AuthorRouter is the author of what the router writes (assignments,
@@ -139,6 +144,23 @@ const (
 	OfferAccepted = "accepted"
 	OfferDeclined = "declined"
 )
+
+// ContactRefusal is the payload of a contact_refused event.
+type ContactRefusal struct {
+	// Decision is "deny" or "defer".
+	Decision string `json:"decision"`
+	// Reasons are the policy's machine-readable words ("quiet_hours").
+	Reasons []string `json:"reasons"`
+	// Until is when a deferred contact may be made; absent on a deny.
+	Until time.Time `json:"until,omitzero"`
+	// Channel is the channel the contact would have gone out on.
+	Channel string `json:"channel"`
+	// Purpose is why it was to be sent ("reply", "notice", "sales").
+	Purpose string `json:"purpose,omitempty"`
+	// ClientID is the sender's id for the refused message, so an inbox
+	// can put the refusal beside what it showed as sending.
+	ClientID string `json:"client_id,omitempty"`
+}
 
 // Message is the payload of message_in, message_out and note events.
 type Message struct {
