@@ -157,9 +157,9 @@ type ContactRefusal struct {
 	Channel string `json:"channel"`
 	// Purpose is why it was to be sent ("reply", "notice", "sales").
 	Purpose string `json:"purpose,omitempty"`
-	// ClientID is the sender's id for the refused message, so an inbox
-	// can put the refusal beside what it showed as sending.
-	ClientID string `json:"client_id,omitempty"`
+	// No client_id: the refused message was not recorded, so its sender
+	// may retry with the same id, and a client matching events to what
+	// it shows as sending by client_id must not take this for it.
 }
 
 // Message is the payload of message_in, message_out and note events.

@@ -250,7 +250,7 @@ func (s *Server) refused(ctx context.Context, req channels.Request, e *channels.
 		s.refusals.WithLabelValues(reason).Inc()
 	}
 	payload, err := json.Marshal(sessions.ContactRefusal{Decision: string(e.Verdict.Decision), Reasons: e.Verdict.Reasons,
-		Until: e.Verdict.Until, Channel: e.Channel, Purpose: req.Purpose, ClientID: req.Message.ClientID})
+		Until: e.Verdict.Until, Channel: e.Channel, Purpose: req.Purpose})
 	if err == nil {
 		ev := sessions.Event{CustomerID: req.CustomerID, Kind: sessions.KindContactRefused, Channel: sessions.ChannelSystem,
 			Author: req.Author, Payload: payload}

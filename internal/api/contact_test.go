@@ -257,7 +257,7 @@ func TestRefusalIsRecorded(t *testing.T) {
 		t.Fatalf("reply = %d %s", r.status, r.body)
 	}
 	ev, p := last()
-	want := sessions.ContactRefusal{Decision: "deny", Reasons: []string{"do_not_contact"}, Channel: "webchat", Purpose: "reply", ClientID: "c1"}
+	want := sessions.ContactRefusal{Decision: "deny", Reasons: []string{"do_not_contact"}, Channel: "webchat", Purpose: "reply"}
 	if ev.Author != "rep:carol" || ev.ConversationID != f.conv.ID || ev.Channel != sessions.ChannelSystem || !reflect.DeepEqual(p, want) {
 		t.Errorf("refusal = %+v %+v", ev, p)
 	}
