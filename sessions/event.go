@@ -34,13 +34,18 @@ const (
 	// channel for a message (or a callback): each channel considered and
 	// why it was skipped (channels.Choice).
 	KindChannelChoice EventKind = "channel_choice"
+	// KindContactRefused records an outbound contact the contact policy
+	// denied or deferred: nothing was sent, and this is the only trace
+	// (ContactRefusal), so a rep sees why the customer was not told.
+	KindContactRefused EventKind = "contact_refused"
 )
 
 var eventKinds = map[EventKind]bool{
 	KindMessageIn: true, KindMessageOut: true, KindNote: true, KindAssignment: true,
 	KindTransfer: true, KindStatusChange: true, KindCall: true, KindIdentityLinked: true,
 	KindMerged: true, KindIntegrator: true, KindDelivery: true, KindOffer: true, KindProfileChanged: true,
-	KindChannelChoice: true,
+	KindChannelChoice:  true,
+	KindContactRefused: true,
 }
 
 // AuthorRouter is the author of what the router writes (assignments,
@@ -144,6 +149,23 @@ const (
 	OfferAccepted = "accepted"
 	OfferDeclined = "declined"
 )
+
+// ContactRefusal is the payload of a contact_refused event.
+type ContactRefusal struct {
+	// Decision is "deny" or "defer".
+	Decision string `json:"decision"`
+	// Reasons are the policy's machine-readable words ("quiet_hours").
+	Reasons []string `json:"reasons"`
+	// Until is when a deferred contact may be made; absent on a deny.
+	Until time.Time `json:"until,omitzero"`
+	// Channel is the channel the contact would have gone out on.
+	Channel string `json:"channel"`
+	// Purpose is why it was to be sent ("reply", "notice", "sales").
+	Purpose string `json:"purpose,omitempty"`
+	// No client_id: the refused message was not recorded, so its sender
+	// may retry with the same id, and a client matching events to what
+	// it shows as sending by client_id must not take this for it.
+}
 
 // Message is the payload of message_in, message_out and note events.
 type Message struct {

@@ -77,9 +77,13 @@ type Options struct {
 	// Routes are other packages' routes under /v1, served like the API's
 	// own (see Route); nil means none.
 	Routes []Route
-	// Now is the clock of the reps' phone lookup limit; nil means
-	// time.Now.
+	// Now is the clock of the reps' phone lookup limit and of
+	// do-not-contact entries added through the API; nil means time.Now.
 	Now func() time.Time
+	// Contact is the contact policy and its stores; nil means no policy
+	// (the contact-policy routes answer 404, best channel sends with no
+	// policy but the Sender's).
+	Contact *ContactDeps
 }
 
 // Server serves the API. Build it with New.
@@ -94,6 +98,9 @@ type Server struct {
 	metrics  *metrics
 	routing  Routing
 	lookups  *phoneLookups
+	contact  *ContactDeps
+	now      func() time.Time
+	refusals *prometheus.CounterVec
 }
 
 // New builds the server and registers its metrics.
@@ -104,8 +111,11 @@ func New(cfg Config, o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	s := &Server{cfg: cfg, store: o.Store, auth: o.Auth, outbound: o.Sender, log: o.Logger, mux: http.NewServeMux(),
-		routing: o.Routing}
+		routing: o.Routing, contact: o.Contact, now: o.Now}
 	if o.Metrics != nil {
 		m, err := newMetrics(o.Metrics)
 		if err != nil {
@@ -118,6 +128,9 @@ func New(cfg Config, o Options) (*Server, error) {
 		return nil, err
 	}
 	s.lookups = lookups
+	if s.refusals, err = newRefusals(o.Metrics); err != nil {
+		return nil, err
+	}
 	s.register(o.Metrics)
 	if err := s.contribute(o.Routes); err != nil {
 		return nil, err
@@ -161,6 +174,8 @@ func (s *Server) register(reg *prometheus.Registry) {
 
 	s.handle("GET /v1/reps", s.listReps, admin, supervisor, rep)
 	s.handle("POST /v1/reps/{id}/presence", s.setPresence, admin, supervisor, rep)
+
+	s.registerContact()
 }
 
 // Routes lists every registered pattern ("GET /v1/customers/{id}"), in

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -135,12 +136,16 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, p auth.Prin
 
 // send makes one Sender call and answers: 201 with the event and the
 // channel's receipt, 200 with the recorded event on a replay of the
-// client id, else the refusal or failure from the catalogue (sendError).
+// client id, else the refusal or failure from the catalogue (sendError);
+// a contact policy's refusal is recorded on the timeline (refused).
 func (s *Server) send(w http.ResponseWriter, r *http.Request, req channels.Request) error {
 	if s.outbound == nil {
 		return errorf(CodeChannelUnavailable, "no channel is connected; nothing was sent or recorded")
 	}
 	res, err := s.outbound.Send(r.Context(), req)
+	if refusal, ok := errors.AsType[*channels.RefusedError](err); ok {
+		s.refused(r.Context(), req, refusal)
+	}
 	if err != nil {
 		return sendError(err)
 	}

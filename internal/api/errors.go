@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/channels"
+	"github.com/omnigate/omnigate/contact"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/sessions"
 )
@@ -110,6 +111,9 @@ var sentinels = []struct {
 	{sessions.ErrMerged, CodeMerged},
 	{sessions.ErrConflict, CodeConflict},
 	{sessions.ErrClosed, CodeStoreUnavailable},
+	{contact.ErrInvalidSuppression, CodeInvalid},
+	{contact.ErrInvalidTouch, CodeInvalid},
+	{contact.ErrNoSuppression, CodeNotFound},
 	{channels.ErrNoAdapter, CodeChannelUnavailable},
 	{auth.ErrNoToken, CodeUnauthorized},
 	{auth.ErrBadToken, CodeUnauthorized},

@@ -44,7 +44,8 @@ func TestReplyFollowsTheCustomer(t *testing.T) {
 }
 
 // TestSendRefusals: how the Sender's refusals answer, and which of them
-// leave the timeline as it was.
+// leave the timeline as it was (the contact policy's are recorded as a
+// contact_refused event: TestRefusalIsRecorded).
 func TestSendRefusals(t *testing.T) {
 	t.Parallel()
 	until := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
@@ -54,7 +55,7 @@ func TestSendRefusals(t *testing.T) {
 		status   int
 		code     string
 		message  string // a part of the message
-		recorded bool   // the message stays on the timeline, as failed
+		recorded bool   // the timeline changed: the message stays as failed, or the policy's refusal is recorded
 	}{
 		{"opted out", func(f *fixture) { f.webchat.Refuse(fmt.Errorf("sms: %w", channels.ErrOptedOut)) },
 			409, "opted_out", "opted out of webchat; nothing was sent or recorded", false},
@@ -64,10 +65,10 @@ func TestSendRefusals(t *testing.T) {
 			503, "channel_unavailable", `channel "webchat" can't reach the customer; nothing was sent or recorded`, false},
 		{"policy deny", func(f *fixture) {
 			f.policy.Answer(channels.Verdict{Decision: channels.Deny, Reasons: []string{"do_not_contact"}}, nil)
-		}, 409, "contact_refused", "refused the message (do_not_contact); nothing was sent or recorded", false},
+		}, 409, "contact_refused", "refused the message (do_not_contact); nothing was sent or recorded", true},
 		{"policy defer", func(f *fixture) {
 			f.policy.Answer(channels.Verdict{Decision: channels.Defer, Reasons: []string{"quiet_hours"}, Until: until}, nil)
-		}, 409, "contact_refused", "deferred the message until 2026-03-01T08:00:00Z (quiet_hours)", false},
+		}, 409, "contact_refused", "deferred the message until 2026-03-01T08:00:00Z (quiet_hours)", true},
 		{"rate limited by the network", func(f *fixture) { f.webchat.Fail(fmt.Errorf("wechat: %w", channels.ErrRateLimited)) },
 			429, "rate_limited", "the message is recorded as failed", true},
 		{"reachable no more at send", func(f *fixture) { f.webchat.Fail(fmt.Errorf("webchat: %w", channels.ErrNoAdapter)) },

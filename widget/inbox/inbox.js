@@ -61,7 +61,8 @@
     typingOffTimer: null,
     typingShownTimer: null,
     lastTypingSent: 0,
-    typingTo: null
+    typingTo: null,
+    contactPanelTimer: null
   };
 
   // ---------- small DOM helpers ----------
@@ -139,8 +140,9 @@
 
   // ---------- REST ----------
 
-  function ApiError(status, code, message) {
+  function ApiError(status, code, message, reasons, until) {
     this.status = status; this.code = code; this.message = message;
+    this.reasons = reasons || []; this.until = until || ''; // contact_refused
   }
 
   async function api(method, path, body) {
@@ -160,7 +162,8 @@
     if (!resp.ok) {
       var err = data && data.error ? data.error : {};
       if (resp.status === 401 && state.token) signOut('Your token was refused. Sign in again.');
-      throw new ApiError(resp.status, err.code || 'http_' + resp.status, err.message || ('HTTP ' + resp.status));
+      throw new ApiError(resp.status, err.code || 'http_' + resp.status, err.message || ('HTTP ' + resp.status),
+        Array.isArray(err.reasons) ? err.reasons : [], typeof err.until === 'string' ? err.until : '');
     }
     return data;
   }
@@ -613,6 +616,7 @@
       tlLive(state.tl, ev);
       if (ev.kind === 'message_in') hideTyping();
       if (ev.kind === 'identity_linked' || ev.kind === 'profile_changed') refreshCustomer(ev.customer_id);
+      else if (ev.kind === 'message_in' || ev.kind === 'message_out' || ev.kind === 'contact_refused') contactPanelSoon(ev.customer_id);
     }
   }
 
@@ -857,7 +861,8 @@
     if (retry) retry.hidden = s !== 'failed';
   }
 
-  var SYSTEM_KINDS = ['assignment', 'transfer', 'status_change', 'identity_linked', 'customers_merged', 'offer', 'profile_changed'];
+  var SYSTEM_KINDS = ['assignment', 'transfer', 'status_change', 'identity_linked', 'customers_merged', 'offer', 'profile_changed',
+    'contact_refused', 'channel_choice'];
 
   // renderEvent builds one timeline entry; delivery_status is folded into
   // the message it reports on and has no entry of its own.
@@ -927,6 +932,8 @@
         break;
       case 'channel_choice':
         body.push(el('span', { class: 'ev-text', text: channelChoiceText(p) }));
+      case 'contact_refused':
+        body.push(el('span', { class: 'ev-text', text: refusedEventText(ev, p) }));
         break;
       default: // integrator, call and kinds added later
         body.push(el('span', { class: 'ev-text', text: genericTitle(ev, p) }));
@@ -1070,6 +1077,32 @@
       (p.topic ? ' about ' + p.topic : '') + (skipped.length ? ' (skipped ' + skipped.join(', ') + ')' : '');
   }
 
+  // ---------- contact policy: refusals ----------
+
+  var REASONS = {
+    do_not_contact: 'on the do-not-contact list', no_consent: 'no consent', quiet_hours: 'quiet hours',
+    holiday: 'holiday', frequency_cap: 'too many contacts lately', min_gap: 'too soon after a resolved conversation',
+    open_work: 'open work', duplicate_topic: 'already contacted about this', abandoned_lockout: 'after an abandoned call'
+  };
+
+  function reasonsText(reasons) {
+    return (reasons || []).map(function (r) { return REASONS[r] || String(r).replace(/_/g, ' '); }).join(', ') || 'no reason given';
+  }
+
+  // refusalText says why the policy held a contact back and, for a
+  // deferral, from when it may be sent (in the rep's local time).
+  function refusalText(decision, reasons, until) {
+    var when = decision === 'defer' && until ? '; may be sent from ' + fmtTime(until) : '; not to be sent';
+    return reasonsText(reasons) + when;
+  }
+
+  function refusedEventText(ev, p) {
+    var what = p.purpose === 'reply' ? 'Reply' : (p.purpose ? p.purpose.charAt(0).toUpperCase() + p.purpose.slice(1) : 'Message');
+    var by = ev.author && ev.author !== 'system' ? ' by ' + authorLabel(ev.author) : '';
+    var on = p.channel ? ' on ' + channelInfo(p.channel).name : '';
+    return what + by + on + ' not sent (contact policy): ' + refusalText(p.decision, p.reasons, p.until);
+  }
+
   function genericTitle(ev, p) {
     var who = authorLabel(ev.author);
     var what = p.type || p.event || p.title || p.status || '';
@@ -1159,7 +1192,9 @@
     add('Tags', tags);
     if (c.locale) add('Locale', c.locale);
     if (c.time_zone) add('Time zone', c.time_zone);
-    Object.keys(c.attributes || {}).sort().forEach(function (k) { add(k, c.attributes[k]); });
+    Object.keys(c.attributes || {}).sort().forEach(function (k) {
+      if (k.indexOf('consent_') !== 0) add(k, c.attributes[k]); // consent has its own list
+    });
     if (c.merged_into) add('Merged into', c.merged_into);
     var ul = $('customer-identities');
     clear(ul);
@@ -1167,7 +1202,76 @@
       ul.appendChild(el('li', { 'data-kind': i.kind, 'data-verified': String(!!i.verified), text: identityText(i) }));
     });
     if (!(c.identities || []).length) ul.appendChild(el('li', { class: 'muted', text: 'none' }));
+    renderConsent(c);
+    refreshContactPanel(id);
     renderConversationHeader();
+  }
+
+  // ---------- customer panel: the contact policy ----------
+
+  // contactPanelSoon refreshes the panel's touches once a burst of
+  // messages has passed, not once per message.
+  function contactPanelSoon(id) {
+    clearTimeout(state.contactPanelTimer);
+    state.contactPanelTimer = setTimeout(function () {
+      if (state.tl && state.tl.customerId === id) refreshContactPanel(id);
+    }, 1000);
+  }
+
+  // renderConsent lists the consent_<purpose> attributes the contact
+  // policy reads ("yes" or "true" is consent).
+  function renderConsent(c) {
+    var dl = $('customer-consent');
+    clear(dl);
+    var keys = Object.keys(c.attributes || {}).filter(function (k) { return k.indexOf('consent_') === 0; }).sort();
+    keys.forEach(function (k) {
+      var v = String(c.attributes[k]);
+      var yes = /^(yes|true)$/i.test(v);
+      dl.appendChild(el('dt', { text: k.slice('consent_'.length) }));
+      dl.appendChild(el('dd', { 'data-consent': String(yes), text: yes ? 'Yes' : 'No (' + v + ')' }));
+    });
+    if (!keys.length) dl.appendChild(el('dd', { class: 'muted', text: 'none recorded' }));
+  }
+
+  // refreshContactPanel shows the customer's do-not-contact entries and
+  // the last touch on each channel. A gateway without a contact policy
+  // answers 404: the section stays hidden.
+  async function refreshContactPanel(id) {
+    var base = '/v1/customers/' + encodeURIComponent(id);
+    var sups, touches;
+    try {
+      var res = await Promise.all([api('GET', base + '/suppressions'), api('GET', base + '/contacts?limit=500')]);
+      sups = res[0].data || []; touches = res[1].data || [];
+    } catch (e) {
+      if (!state.tl || state.tl.customerId !== id) return;
+      $('customer-contact').hidden = e.status === 404;
+      if (e.status !== 404) $('customer-contact-error').textContent = 'Could not load the contact policy: ' + e.message;
+      return;
+    }
+    if (!state.tl || state.tl.customerId !== id) return;
+    $('customer-contact').hidden = false;
+    $('customer-contact-error').textContent = '';
+    var ul = $('customer-suppressions');
+    clear(ul);
+    sups.forEach(function (s) {
+      var scope = (s.channel ? channelInfo(s.channel).name : 'all channels') + ', ' + (s.purpose || 'all purposes');
+      ul.appendChild(el('li', { 'data-kind': s.kind, 'data-channel': s.channel || '', 'data-purpose': s.purpose || '',
+        text: s.kind + ' ' + s.value + ': ' + scope + (s.reason ? ' (' + s.reason + ')' : '') + (s.source ? ', from ' + s.source : '') }));
+    });
+    if (!sups.length) ul.appendChild(el('li', { class: 'muted', text: 'none' }));
+    // The ledger answers newest first: the first touch per channel is its last.
+    var last = new Map();
+    touches.forEach(function (t) { if (!last.has(t.channel)) last.set(t.channel, t); });
+    var touchList = $('customer-touches');
+    clear(touchList);
+    last.forEach(function (t, ch) {
+      touchList.appendChild(el('li', { 'data-channel': ch, 'data-direction': t.direction }, [
+        channelBadge(ch), ' ' + channelInfo(ch).name + ': ' + (t.direction === 'in' ? 'from the customer' : 'to the customer') +
+          ', ' + t.purpose + (t.topic ? ' (' + t.topic + ')' : '') + (t.outcome ? ', ' + t.outcome : '') + ', ',
+        el('time', { datetime: t.at, text: fmtTime(t.at) })
+      ]));
+    });
+    if (!last.size) touchList.appendChild(el('li', { class: 'muted', text: 'none' }));
   }
 
   function renderRepSelect() {
@@ -1247,6 +1351,13 @@
         catchUp(tl);
       } else {
         setState(li, 'failed');
+        if (e.code === 'contact_refused') {
+          var line = el('p', { class: 'refusal', 'data-decision': e.until ? 'defer' : 'deny',
+            text: 'Not sent: ' + refusalText(e.until ? 'defer' : 'deny', e.reasons, e.until) });
+          var old = li.querySelector('.refusal');
+          if (old) li.removeChild(old);
+          li.insertBefore(line, li.querySelector('.retry'));
+        }
       }
       $('action-error').textContent = e.message;
     }
