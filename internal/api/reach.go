@@ -58,6 +58,9 @@ func (s *Server) postContact(w http.ResponseWriter, r *http.Request, p auth.Prin
 	res, err := s.outbound.Reach(r.Context(), s.store, channels.ReachRequest{CustomerID: r.PathValue("id"),
 		Topic: req.Topic, Purpose: req.Purpose, Message: sessions.Message{Text: req.Text, ClientID: req.ClientID},
 		Author: p.Author(), Channels: req.Channels})
+	if refusal, ok := errors.AsType[*channels.RefusedError](err); ok {
+		s.refused(r.Context(), channels.Request{CustomerID: r.PathValue("id"), Author: p.Author(), Purpose: req.Purpose}, refusal)
+	}
 	if err != nil {
 		return reachError(res, err)
 	}
