@@ -80,6 +80,10 @@ type Options struct {
 	// Now is the clock of the reps' phone lookup limit; nil means
 	// time.Now.
 	Now func() time.Time
+	// Contact is the contact policy and its stores; nil means no policy
+	// (the contact-policy routes answer 404, best channel sends with no
+	// policy but the Sender's).
+	Contact *ContactDeps
 }
 
 // Server serves the API. Build it with New.
