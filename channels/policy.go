@@ -10,9 +10,10 @@ import (
 // Policy decides whether a message may go to a customer now: consent and
 // do-not-contact lists, quiet hours in the customer's time zone, frequency
 // caps across channels, suppression while the customer has open work. The
-// Sender asks it once per message, after choosing the channel and before
-// recording anything. The contact policy package implements it; until it
-// exists the gateway passes AllowAll.
+// Sender asks it once per message, after choosing the channel and after
+// the channel's adapter said it can send (CanSend), before recording
+// anything. The contact package implements it (contact.Policy); tests
+// pass AllowAll.
 type Policy interface {
 	// Check returns the verdict for one contact. An error means the policy
 	// could not decide (its ledger is unreachable); the Sender then sends
@@ -35,6 +36,12 @@ type Contact struct {
 	Purpose string
 	// Author is who sends it: "rep:alice", "integrator:crm".
 	Author string
+	// ID is the message's own id (its client id), the same on every retry
+	// of it, so a policy that counts contacts counts a retry once.
+	ID string
+	// Topic is the topic of the conversation the message goes into (an
+	// order, a ticket); empty for none, or outside a conversation.
+	Topic string
 }
 
 // Purposes the gateway's callers use. Any other lowercase word is
@@ -84,8 +91,8 @@ func (v Verdict) validate() error {
 	return fmt.Errorf("channels: policy answered %q, not allow, deny or defer", v.Decision)
 }
 
-// AllowAll is the Policy that allows every message: the gateway's until
-// the contact policy exists.
+// AllowAll is the Policy that allows every message, for tests and
+// programs without a contact policy.
 type AllowAll struct{}
 
 // Check allows c.

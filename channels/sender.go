@@ -275,9 +275,13 @@ type deliveryStatus struct {
 // delivery_status.
 //
 // Order: refuse what can be refused first, then append, then send. The
-// adapter is looked up, the Policy asked and the adapter's CanSend checked
-// before anything is recorded, so a message that can't or may not go out
-// leaves no trace (*RefusedError, or a *SendError with no Event).
+// adapter is looked up, its CanSend checked and the Policy asked before
+// anything is recorded, so a message that can't or may not go out leaves
+// no trace (*RefusedError, or a *SendError with no Event). CanSend comes
+// before the Policy because a policy that allows also records the contact
+// in its ledger (contact.Policy claims it): a message the channel would
+// refuse (an SMS opt-out, WeChat's closed window) must not count as a
+// contact, and the channel's own refusal is the more precise answer.
 // Appending before sending means that by the time anything reaches the
 // customer the message is on the timeline (durable, with its sequence), so
 // a crash after sending can't leave a message the customer read and no rep
@@ -314,7 +318,15 @@ func (s *Sender) Send(ctx context.Context, r Request) (Result, error) {
 	if err != nil {
 		return Result{}, &SendError{Channel: ch, Reason: ReasonNotConnected, Err: err}
 	}
-	v, err := s.policy.Check(ctx, Contact{CustomerID: r.CustomerID, ConversationID: conv.ID, Channel: ch, Purpose: r.Purpose, Author: r.Author})
+	ids, err := s.store.Identities(ctx, r.CustomerID)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := adapter.CanSend(ctx, r.CustomerID, ids); err != nil {
+		return Result{}, &SendError{Channel: ch, Reason: reasonOf(err), Err: err}
+	}
+	v, err := s.policy.Check(ctx, Contact{CustomerID: r.CustomerID, ConversationID: conv.ID, Channel: ch,
+		Purpose: r.Purpose, Author: r.Author, ID: r.Message.ClientID, Topic: conv.Topic})
 	if err == nil {
 		err = v.validate()
 	}
@@ -323,13 +335,6 @@ func (s *Sender) Send(ctx context.Context, r Request) (Result, error) {
 	}
 	if v.Decision != Allow {
 		return Result{}, &RefusedError{Channel: ch, Verdict: v}
-	}
-	ids, err := s.store.Identities(ctx, r.CustomerID)
-	if err != nil {
-		return Result{}, err
-	}
-	if err := adapter.CanSend(ctx, r.CustomerID, ids); err != nil {
-		return Result{}, &SendError{Channel: ch, Reason: reasonOf(err), Err: err}
 	}
 	payload, err := json.Marshal(r.Message)
 	if err != nil {

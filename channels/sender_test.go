@@ -193,7 +193,7 @@ func TestSenderSends(t *testing.T) {
 		t.Errorf("delivery_status = %+v %s", ds, ds.Payload)
 	}
 	want := channels.Contact{CustomerID: f.cust, ConversationID: f.conv.ID, Channel: sessions.ChannelWeChat,
-		Purpose: channels.PurposeReply, Author: "rep:alice"}
+		Purpose: channels.PurposeReply, Author: "rep:alice", ID: "c-1"}
 	if asked := f.policy.Asked(); len(asked) != 1 || asked[0] != want {
 		t.Errorf("policy asked %+v, want %+v", asked, want)
 	}
@@ -250,6 +250,16 @@ func TestSenderRefusesWithNothingRecorded(t *testing.T) {
 			se, ok := errors.AsType[*channels.SendError](err)
 			if !ok || se.Event != nil || se.Reason != channels.ReasonOptedOut || !errors.Is(err, channels.ErrOptedOut) {
 				t.Fatalf("err = %v, want an unrecorded opt-out", err)
+			}
+		}},
+		{"CanSend refuses before the policy", func(f *senderFixture) {
+			// A policy that allows records the contact in its ledger: a
+			// message the channel refuses must not reach it.
+			f.webchat.Refuse(channels.ErrOptedOut)
+			f.policy.Answer(channels.Verdict{Decision: channels.Deny, Reasons: []string{"do_not_contact"}}, nil)
+		}, func(t *testing.T, err error) {
+			if se, ok := errors.AsType[*channels.SendError](err); !ok || se.Reason != channels.ReasonOptedOut {
+				t.Fatalf("err = %v, want the channel's opt-out", err)
 			}
 		}},
 		{"channel not connected", func(f *senderFixture) {
@@ -410,7 +420,10 @@ func TestSenderNotice(t *testing.T) {
 		if res.Event.ConversationID != order.ID || res.Event.Channel != sessions.ChannelWeChat || len(f.wechat.Sent()) != 1 {
 			t.Errorf("message_out = %+v", res.Event)
 		}
-		if got := f.policy.Asked()[0]; got.Purpose != channels.PurposeNotice || got.ConversationID != order.ID {
+		// The conversation's topic and the message's id go to the policy:
+		// its duplicate rule and its count of a retry depend on them.
+		if got := f.policy.Asked()[0]; got.Purpose != channels.PurposeNotice || got.ConversationID != order.ID ||
+			got.Topic != "order-1" || got.ID != "n-1" {
 			t.Errorf("policy asked %+v", got)
 		}
 	})

@@ -15,6 +15,10 @@
 // checking and recording an allowed contact are one atomic step, across
 // gateway processes when the ledger is Valkey's.
 //
+// Recorder (recorder.go) fills the ledger with what the policy does not
+// see: every inbound touch from the store's change feed, and customer
+// merges (Ledger.Merge).
+//
 // Local time (localtime.go) is the profile's zone, else the zones of the
 // customer's phone number (libphonenumber's map), else the default zone;
 // every instant is built with time.Date in the zone, so DST changes move

@@ -175,9 +175,12 @@ func (d Decision) Verdict() channels.Verdict {
 	return v
 }
 
-// Check implements channels.Policy.
+// Check implements channels.Policy. The message's id is the touch id, so
+// a retry of one message is one touch, and the conversation's topic is
+// the touch's topic, so two contacts about one thing are a duplicate.
 func (p *Policy) Check(ctx context.Context, c channels.Contact) (channels.Verdict, error) {
-	d, err := p.Evaluate(ctx, Request{CustomerID: c.CustomerID, ConversationID: c.ConversationID, Channel: c.Channel, Purpose: c.Purpose})
+	d, err := p.Evaluate(ctx, Request{CustomerID: c.CustomerID, ConversationID: c.ConversationID, Channel: c.Channel,
+		Purpose: c.Purpose, Topic: c.Topic, TouchID: c.ID})
 	if err != nil {
 		return channels.Verdict{}, err
 	}

@@ -817,3 +817,36 @@ func BenchmarkPolicyCheck(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
+
+// TestCheckPassesIDAndTopic: through channels.Policy, a retry of one
+// message (same id) is one touch, and a second message on the same topic
+// within notice's duplicate window is refused.
+func TestCheckPassesIDAndTopic(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, salesConfig())
+	f.store.addCustomer(sessions.Customer{ID: "cus", TimeZone: "Asia/Shanghai"})
+	f.clock.set(noon(t, 0))
+	check := func(id string) channels.Verdict {
+		t.Helper()
+		v, err := f.p.Check(context.Background(), channels.Contact{CustomerID: "cus", Channel: "sms",
+			Purpose: channels.PurposeNotice, Author: "integrator:crm", ID: id, Topic: "order-42"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for range 2 {
+		if v := check("n-1"); v.Decision != channels.Allow {
+			t.Fatalf("notice n-1: %+v", v)
+		}
+	}
+	if n := f.led.count("cus"); n != 1 {
+		t.Fatalf("a retry recorded %d touches, want 1", n)
+	}
+	if got := f.led.touches["cus"][0]; got.ID != "n-1" || got.Topic != "order-42" {
+		t.Errorf("touch = %+v", got)
+	}
+	if v := check("n-2"); v.Decision != channels.Deny || !slices.Equal(v.Reasons, []string{ReasonDuplicateTopic}) {
+		t.Fatalf("second notice on the topic: %+v", v)
+	}
+}

@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/omnigate/omnigate/channels"
+	"github.com/omnigate/omnigate/contact"
 	"github.com/omnigate/omnigate/sessions"
 	"github.com/omnigate/omnigate/sessions/redact"
 )
@@ -26,10 +28,11 @@ const maxText = 8 << 10
 type Options struct {
 	// Store is required.
 	Store sessions.Store
-	// DoNotContact is the SMS opt-out list. Nil means an in-memory list,
-	// lost at restart: fine for tests, never for a real deployment (use
-	// BoltDoNotContact on one node, ValkeyDoNotContact in a cluster).
-	DoNotContact DoNotContact
+	// Suppressions is the do-not-contact list, where opt-outs are kept
+	// (optout.go). Nil means an in-memory list, lost at restart: fine for
+	// tests, never for a real deployment (the gateway passes the contact
+	// policy's).
+	Suppressions contact.Suppressions
 	// HTTPClient calls the providers' APIs. Nil means a client with the
 	// configured SendTimeout.
 	HTTPClient *http.Client
@@ -45,11 +48,13 @@ type Options struct {
 type Adapter struct {
 	cfg       Config
 	store     sessions.Store
-	dnc       DoNotContact
+	sups      contact.Suppressions
 	log       *slog.Logger
 	now       func() time.Time
 	providers map[string]Provider
 	outbound  Provider
+	// kwMu orders opt-out and opt-in keywords on this node (optOut).
+	kwMu sync.Mutex
 }
 
 var _ channels.Adapter = (*Adapter)(nil)
@@ -67,10 +72,10 @@ func New(cfg Config, o Options) (*Adapter, error) {
 		return nil, errors.New("sms: no store")
 	}
 	cfg = cfg.withDefaults()
-	a := &Adapter{cfg: cfg, store: o.Store, dnc: o.DoNotContact, log: o.Logger, now: o.Now,
+	a := &Adapter{cfg: cfg, store: o.Store, sups: o.Suppressions, log: o.Logger, now: o.Now,
 		providers: map[string]Provider{}}
-	if a.dnc == nil {
-		a.dnc = NewMemoryDoNotContact()
+	if a.sups == nil {
+		a.sups = contact.NewMemorySuppressions()
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -115,8 +120,8 @@ func (a *Adapter) Send(ctx context.Context, o channels.Outbound) (channels.Recei
 	if o.Message.Text == "" && len(o.Message.Media) == 0 {
 		return channels.Receipt{}, fmt.Errorf("sms: customer %s: empty message: %w", o.CustomerID, ErrRejected)
 	}
-	if _, listed, err := a.dnc.Lookup(ctx, to); err != nil {
-		return channels.Receipt{}, fmt.Errorf("sms: customer %s: checking the opt-out list: %w", o.CustomerID, err)
+	if listed, err := a.optedOut(ctx, to); err != nil {
+		return channels.Receipt{}, fmt.Errorf("sms: customer %s: %w", o.CustomerID, err)
 	} else if listed {
 		return channels.Receipt{}, fmt.Errorf("sms: customer %s: %w", o.CustomerID, ErrOptedOut)
 	}
@@ -127,7 +132,8 @@ func (a *Adapter) Send(ctx context.Context, o channels.Outbound) (channels.Recei
 		if errors.Is(err, ErrOptedOut) {
 			// The provider knows of an opt-out we did not see (a STOP sent
 			// before Omnigate, or to another number of the account).
-			if _, lerr := a.dnc.OptOut(ctx, to, OptOut{At: a.now().UTC(), Keyword: "provider", Provider: a.outbound.Name()}); lerr != nil {
+			s := optOutEntry(to, SourceProvider, "reported unsubscribed by "+a.outbound.Name(), a.now())
+			if _, lerr := a.optOut(ctx, s); lerr != nil {
 				a.log.Warn("sms: recording provider opt-out failed", slog.String("number", redact.Phone(to)), slog.Any("error", lerr))
 			}
 		}
@@ -144,8 +150,8 @@ func (a *Adapter) CanSend(ctx context.Context, customerID string, ids []sessions
 	if !ok {
 		return fmt.Errorf("sms: customer %s has no phone number: %w", customerID, channels.ErrNoAdapter)
 	}
-	if _, listed, err := a.dnc.Lookup(ctx, to); err != nil {
-		return fmt.Errorf("sms: customer %s: checking the opt-out list: %w", customerID, err)
+	if listed, err := a.optedOut(ctx, to); err != nil {
+		return fmt.Errorf("sms: customer %s: %w", customerID, err)
 	} else if listed {
 		return fmt.Errorf("sms: customer %s: %w", customerID, ErrOptedOut)
 	}
@@ -271,7 +277,7 @@ func (a *Adapter) receive(ctx context.Context, p Provider, wh Webhook) error {
 	// instead of being dropped as a duplicate.
 	switch kw {
 	case optOutKeyword:
-		changed, err := a.dnc.OptOut(ctx, from, OptOut{At: a.now().UTC(), Keyword: word, Provider: p.Name(), MessageID: msgID})
+		changed, err := a.optOut(ctx, optOutEntry(from, SourceStop, "texted "+word, a.now()))
 		if err != nil {
 			return err
 		}
@@ -280,7 +286,7 @@ func (a *Adapter) receive(ctx context.Context, p Provider, wh Webhook) error {
 			a.confirm(ctx, p, c.ID, from, wh.To, a.cfg.OptOutReply, "opt-out:"+msgID)
 		}
 	case optInKeyword:
-		changed, err := a.dnc.OptIn(ctx, from)
+		changed, err := a.optIn(ctx, from)
 		if err != nil {
 			return err
 		}

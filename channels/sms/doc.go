@@ -18,8 +18,9 @@
 // messages join the customer's general conversation (topic ""), opened on
 // sms when none is active. A message that is exactly an opt-out keyword
 // (STOP, UNSUBSCRIBE, 退订, TD; any case, trimmed) puts the number on the
-// DoNotContact list and is confirmed once; START takes it off. Keyword
-// messages are recorded but open no conversation.
+// contact policy's do-not-contact list (contact.Suppressions: Kind phone,
+// Channel sms, Source sms_stop; optout.go) and is confirmed once; START
+// takes it off. Keyword messages are recorded but open no conversation.
 //
 // Delivery reports become delivery_status events (DeliveryStatus payload),
 // one per message and state. Omnigate's reference (event id, conversation

@@ -19,6 +19,7 @@ import (
 
 	"github.com/omnigate/omnigate/channels"
 	"github.com/omnigate/omnigate/channels/signing"
+	"github.com/omnigate/omnigate/contact"
 	"github.com/omnigate/omnigate/sessions"
 )
 
@@ -107,7 +108,7 @@ func twilioConfig(base string) Config {
 type rig struct {
 	a     *Adapter
 	store *sessions.MemoryStore
-	dnc   *MemoryDoNotContact
+	sups  *contact.MemorySuppressions
 	mux   *http.ServeMux
 }
 
@@ -115,14 +116,29 @@ func newRig(t *testing.T, cfg Config) *rig {
 	t.Helper()
 	store := sessions.NewMemoryStore()
 	t.Cleanup(func() { _ = store.Close() })
-	dnc := NewMemoryDoNotContact()
-	a, err := New(cfg, Options{Store: store, DoNotContact: dnc})
+	sups := contact.NewMemorySuppressions()
+	a, err := New(cfg, Options{Store: store, Suppressions: sups})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /channels/sms/{provider}", a)
-	return &rig{a: a, store: store, dnc: dnc, mux: mux}
+	return &rig{a: a, store: store, sups: sups, mux: mux}
+}
+
+// listed is the do-not-contact list's entries for number on sms.
+func (r *rig) listed(t *testing.T, number string) []contact.Suppression {
+	t.Helper()
+	got, err := r.sups.Match(context.Background(), []contact.Key{{Kind: contact.KindPhone, Value: number}}, sessions.ChannelSMS, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range got {
+		if s.Kind != contact.KindPhone || s.Value != number || s.Channel != sessions.ChannelSMS || s.Purpose != "" {
+			t.Fatalf("entry %+v, want phone %s on sms for every purpose", s, number)
+		}
+	}
+	return got
 }
 
 // postTwilio sends form to the handler as Twilio would: signed over the
@@ -399,8 +415,8 @@ func TestTwilioEndToEnd(t *testing.T) {
 	if w := r.postTwilio(t, "", inbound("SM3", number, "退订"), nil); w.Code != http.StatusOK {
 		t.Fatalf("second opt-out: %d %s", w.Code, w.Body)
 	}
-	if _, listed, _ := r.dnc.Lookup(ctx, number); !listed {
-		t.Fatal("number not on the do-not-contact list after STOP")
+	if got := r.listed(t, number); len(got) != 1 || got[0].Source != SourceStop || got[0].Reason != "texted STOP" {
+		t.Fatalf("do-not-contact list after STOP = %+v, want one sms_stop entry", got)
 	}
 	msgs = fake.messages()
 	if len(msgs) != 2 || msgs[1].Get("To") != number || !strings.Contains(msgs[1].Get("Body"), "START") {
@@ -437,8 +453,8 @@ func TestTwilioEndToEnd(t *testing.T) {
 	if w := r.postTwilio(t, "", inbound("SM4", number, "Start"), nil); w.Code != http.StatusOK {
 		t.Fatalf("start: %d %s", w.Code, w.Body)
 	}
-	if _, listed, _ := r.dnc.Lookup(ctx, number); listed {
-		t.Fatal("still listed after START")
+	if got := r.listed(t, number); len(got) != 0 {
+		t.Fatalf("still listed after START: %+v", got)
 	}
 	if _, err := r.a.Send(ctx, channels.Outbound{CustomerID: cust, EventID: "evt_reply3", Identities: ids,
 		Message: sessions.Message{Text: "welcome back"}}); err != nil {
@@ -459,8 +475,8 @@ func TestTwilioProviderOptOut(t *testing.T) {
 	if !errors.Is(err, ErrOptedOut) {
 		t.Fatalf("err %v, want ErrOptedOut from Twilio 21610", err)
 	}
-	if _, listed, _ := r.dnc.Lookup(context.Background(), "+8613900000000"); !listed {
-		t.Fatal("a provider-reported opt-out is not listed")
+	if got := r.listed(t, "+8613900000000"); len(got) != 1 || got[0].Source != SourceProvider {
+		t.Fatalf("a provider-reported opt-out is not listed: %+v", got)
 	}
 	_, err = r.a.Send(context.Background(), channels.Outbound{CustomerID: "c1", Identities: ids, Message: sessions.Message{Text: "hi"}})
 	if !errors.Is(err, ErrOptedOut) || len(fake.messages()) != 1 {
@@ -687,5 +703,29 @@ func TestConfigValidate(t *testing.T) {
 	env := Config{Providers: []ProviderConfig{{Name: "t", Kind: KindTwilio, AuthTokenEnv: "TOK"}}}
 	if err := env.ResolveEnv(func(k string) (string, bool) { return "from-env", k == "TOK" }); err != nil || env.Providers[0].AuthToken != "from-env" {
 		t.Fatalf("ResolveEnv: %v %+v", err, env.Providers[0])
+	}
+}
+
+// TestConcurrentStops: STOPs from one number arriving together list it
+// once and are confirmed once.
+func TestConcurrentStops(t *testing.T) {
+	t.Parallel()
+	fake := newFakeTwilio(t)
+	r := newRig(t, twilioConfig(fake.srv.URL))
+	const number = "+8613812345678"
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			if w := r.postTwilio(t, "", inbound(fmt.Sprintf("SMstop%d", i), number, "STOP"), nil); w.Code != http.StatusOK {
+				t.Errorf("stop %d: %d %s", i, w.Code, w.Body)
+			}
+		})
+	}
+	wg.Wait()
+	if got := r.listed(t, number); len(got) != 1 {
+		t.Fatalf("listed %+v", got)
+	}
+	if n := len(fake.messages()); n != 1 {
+		t.Fatalf("%d confirmations for 8 concurrent STOPs, want 1", n)
 	}
 }

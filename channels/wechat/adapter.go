@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/omnigate/omnigate/channels"
+	"github.com/omnigate/omnigate/contact"
 	"github.com/omnigate/omnigate/sessions"
 )
 
@@ -50,6 +51,10 @@ type Options struct {
 	// Now is the clock for freshness checks, the 48-hour window and token
 	// expiry; nil means time.Now. Tests set it.
 	Now func() time.Time
+	// Suppressions is the do-not-contact list an unfollow is added to and
+	// a follow removed from (follow.go); nil means unfollows are kept on
+	// the timeline only (the 48-hour window still refuses to send).
+	Suppressions contact.Suppressions
 }
 
 // Adapter is the WeChat channel: the callback endpoint of every official
@@ -59,6 +64,7 @@ type Adapter struct {
 	store    sessions.Store
 	log      *slog.Logger
 	nonces   Nonces
+	sups     contact.Suppressions // nil: no list
 	media    func(ctx context.Context, m sessions.Media) (io.ReadCloser, error)
 	now      func() time.Time
 	met      *metrics
@@ -104,7 +110,7 @@ func New(cfg Config, o Options) (*Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wechat: metrics: %w", err)
 	}
-	a := &Adapter{cfg: cfg, store: o.Store, log: o.Logger, nonces: o.Nonces, media: o.Media, now: o.Now, met: met,
+	a := &Adapter{cfg: cfg, store: o.Store, log: o.Logger, nonces: o.Nonces, sups: o.Suppressions, media: o.Media, now: o.Now, met: met,
 		accounts: map[string]*account{}, lookups: make(chan struct{}, 8),
 		unionRetry: map[string]time.Time{}, typingAt: map[string]time.Time{}}
 	if a.log == nil {

@@ -40,6 +40,11 @@
 // lock before expiry, and once more, with one retry, when WeChat rejects
 // one (40001, 42001).
 //
+// Do-not-contact. An unfollow (unsubscribe event) lists the OpenID,
+// "<account>:<openid>", on the contact policy's do-not-contact list
+// (Options.Suppressions; channel wechat, source wechat_unsubscribe), and a
+// follow takes it off (follow.go).
+//
 // What it must not do: route, or write replies to the timeline (the API
 // appends the message_out before calling Send); log an OpenID unmasked;
 // fetch an arbitrary URL (images come through Options.Media); or use the

@@ -141,6 +141,10 @@ func (a *Adapter) receive(w http.ResponseWriter, r *http.Request, acct *account)
 		return
 	}
 	res, err := a.persist(ctx, acct, m, p)
+	if err == nil {
+		// Also for a duplicate: a retry finishes what a failure cut short.
+		err = a.follow(ctx, acct.Key, string(m.FromUserName), p.WeChat.Event, a.now())
+	}
 	if err != nil {
 		a.log.LogAttrs(ctx, slog.LevelWarn, "wechat: message not stored; WeChat will retry",
 			slog.String("account", acct.Key), slog.String("openid", redact.OpenID(string(m.FromUserName))), slog.Any("error", err))

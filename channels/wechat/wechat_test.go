@@ -25,6 +25,7 @@ import (
 	"github.com/omnigate/omnigate/channels"
 	"github.com/omnigate/omnigate/channels/wechat"
 	"github.com/omnigate/omnigate/channels/wechat/wechattest"
+	"github.com/omnigate/omnigate/contact"
 	"github.com/omnigate/omnigate/sessions"
 )
 
@@ -810,11 +811,22 @@ func TestWindow(t *testing.T) {
 	}
 }
 
-// Unfollowing closes the account; following again (or scanning) reopens it.
+// Unfollowing closes the account and lists the OpenID on the
+// do-not-contact list; following again (or scanning) reopens it, and
+// following takes it off the list.
 func TestUnsubscribe(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, []wechat.Account{acctB}, nil)
+	sups := contact.NewMemorySuppressions()
+	e := newEnv(t, []wechat.Account{acctB}, func(_ *wechat.Config, o *wechat.Options) { o.Suppressions = sups })
 	cust := e.known(acctB.Key, "oDan")
+	listed := func() []contact.Suppression {
+		t.Helper()
+		got, _, err := sups.List(context.Background(), "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
 	now := time.Now()
 	ev := func(event string, at time.Time) string {
 		return fmt.Sprintf("<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oDan]]></FromUserName><CreateTime>%d</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[%s]]></Event><EventKey><![CDATA[qrscene_spring]]></EventKey></xml>", at.Unix(), event)
@@ -830,9 +842,16 @@ func TestUnsubscribe(t *testing.T) {
 	if _, err := e.a.Send(context.Background(), e.outbound(cust, "hello?")); !errors.Is(err, wechat.ErrUnsubscribed) {
 		t.Fatalf("err %v, want ErrUnsubscribed", err)
 	}
+	if got := listed(); len(got) != 1 || got[0].Kind != contact.KindWeChatOpenID || got[0].Value != acctB.Key+":oDan" ||
+		got[0].Channel != sessions.ChannelWeChat || got[0].Purpose != "" || got[0].Source != wechat.SourceUnsubscribe {
+		t.Fatalf("do-not-contact list after unsubscribe = %+v", got)
+	}
 	mustSuccess(t, e.deliver(acctB.Key, ev("subscribe", now.Add(time.Second))))
 	if r, _ := e.a.Reachable(context.Background(), cust, acctB.Key); !r.Open || r.Unsubscribed {
 		t.Fatalf("after following again: %+v", r)
+	}
+	if got := listed(); len(got) != 0 {
+		t.Fatalf("still listed after following again: %+v", got)
 	}
 }
 

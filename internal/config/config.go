@@ -18,6 +18,7 @@ import (
 	"github.com/omnigate/omnigate/channels/sms"
 	"github.com/omnigate/omnigate/channels/webchat"
 	"github.com/omnigate/omnigate/channels/wechat"
+	"github.com/omnigate/omnigate/contact"
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/inbox"
@@ -56,6 +57,13 @@ type Config struct {
 	// HTTP bounds what clients may hold of the HTTP server: connections
 	// and how long a body may take.
 	HTTP HTTP `yaml:"http"`
+	// ContactPolicy is the gate every outbound contact passes (contact
+	// Config). The zero value is the built-in policy: contacts between
+	// 08:00 and 21:00 in the customer's local time, sales and collections
+	// deferred while the customer has open work, campaigns locked out
+	// for 72h after an abandoned call, no caps; a rep's reply in an open
+	// conversation is never held back but by do-not-contact.
+	ContactPolicy contact.Config `yaml:"contact_policy"`
 }
 
 // Routing is who gets each contact, one YAML section for two packages:
@@ -318,6 +326,8 @@ func (c Config) Validate() error {
 	errs = append(errs, prefixed("sms.", c.SMS.Validate())...)
 	errs = append(errs, prefixed("webhooks.", c.Webhooks.Validate())...)
 	errs = append(errs, c.Routing.validate(c.Auth.Reps)...)
+	// contact_policy names itself in its errors.
+	errs = append(errs, c.ContactPolicy.Validate())
 	return errors.Join(errs...)
 }
 

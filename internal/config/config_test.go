@@ -124,6 +124,7 @@ func TestUnknownKeys(t *testing.T) {
 		{"password in the file", "store:\n  valkey:\n    password: hunter2\n", "password"},
 		{"two documents", "listen: 127.0.0.1:1\n---\nlisten: 127.0.0.1:2\n", "more than one YAML document"},
 		{"wrong type", "shutdown_timeout: soon\n", "soon"},
+		{"contact policy", "contact_policy:\n  purposes:\n    sales:\n      quite_hours: {}\n", "quite_hours"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,6 +156,11 @@ auth:
     - {id: alice, role: boss, token: short}
 api:
   max_body_bytes: -5
+contact_policy:
+  default_time_zone: Mars/Olympus
+  purposes:
+    sales:
+      caps: [{window: 7d, max: 0}]
 `
 	_, err := config.Parse([]byte(bad), noEnv)
 	if err == nil {
@@ -172,13 +178,15 @@ api:
 		"auth.reps[0].role",
 		"auth.reps[0].token: shorter than",
 		"api.max_body_bytes",
+		"contact_policy.default_time_zone",
+		"contact_policy.purposes.sales.caps[0].max",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)
 		}
 	}
-	if n := strings.Count(err.Error(), "\n") + 1; n < 11 {
-		t.Errorf("%d problems reported, want at least 11:\n%v", n, err)
+	if n := strings.Count(err.Error(), "\n") + 1; n < 13 {
+		t.Errorf("%d problems reported, want at least 13:\n%v", n, err)
 	}
 	if _, err := config.Parse([]byte(`store: {kind: sqlite}`), noEnv); err == nil || !strings.Contains(err.Error(), "store.kind") {
 		t.Errorf("store.kind sqlite: %v", err)

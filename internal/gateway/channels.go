@@ -19,10 +19,10 @@ import (
 // and callback nonces live in Valkey, shared by every node. On one node
 // the nonces live in a bbolt file of their own beside the store
 // (<data_dir>/wechat.db), so a restart does not forget them; a file of
-// their own because every existing one belongs to another package (and
-// sms.db exists only with SMS), and bbolt lets one opener have a file.
+// their own because every existing one belongs to another package, and
+// bbolt lets one opener have a file.
 func (g *Gateway) buildWeChat(reg prometheus.Registerer) error {
-	o := wechat.Options{Store: g.store, Logger: g.log.With("channel", "wechat"), Metrics: reg}
+	o := wechat.Options{Store: g.store, Logger: g.log.With("channel", "wechat"), Metrics: reg, Suppressions: g.contact.sups}
 	switch g.cfg.Store.Kind {
 	case config.StoreValkey:
 		client, err := g.valkeyClient()
@@ -45,25 +45,10 @@ func (g *Gateway) buildWeChat(reg prometheus.Registerer) error {
 	return nil
 }
 
-// buildSMS builds the SMS adapter with its do-not-contact list: a bbolt
-// file beside the store on one node, the store's Valkey in a cluster.
+// buildSMS builds the SMS adapter; its opt-outs go on the contact
+// policy's do-not-contact list.
 func (g *Gateway) buildSMS() error {
-	var dnc sms.DoNotContact
-	switch g.cfg.Store.Kind {
-	case config.StoreValkey:
-		d, err := sms.OpenValkeyDoNotContact(g.cfg.Store.Valkey.ValkeyOptions)
-		if err != nil {
-			return fmt.Errorf("gateway: %w", err)
-		}
-		dnc, g.dnc = d, d
-	default:
-		d, err := sms.OpenBoltDoNotContact(filepath.Join(g.cfg.DataDir, "sms.db"))
-		if err != nil {
-			return fmt.Errorf("gateway: sms do-not-contact list: %w", err)
-		}
-		dnc, g.dnc = d, d
-	}
-	a, err := sms.New(g.cfg.SMS, sms.Options{Store: g.store, DoNotContact: dnc, Logger: g.log.With("channel", "sms")})
+	a, err := sms.New(g.cfg.SMS, sms.Options{Store: g.store, Suppressions: g.contact.sups, Logger: g.log.With("channel", "sms")})
 	if err != nil {
 		return err
 	}
@@ -71,11 +56,23 @@ func (g *Gateway) buildSMS() error {
 	return nil
 }
 
+// closeParts closes what build opened besides the routing service, the
+// sockets and the store, in the order shutdown needs: the channels (and
+// webhooks), then the contact policy's parts, which the channels write
+// to, then the gateway's Valkey client, which both use. The store stays
+// open.
+func (g *Gateway) closeParts() error {
+	err := errors.Join(g.closeChannels(), g.closeContact())
+	if g.valkey != nil {
+		g.valkey.Close()
+	}
+	return err
+}
+
 // closeChannels stops webhooks and closes the channels' own resources, in
 // the order shutdown needs: webhooks (attempts in flight recorded), its
-// outbox, the do-not-contact list, reps' typing to wechat, wechat, its
-// nonce file, then wechat's Valkey client.
-// Each may be nil. The store stays open.
+// outbox, reps' typing to wechat, wechat, its nonce file, then typing
+// across nodes. Each may be nil.
 func (g *Gateway) closeChannels() error {
 	var errs []error
 	if g.webhooks != nil {
@@ -84,11 +81,6 @@ func (g *Gateway) closeChannels() error {
 	if g.outbox != nil {
 		if err := g.outbox.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("gateway: close webhooks outbox: %w", err))
-		}
-	}
-	if g.dnc != nil {
-		if err := g.dnc.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("gateway: close sms do-not-contact list: %w", err))
 		}
 	}
 	if g.wtyping != nil {
@@ -104,9 +96,6 @@ func (g *Gateway) closeChannels() error {
 	}
 	if g.vtyping != nil {
 		g.vtyping.Close()
-	}
-	if g.valkey != nil {
-		g.valkey.Close()
 	}
 	return errors.Join(errs...)
 }

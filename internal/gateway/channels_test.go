@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +17,9 @@ import (
 
 	"github.com/omnigate/omnigate/channels/signing"
 	"github.com/omnigate/omnigate/channels/sms"
+	"github.com/omnigate/omnigate/contact"
 	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/gateway"
 )
 
 // TestChannelsWired drives the channels of issues #5 and #6 through a
@@ -195,6 +198,16 @@ routing:
 	}
 	if sentCount() != 1 {
 		t.Errorf("%d sent after STOP, want still 1", sentCount())
+	}
+	// The opt-out is on the contact policy's do-not-contact list.
+	_, sups := gateway.ContactOf(g)
+	listed, _, err := sups.List(context.Background(), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != 1 || listed[0].Kind != contact.KindPhone || listed[0].Value != "+14155550100" ||
+		listed[0].Channel != "sms" || listed[0].Source != sms.SourceStop {
+		t.Errorf("do-not-contact list after STOP = %+v", listed)
 	}
 	_, _, conv := call("GET", "/v1/customers/"+smsConvs[0]["customer_id"].(string)+"/timeline", nil, asAdmin)
 	if tl := fmt.Sprint(conv); !strings.Contains(tl, "On its way") || strings.Contains(tl, "Still there?") {

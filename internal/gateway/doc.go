@@ -8,8 +8,18 @@
 // drain in-flight HTTP requests for up to Config.ShutdownTimeout (then cut
 // the rest), close the WebSockets with the "shutdown" code, stop routing
 // (in a cluster, giving up this node's lease so the others take over its
-// conversations at once), then close the store, which flushes and syncs
-// it.
+// conversations at once), close the channels and webhooks, then the
+// contact policy's recorder, ledger and do-not-contact list (which the
+// channels write to), then the store, which flushes and syncs it.
+//
+// # Contact policy
+//
+// contact.go opens the contact ledger and the do-not-contact list
+// (<data_dir>/contact.db and suppressions.db on one node; Valkey under the
+// store's key prefix in a cluster), builds the contact.Policy the
+// channels.Sender asks about every message, gives the SMS and WeChat
+// adapters the list (STOP, unfollow), gives the API the three
+// (api.ContactDeps), and starts one contact.Recorder per node.
 //
 // # Limits on clients
 //

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 
+	"github.com/omnigate/omnigate/contact"
 	"github.com/omnigate/omnigate/sessions"
 )
 
@@ -20,4 +21,20 @@ func WaitRouted(ctx context.Context, g *Gateway, customerID string) error {
 		return err
 	}
 	return g.routing.WaitHandled(ctx, customerID, seq)
+}
+
+// ContactOf is the gateway's contact ledger and do-not-contact list.
+func ContactOf(g *Gateway) (contact.Ledger, contact.Suppressions) {
+	return g.contact.ledger, g.contact.sups
+}
+
+// WaitRecorded waits until the contact recorder has handled every event
+// the customer's timeline holds now: after it, their inbound touches are
+// on the ledger.
+func WaitRecorded(ctx context.Context, g *Gateway, customerID string) error {
+	seq, err := g.store.LastSeq(ctx, customerID)
+	if err != nil {
+		return err
+	}
+	return g.contact.recorder.WaitHandled(ctx, customerID, seq)
 }

@@ -48,7 +48,7 @@ type Gateway struct {
 	wtyping  *wechatTyping         // reps' typing to wechat; nil without wechat
 	vtyping  *webchat.ValkeyTyping // typing across nodes; nil on one node
 	sms      *sms.Adapter          // nil when no provider is configured
-	dnc      io.Closer             // sms's do-not-contact list; nil without sms
+	contact  contactParts          // the contact policy and its stores
 	webhooks *webhooks.Service     // always built: /v1/events and the admin API
 	outbox   *webhooks.BoltOutbox
 	valkey   valkey.Client // typing and wechat's tokens in a cluster (valkeyClient); nil otherwise
@@ -80,8 +80,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Gateway, er
 }
 
 // lockDataDir takes <data_dir>/gateway.lock before anything in data_dir
-// is opened: the store, the webhooks outbox and the SMS do-not-contact
-// list are one node's files, and a second process opening them would
+// is opened: the store, the webhooks outbox, the contact ledger and the
+// do-not-contact list are one node's files, and a second process opening them would
 // corrupt them (the store) or wait for bbolt's lock and fail with a bare
 // "timeout" (the others). The store takes its own lock file as well, for
 // programs that open it without a gateway.
@@ -113,7 +113,7 @@ func (g *Gateway) build() (err error) {
 		if g.routing != nil {
 			g.routing.Close()
 		}
-		g.closeChannels()
+		_ = g.closeParts()
 	}()
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(collectors.NewGoCollector()); err != nil {
@@ -152,6 +152,10 @@ func (g *Gateway) build() (err error) {
 		return err
 	}
 	g.routing.OnPresenceChange(g.webchat.RecheckAvailability)
+	// The do-not-contact list before the channels that add to it.
+	if err := g.buildContact(); err != nil {
+		return err
+	}
 	adapters := []channels.Adapter{g.webchat}
 	if len(g.cfg.WeChat.Accounts) > 0 {
 		if err := g.buildWeChat(reg); err != nil {
@@ -182,15 +186,14 @@ func (g *Gateway) build() (err error) {
 	if err != nil {
 		return err
 	}
-	// AllowAll until the contact policy package exists.
-	sender, err := channels.NewSender(channels.SenderOptions{Store: g.store, Channels: chans, Policy: channels.AllowAll{},
+	sender, err := channels.NewSender(channels.SenderOptions{Store: g.store, Channels: chans, Policy: g.contact.policy,
 		SendTimeout: g.cfg.API.SendTimeout, Metrics: reg, Logger: g.log.With("part", "sender")})
 	if err != nil {
 		return err
 	}
 	handler, err := api.New(g.cfg.API, api.Options{
 		Store: g.store, Auth: authn, Sender: sender, Metrics: reg, Logger: g.log, Routing: g.routing,
-		Routes: g.webhooks.Routes(),
+		Routes: g.webhooks.Routes(), Contact: g.contactDeps(),
 	})
 	if err != nil {
 		return err
@@ -336,7 +339,7 @@ func (g *Gateway) shutdown() error {
 	// Then routing, which gives up this node's lease so the others take
 	// over its conversations at once.
 	g.routing.Close()
-	if err := g.closeChannels(); err != nil {
+	if err := g.closeParts(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := g.store.Close(); err != nil && !errors.Is(err, sessions.ErrClosed) {
