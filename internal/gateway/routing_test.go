@@ -16,6 +16,7 @@ import (
 const (
 	aliceToken = "test-alice-token-0123456789"
 	bobToken   = "test-bob-token-0123456789"
+	crmKey     = "test-crm-key-0123456789abcdef" // an integrator's API key
 )
 
 // routedGatewayIn runs a single-node gateway on the data directory dir
