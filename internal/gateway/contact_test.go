@@ -21,7 +21,6 @@ import (
 	"github.com/omnigate/omnigate/sessions"
 )
 
-
 // contactConfig is a single node whose notices may go out at any hour (so
 // the test does not depend on when it runs) and collapse on one topic
 // within a day.

@@ -13,7 +13,6 @@ import (
 	"github.com/omnigate/omnigate/sessions"
 )
 
-
 // reachConfig is a single-node gateway with web chat, no WeChat or SMS, a
 // chat queue (alice) and a callback queue on voice (bob), and an
 // integrator key.
