@@ -133,7 +133,8 @@ func widest(limits []Limit) time.Duration {
 }
 
 // evaluate returns the limits reached by a claim at at, given the
-// customer's touches in (at - widest(limits), at], oldest first.
+// customer's touches after at - widest(limits), oldest first (see Limit:
+// later ones included).
 //
 // A limit is reached when its matching touches in (at - Window, at] number
 // at least Max (at least one for Max 0). Until is when enough of them

@@ -34,10 +34,12 @@ type Touch struct {
 }
 
 // Limit is a counting rule that a Claim checks and records atomically:
-// at most Max earlier touches of the customer that match (Direction
-// Outbound; Purpose, Channel, Topic, Campaign, Outcome each "" for any)
-// with At in (t.At-Window, t.At]. Max 0 means any match refuses (a
-// lockout or a duplicate).
+// at most Max touches of the customer that match (Direction Outbound;
+// Purpose, Channel, Topic, Campaign, Outcome each "" for any) with At
+// after t.At-Window. Touches dated after t.At count too: two gateway
+// nodes whose clocks differ by a moment race to contact one customer,
+// and the claim of the one behind must see the other's. Max 0 means any
+// match refuses (a lockout or a duplicate).
 type Limit struct {
 	// Name is the machine-readable reason when the limit is reached:
 	// "frequency_cap", "duplicate_topic", "abandoned_lockout", ...

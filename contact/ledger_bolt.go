@@ -127,12 +127,13 @@ func boltClaim(tx *bolt.Tx, t Touch, limits []Limit) (owner string, stored bool,
 	if len(limits) == 0 {
 		return owner, false, nil, nil
 	}
-	// (at - widest, at]: seek to just past the window's start.
+	// After at - widest, to the end of owner's range (see Limit on
+	// touches dated after at): seek to just past the window's start.
 	start := custKey(owner, micros(t.At.Add(-widest(limits)).Add(time.Microsecond)))
-	end := custKey(owner, micros(t.At.Add(time.Microsecond)))
+	prefix := custKey(owner)
 	var window []Touch
 	c := tx.Bucket(bktTouches).Cursor()
-	for k, v := c.Seek(start); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
+	for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		var u Touch
 		if err := json.Unmarshal(v, &u); err != nil {
 			return "", false, nil, fmt.Errorf("contact: touch %q: %w", k, err)

@@ -83,13 +83,7 @@ func (m *MemoryLedger) Claim(ctx context.Context, t Touch, limits []Limit) (Clai
 			}
 			return -1 // the window's start is out: search past touches at it
 		})
-		hi, _ := slices.BinarySearchFunc(h.touches, t.At, func(u Touch, at time.Time) int {
-			if u.At.After(at) {
-				return 1
-			}
-			return -1
-		})
-		if r := evaluate(h.touches[lo:hi], t.At, limits); len(r) > 0 {
+		if r := evaluate(h.touches[lo:], t.At, limits); len(r) > 0 {
 			return Claimed{Reached: r}, nil
 		}
 	}

@@ -111,7 +111,7 @@ local n = (#ARGV - 5) / 7
 if n > 0 then
   local widest = 0
   for i = 0, n - 1 do widest = math.max(widest, tonumber(ARGV[6 + i * 7 + 5])) end
-  local rows = redis.call('ZRANGEBYSCORE', KEYS[1], string.format('(%.0f', at - widest), ARGV[2], 'WITHSCORES')
+  local rows = redis.call('ZRANGEBYSCORE', KEYS[1], string.format('(%.0f', at - widest), '+inf', 'WITHSCORES')
   local docs = {}
   for j = 1, #rows, 2 do
     local d = cjson.decode(rows[j])
