@@ -160,9 +160,15 @@ func matchKeys(keys []Key, channel, purpose string) []string {
 	var out []string
 	seen := make(map[string]bool)
 	for _, k := range keys {
-		v, err := normalizeValue(k.Kind, k.Value)
-		if err != nil {
-			continue // no entry can hold it (see Key)
+		v := k.Value
+		// A phone key in E.164 form (identities are stored so) is its own
+		// normal form, or no entry can hold it: skip parsing the number,
+		// which is most of a policy check's time.
+		if k.Kind != KindPhone || !sessions.IsE164(v) {
+			var err error
+			if v, err = normalizeValue(k.Kind, k.Value); err != nil {
+				continue // no entry can hold it (see Key)
+			}
 		}
 		for _, c := range []string{channel, ""} {
 			for _, p := range []string{purpose, ""} {
