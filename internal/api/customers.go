@@ -163,6 +163,25 @@ type customerMessageRequest struct {
 	Purpose string `json:"purpose"`
 }
 
+// readNotice reads the body of a message sent to a customer unasked into
+// req, whose message part is msg: text and client id required, purpose
+// notice unless given.
+func readNotice(r *http.Request, req any, msg *customerMessageRequest) error {
+	if _, err := Query(r); err != nil {
+		return err
+	}
+	if err := decodeJSON(r, req, false); err != nil {
+		return err
+	}
+	if err := msg.validate(true); err != nil {
+		return err
+	}
+	if msg.Purpose == "" {
+		msg.Purpose = channels.PurposeNotice
+	}
+	return nil
+}
+
 // postCustomerMessage sends an integrator's message (a notice the customer
 // did not ask for, such as "your parcel ships today") through the same
 // Sender as reps' replies: into the customer's active conversation if they
@@ -170,18 +189,9 @@ type customerMessageRequest struct {
 // open a conversation, which would queue the notice for a rep; the
 // customer's answer opens one as any message of theirs does.
 func (s *Server) postCustomerMessage(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if _, err := Query(r); err != nil {
-		return err
-	}
 	var req customerMessageRequest
-	if err := decodeJSON(r, &req, false); err != nil {
+	if err := readNotice(r, &req, &req); err != nil {
 		return err
-	}
-	if err := req.validate(true); err != nil {
-		return err
-	}
-	if req.Purpose == "" {
-		req.Purpose = channels.PurposeNotice
 	}
 	c, err := s.store.Customer(r.Context(), r.PathValue("id"))
 	if err != nil {

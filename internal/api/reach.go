@@ -11,13 +11,10 @@ import (
 )
 
 type contactRequest struct {
-	textRequest
+	customerMessageRequest
 	// Topic is what the contact is about; empty is the customer's general
 	// conversation.
 	Topic string `json:"topic"`
-	// Purpose tells the contact policy why; empty means
-	// channels.PurposeNotice.
-	Purpose string `json:"purpose"`
 	// Channels are the channels to consider, in order (webchat, wechat,
 	// sms, voice for a callback); absent means all four in that order.
 	Channels []string `json:"channels"`
@@ -39,18 +36,9 @@ type contactResponse struct {
 // a callback. 201 with what it did and why; 200 for a retry of the client
 // id, which sends nothing.
 func (s *Server) postContact(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	if _, err := Query(r); err != nil {
-		return err
-	}
 	var req contactRequest
-	if err := decodeJSON(r, &req, false); err != nil {
+	if err := readNotice(r, &req, &req.customerMessageRequest); err != nil {
 		return err
-	}
-	if err := req.validate(true); err != nil {
-		return err
-	}
-	if req.Purpose == "" {
-		req.Purpose = channels.PurposeNotice
 	}
 	if s.outbound == nil {
 		return errorf(CodeChannelUnavailable, "no channel is connected; nothing was sent or recorded")
