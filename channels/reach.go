@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 
@@ -175,10 +174,11 @@ func (e *UnreachableError) Error() string {
 // completes the send on the channel chosen.
 //
 // A message goes into the customer's active conversation on the topic;
-// without one, Reach opens one on the chosen channel for the message and
-// resolves it after the send: the message needs no rep, and an open
-// conversation would be routed to one. The customer's answer opens or
-// continues a conversation as any message does.
+// without one, it goes on the timeline outside any conversation (the
+// message needs no rep, and a conversation opened for it would be routed
+// to one, or shown closed in the widget if resolved at once). The
+// customer's answer opens or continues a conversation as any message
+// does.
 //
 // The Sender asks the Policy. Its refusal ends Reach (a *RefusedError,
 // with the choice recorded): a deny or defer is about the customer and
@@ -265,7 +265,7 @@ func (s *Sender) Reach(ctx context.Context, st ReachStore, r ReachRequest) (Reac
 	if out.Choice.Callback {
 		return s.callback(ctx, st, r, out)
 	}
-	return s.message(ctx, st, r, conv, out)
+	return s.message(ctx, r, conv, out)
 }
 
 // skip says why ch can't take the message now, or "" when it can.
@@ -324,40 +324,24 @@ func activeOnTopic(ctx context.Context, st Store, customerID, topic string) (ses
 	}
 }
 
-// message sends the message on the chosen channel, into conv or into a
-// conversation opened for it.
-func (s *Sender) message(ctx context.Context, st ReachStore, r ReachRequest, conv sessions.Conversation, out Reached) (Reached, error) {
-	ch := out.Choice.Channel
-	opened := false
+// message sends the message on the chosen channel, into conv, or outside
+// any conversation when the customer has none on the topic.
+func (s *Sender) message(ctx context.Context, r ReachRequest, conv sessions.Conversation, out Reached) (Reached, error) {
+	req := Request{CustomerID: r.CustomerID, Message: r.Message, Author: r.Author, Purpose: r.Purpose}
 	if conv.ID == "" {
-		var err error
-		if conv, opened, err = st.OpenConversation(ctx, r.CustomerID, r.Topic, ch); err != nil {
-			return out, err
-		}
+		req.Channel, req.Topic = out.Choice.Channel, r.Topic
+	} else {
+		// The Sender sends where the customer last wrote in the
+		// conversation, else on its Channel: the walk made sure they wrote
+		// on the chosen channel or not at all, so this is it.
+		target := conv
+		target.Channel = out.Choice.Channel
+		req.Conversation = &target
 	}
-	// The Sender sends where the customer last wrote in the conversation,
-	// else on its Channel: the walk made sure they wrote on ch or not at
-	// all, so this is ch.
-	target := conv
-	target.Channel = ch
-	res, err := s.Send(ctx, Request{CustomerID: r.CustomerID, Conversation: &target, Message: r.Message,
-		Author: r.Author, Purpose: r.Purpose})
+	res, err := s.Send(ctx, req)
 	out.Event, out.Receipt = res.Event, res.Receipt
 	if res.Event.ID != "" {
 		out.Conversation = conv
-	}
-	if opened {
-		resolved := sessions.StatusResolved
-		c, _, uerr := st.UpdateConversation(ctx, conv.ID, sessions.ConversationUpdate{Status: &resolved,
-			Event: sessions.Event{Kind: sessions.KindStatusChange, Author: r.Author}})
-		if uerr != nil {
-			// The message's fate is the answer; the conversation stays open
-			// and is routed to a rep, who sees why.
-			s.log.LogAttrs(ctx, slog.LevelWarn, "resolving the conversation opened for a message failed",
-				slog.String("conversation_id", conv.ID), slog.Any("error", uerr))
-		} else if out.Conversation.ID != "" {
-			out.Conversation = c
-		}
 	}
 	return out, err
 }
@@ -425,6 +409,9 @@ func (s *Sender) replayed(ctx context.Context, st ReachStore, out Reached) (Reac
 			continue
 		}
 		out.Event, out.Replay = ev, true
+		if ev.ConversationID == "" {
+			return out, nil // sent outside any conversation
+		}
 		if out.Conversation, err = st.Conversation(ctx, ev.ConversationID); err != nil {
 			return out, err
 		}

@@ -174,11 +174,16 @@ func TestReachPicksBestChannel(t *testing.T) {
 			if got.Receipt == nil || got.Event.Kind != sessions.KindMessageOut || got.Event.Channel != tt.want {
 				t.Errorf("event %+v receipt %v", got.Event, got.Receipt)
 			}
-			// A conversation opened for the message is resolved: it needs no rep.
-			if conv.ID != got.Event.ConversationID || conv.Topic != "order-42" || conv.Status != sessions.StatusResolved {
-				t.Errorf("conversation %+v", conv)
+			// No conversation was active on the topic: the message goes
+			// outside any (one opened for it would be work for a rep).
+			if conv.ID != "" || got.Event.ConversationID != "" {
+				t.Errorf("conversation %+v, event in %q; want none", conv, got.Event.ConversationID)
 			}
-			if asked := f.policy.Asked(); len(asked) != 1 || asked[0].Channel != tt.want || asked[0].Purpose != channels.PurposeNotice {
+			if convs, _, _ := f.store.Conversations(context.Background(), sessions.ConversationQuery{CustomerID: f.cust}); len(convs) != 0 {
+				t.Errorf("conversations %+v, want none opened", convs)
+			}
+			if asked := f.policy.Asked(); len(asked) != 1 || asked[0].Channel != tt.want || asked[0].Purpose != channels.PurposeNotice ||
+				asked[0].Topic != "order-42" {
 				t.Errorf("policy asked %+v", asked)
 			}
 		})
@@ -250,9 +255,8 @@ func TestReachPolicyRefusalStops(t *testing.T) {
 			if len(f.events(sessions.KindChannelChoice)) != 1 || len(f.events(sessions.KindMessageOut)) != 0 {
 				t.Error("want the choice recorded and no message")
 			}
-			convs, _, _ := f.store.Conversations(context.Background(), sessions.ConversationQuery{CustomerID: f.cust})
-			if len(convs) != 1 || convs[0].Status != sessions.StatusResolved {
-				t.Errorf("conversations %+v, want the one opened, resolved", convs)
+			if convs, _, _ := f.store.Conversations(context.Background(), sessions.ConversationQuery{CustomerID: f.cust}); len(convs) != 0 {
+				t.Errorf("conversations %+v, want none opened", convs)
 			}
 		})
 	}

@@ -160,6 +160,14 @@ type Request struct {
 	// another lowercase word of up to 64 letters, digits, _ and -).
 	// Required.
 	Purpose string
+	// Channel, with no Conversation, sends on that channel outside any
+	// conversation (best-channel contact chose it, and a conversation
+	// opened for the message would be work for a rep). Empty means the
+	// rules above.
+	Channel string
+	// Topic is what a message outside any conversation is about, for the
+	// Policy; a conversation's own topic is used otherwise.
+	Topic string
 }
 
 func (r Request) validate() error {
@@ -168,6 +176,8 @@ func (r Request) validate() error {
 		return fmt.Errorf("%w: channels: customer id is required", sessions.ErrInvalid)
 	case r.Conversation != nil && r.Conversation.CustomerID != r.CustomerID:
 		return fmt.Errorf("%w: channels: conversation %s is not customer %s's", sessions.ErrInvalid, r.Conversation.ID, r.CustomerID)
+	case r.Conversation != nil && r.Channel != "":
+		return fmt.Errorf("%w: channels: a channel is chosen only for a message outside any conversation", sessions.ErrInvalid)
 	case r.Message.Text == "" && len(r.Message.Media) == 0:
 		return fmt.Errorf("%w: channels: empty message", sessions.ErrInvalid)
 	case r.Message.ClientID == "":
@@ -306,9 +316,14 @@ func (s *Sender) Send(ctx context.Context, r Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	ch, err := ReplyChannel(ctx, s.store, r.CustomerID, conv.ID, conv.Channel)
-	if err != nil {
-		return Result{}, err
+	ch, topic := r.Channel, r.Topic
+	if ch == "" {
+		if ch, err = ReplyChannel(ctx, s.store, r.CustomerID, conv.ID, conv.Channel); err != nil {
+			return Result{}, err
+		}
+	}
+	if conv.ID != "" {
+		topic = conv.Topic
 	}
 	if ch == "" {
 		return Result{}, &SendError{Reason: ReasonNoChannel,
@@ -326,7 +341,7 @@ func (s *Sender) Send(ctx context.Context, r Request) (Result, error) {
 		return Result{}, &SendError{Channel: ch, Reason: reasonOf(err), Err: err}
 	}
 	v, err := s.policy.Check(ctx, Contact{CustomerID: r.CustomerID, ConversationID: conv.ID, Channel: ch,
-		Purpose: r.Purpose, Author: r.Author, ID: r.Message.ClientID, Topic: conv.Topic})
+		Purpose: r.Purpose, Author: r.Author, ID: r.Message.ClientID, Topic: topic})
 	if err == nil {
 		err = v.validate()
 	}
@@ -387,6 +402,9 @@ func (s *Sender) Send(ctx context.Context, r Request) (Result, error) {
 func (s *Sender) target(ctx context.Context, r Request) (sessions.Conversation, error) {
 	if r.Conversation != nil {
 		return *r.Conversation, nil
+	}
+	if r.Channel != "" {
+		return sessions.Conversation{}, nil // outside any conversation
 	}
 	var best sessions.Conversation
 	q := sessions.ConversationQuery{CustomerID: r.CustomerID, Limit: 500}

@@ -24,10 +24,12 @@ type contactResponse struct {
 	Choice      channels.Choice `json:"choice"`
 	ChoiceEvent sessions.Event  `json:"choice_event"`
 	// Event is the message_out, or the callback request.
-	Event        sessions.Event        `json:"event"`
-	Conversation sessions.Conversation `json:"conversation"`
-	Receipt      *channels.Receipt     `json:"receipt,omitempty"`
-	Replay       bool                  `json:"replay,omitempty"`
+	Event sessions.Event `json:"event"`
+	// Conversation is the one the message or callback went into; absent
+	// for a message sent outside any (no conversation on the topic).
+	Conversation *sessions.Conversation `json:"conversation,omitempty"`
+	Receipt      *channels.Receipt      `json:"receipt,omitempty"`
+	Replay       bool                   `json:"replay,omitempty"`
 }
 
 // postContact is best-channel contact (channels.Sender.Reach): the
@@ -56,8 +58,12 @@ func (s *Server) postContact(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if res.Replay {
 		status = http.StatusOK
 	}
-	WriteJSON(w, status, contactResponse{Choice: res.Choice, ChoiceEvent: res.ChoiceEvent, Event: res.Event,
-		Conversation: res.Conversation, Receipt: res.Receipt, Replay: res.Replay})
+	resp := contactResponse{Choice: res.Choice, ChoiceEvent: res.ChoiceEvent, Event: res.Event,
+		Receipt: res.Receipt, Replay: res.Replay}
+	if res.Conversation.ID != "" {
+		resp.Conversation = &res.Conversation
+	}
+	WriteJSON(w, status, resp)
 	return nil
 }
 

@@ -71,7 +71,7 @@ func TestReachThroughGateway(t *testing.T) {
 	call(t, base, "POST", "/v1/customers/"+v.customer+"/contact", crmKey,
 		`{"text":"your parcel ships today","client_id":"r-1","topic":"order-7"}`, 201, &got)
 	if got.Choice.Channel != "webchat" || len(got.Choice.Skipped) != 0 || got.Event.Kind != "message_out" ||
-		got.Event.Channel != "webchat" || got.Conversation.Status != "resolved" || got.Conversation.Topic != "order-7" {
+		got.Event.Channel != "webchat" || got.Conversation.ID != "" {
 		t.Fatalf("widget open: %+v", got)
 	}
 	_ = v.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
