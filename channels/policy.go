@@ -74,6 +74,10 @@ type Verdict struct {
 	// Until is when a deferred message may be sent; required with Defer,
 	// ignored otherwise.
 	Until time.Time
+	// HandoffTo, on a refusal, is the conversation (the customer's open
+	// work) whose rep the contact is handed to instead: the caller records
+	// the refusal there, as a task for that rep. Empty means no handoff.
+	HandoffTo string
 }
 
 // validate catches a policy's own mistakes, which must not pass as an

@@ -167,6 +167,9 @@ type Decision struct {
 // Verdict is d as the channels' Sender takes it.
 func (d Decision) Verdict() channels.Verdict {
 	v := channels.Verdict{Decision: d.Decision, Until: d.Until}
+	if d.Handoff != nil && d.Decision != channels.Allow {
+		v.HandoffTo = d.Handoff.ConversationID
+	}
 	for _, r := range d.Reasons {
 		if !slices.Contains(v.Reasons, r.Code) {
 			v.Reasons = append(v.Reasons, r.Code)

@@ -162,6 +162,11 @@ type ContactRefusal struct {
 	Channel string `json:"channel"`
 	// Purpose is why it was to be sent ("reply", "notice", "sales").
 	Purpose string `json:"purpose,omitempty"`
+	// HandedOff says the policy handed the contact to the rep of the
+	// customer's open work: the event is in that conversation, with the
+	// message's text for the rep to use.
+	HandedOff bool   `json:"handed_off,omitempty"`
+	Text      string `json:"text,omitempty"`
 	// No client_id: the refused message was not recorded, so its sender
 	// may retry with the same id, and a client matching events to what
 	// it shows as sending by client_id must not take this for it.

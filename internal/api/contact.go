@@ -249,12 +249,21 @@ func (s *Server) refused(ctx context.Context, req channels.Request, e *channels.
 		}
 		s.refusals.WithLabelValues(reason).Inc()
 	}
-	payload, err := json.Marshal(sessions.ContactRefusal{Decision: string(e.Verdict.Decision), Reasons: e.Verdict.Reasons,
-		Until: e.Verdict.Until, Channel: e.Channel, Purpose: req.Purpose})
+	refusal := sessions.ContactRefusal{Decision: string(e.Verdict.Decision), Reasons: e.Verdict.Reasons,
+		Until: e.Verdict.Until, Channel: e.Channel, Purpose: req.Purpose}
+	if e.Verdict.HandoffTo != "" {
+		// A task for the rep of the open work: the event in their
+		// conversation, with what was to be said.
+		refusal.HandedOff, refusal.Text = true, req.Message.Text
+	}
+	payload, err := json.Marshal(refusal)
 	if err == nil {
 		ev := sessions.Event{CustomerID: req.CustomerID, Kind: sessions.KindContactRefused, Channel: sessions.ChannelSystem,
 			Author: req.Author, Payload: payload}
-		if req.Conversation != nil {
+		switch {
+		case e.Verdict.HandoffTo != "":
+			ev.ConversationID = e.Verdict.HandoffTo
+		case req.Conversation != nil:
 			ev.ConversationID = req.Conversation.ID
 		}
 		_, _, err = s.store.Append(ctx, ev)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -288,5 +289,32 @@ func TestRefusalIsRecorded(t *testing.T) {
 	}
 	if ts, err := f.ledger.Touches(context.Background(), f.cust.ID, time.Time{}); err != nil || len(ts) != 1 || ts[0].Purpose != "notice" {
 		t.Errorf("ledger = %+v (%v)", ts, err)
+	}
+}
+
+// TestHandoffIsATask: a sales message for a customer with open work, under
+// a policy that hands such contacts to the open work's rep, is not sent:
+// the refusal lands in that conversation as a task, with the text.
+func TestHandoffIsATask(t *testing.T) {
+	t.Parallel()
+	f := newContactFixture(t, contact.Config{Purposes: map[string]contact.PurposeConfig{
+		"sales": {OpenWork: contact.OpenWork{Action: contact.OpenWorkHandoff}},
+	}})
+	f.write(f.conv, sessions.ChannelWebchat)
+	r := f.do("POST", "/v1/customers/{cust}/messages", integratorToken,
+		`{"text":"20% off this week","client_id":"s1","purpose":"sales"}`)
+	if r.status != 409 || r.errorCode(t) != "contact_refused" || len(f.webchat.Sent()) != 0 {
+		t.Fatalf("sales message = %d %s", r.status, r.body)
+	}
+	evs := f.events(f.cust.ID)
+	ev := evs[len(evs)-1]
+	var p sessions.ContactRefusal
+	if ev.Kind != sessions.KindContactRefused || json.Unmarshal(ev.Payload, &p) != nil ||
+		!p.HandedOff || p.Text != "20% off this week" || !slices.Contains(p.Reasons, "open_work") {
+		t.Fatalf("last event = %+v, payload %+v; want a handoff", ev, p)
+	}
+	// In the open work's conversation, where its rep sees it.
+	if c, err := f.store.Conversation(context.Background(), ev.ConversationID); err != nil || !c.Status.Active() || c.CustomerID != f.cust.ID {
+		t.Fatalf("handoff in %q: %+v (%v), want the customer's open conversation", ev.ConversationID, c, err)
 	}
 }

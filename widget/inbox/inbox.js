@@ -1100,6 +1100,10 @@
     var what = p.purpose === 'reply' ? 'Reply' : (p.purpose ? p.purpose.charAt(0).toUpperCase() + p.purpose.slice(1) : 'Message');
     var by = ev.author && ev.author !== 'system' ? ' by ' + authorLabel(ev.author) : '';
     var on = p.channel ? ' on ' + channelInfo(p.channel).name : '';
+    if (p.handed_off) {
+      return what + by + ' handed to this conversation\'s rep (open work) instead of sent' + on +
+        (p.text ? ': “' + p.text + '”' : '');
+    }
     return what + by + on + ' not sent (contact policy): ' + refusalText(p.decision, p.reasons, p.until);
   }
 
