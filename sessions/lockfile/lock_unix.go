@@ -25,3 +25,17 @@ func tryLock(f *os.File) (held bool, err error) {
 	}
 	return false, err
 }
+
+// unlock drops the flock before the file is closed. Closing alone is not
+// enough: a child process forked (by anything in this process) in the
+// instant before its exec shares the open file, and with it the lock,
+// until the exec closes it; an explicit unlock releases the open file's
+// lock for every descriptor of it at once.
+func unlock(f *os.File) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
+}

@@ -24,3 +24,9 @@ func tryLock(f *os.File) (held bool, err error) {
 	}
 	return false, err
 }
+
+// unlock drops the lock before the file is closed (see lock_unix.go).
+func unlock(f *os.File) error {
+	ol := &windows.Overlapped{Offset: lockOffset & 0xffffffff, OffsetHigh: lockOffset >> 32}
+	return windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, ol)
+}

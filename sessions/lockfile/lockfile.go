@@ -63,7 +63,7 @@ func (l *Lock) Release() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
-	err := l.f.Close()
+	err := errors.Join(unlock(l.f), l.f.Close())
 	l.f = nil
 	return err
 }
