@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // BoltNonces keeps used callback nonces in their own bbolt file (the
@@ -53,7 +54,7 @@ func OpenBoltNonces(path string, now func() time.Time) (*BoltNonces, error) {
 		return nil, fmt.Errorf("wechat: nonces %s: %w", path, err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("wechat: nonces %s: locked by another process (is another gateway using this data_dir?): %w", path, err)
 	}
 	if err != nil {

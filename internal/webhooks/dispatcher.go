@@ -36,9 +36,6 @@ type dispatcher struct {
 	recWG      sync.WaitGroup
 }
 
-// liveBatch is the most events taken off the feed into one outbox write.
-const liveBatch = 256
-
 // recoveryMargin widens the "conversations created since the checkpoint"
 // scan for clock skew between nodes and appends in flight at the
 // checkpoint.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // BoltOutbox keeps the outbox in its own bbolt file (the gateway uses
@@ -89,7 +90,7 @@ func (o *BoltOutbox) view(ctx context.Context, fn func(tx *bolt.Tx) error) error
 }
 
 func wrapBolt(err error) error {
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
 	return err
@@ -456,14 +457,14 @@ func pageDesc(b *bolt.Bucket, endpointID, cursor string, take func(v []byte) (bo
 	c := b.Cursor()
 	var k, v []byte
 	if cursor != "" {
-		k, v = c.Seek(epKey(endpointID, cursor))
+		k, _ = c.Seek(epKey(endpointID, cursor))
 		if k == nil {
 			k, v = c.Last()
 		} else {
 			k, v = c.Prev() // strictly below the cursor
 		}
 	} else {
-		k, v = c.Seek(epKey(endpointID, "\xff"))
+		k, _ = c.Seek(epKey(endpointID, "\xff"))
 		if k == nil {
 			k, v = c.Last()
 		} else {
