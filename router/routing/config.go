@@ -30,6 +30,11 @@ type Config struct {
 	// nodes take them over. Zero means 10s; it must be at least three sync
 	// intervals.
 	NodeLease time.Duration `yaml:"node_lease"`
+	// ReassignAfter is how long an open conversation stays with an
+	// assignee who went away or offline (a closed laptop, a break) before
+	// it is taken back and routed to another rep, so a customer is not left
+	// with a rep who is gone. Zero means 2m.
+	ReassignAfter time.Duration `yaml:"reassign_after"`
 	// OwnerOnResolve makes the rep who resolves a conversation the owner
 	// (dedicated advisor) of a customer who has none. False (the zero
 	// value) leaves owners to supervisors and admins.
@@ -43,6 +48,7 @@ const (
 	DefaultReconcileAfter    = 5 * time.Second
 	DefaultSyncInterval      = time.Second
 	DefaultNodeLease         = 10 * time.Second
+	DefaultReassignAfter     = 2 * time.Minute
 )
 
 // WithDefaults returns c with every zero duration set to its default.
@@ -53,7 +59,7 @@ func (c Config) WithDefaults() Config {
 	}{
 		{&c.PresenceGrace, DefaultPresenceGrace}, {&c.ReconcileInterval, DefaultReconcileInterval},
 		{&c.ReconcileAfter, DefaultReconcileAfter}, {&c.SyncInterval, DefaultSyncInterval},
-		{&c.NodeLease, DefaultNodeLease},
+		{&c.NodeLease, DefaultNodeLease}, {&c.ReassignAfter, DefaultReassignAfter},
 	} {
 		if *d.v == 0 {
 			*d.v = d.def
@@ -71,6 +77,7 @@ func (c Config) Validate() []error {
 	}{
 		{"presence_grace", c.PresenceGrace}, {"reconcile_interval", c.ReconcileInterval},
 		{"reconcile_after", c.ReconcileAfter}, {"sync_interval", c.SyncInterval}, {"node_lease", c.NodeLease},
+		{"reassign_after", c.ReassignAfter},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("routing.%s: %v is negative", d.name, d.v))

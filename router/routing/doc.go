@@ -43,6 +43,10 @@
 //     directly.
 //   - A ticker runs the router's timers (owner waits, widening rings,
 //     overflow, wrap-up, offers expiring).
+//   - A rep who has been away or offline for Config.ReassignAfter loses
+//     their open conversations: each is unassigned by the router (an
+//     assignment event saying why) and routed again, so a customer is not
+//     left waiting on a rep who is gone. Coming back in time keeps them.
 //   - Offers (a queue with offer.accept_timeout): an offer, and its end
 //     (expired, declined, withdrawn), is an offer event on the timeline,
 //     its payload the decision plus the rep and expires_at. The rep

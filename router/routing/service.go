@@ -88,6 +88,7 @@ type Service struct {
 	mu         sync.Mutex
 	sockets    map[string]bool        // reps with an inbox socket on this node
 	grace      map[string]*time.Timer // reps whose last socket here closed
+	awaySince  map[string]time.Time   // reps seen away or offline, since when
 	listeners  []func()               // told after a presence changed
 }
 
@@ -118,7 +119,7 @@ func New(cfg Config, rcfg router.Config, o Options) (*Service, error) {
 	}
 	s := &Service{cfg: cfg.WithDefaults(), store: o.Store, r: r, state: o.State, log: o.Logger, clock: o.Clock,
 		langs: map[string]bool{}, presenceCh: make(chan presenceChange, 1024),
-		sockets: map[string]bool{}, grace: map[string]*time.Timer{}}
+		sockets: map[string]bool{}, grace: map[string]*time.Timer{}, awaySince: map[string]time.Time{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -179,6 +180,7 @@ func (s *Service) Start() error {
 		s.every(s.cfg.SyncInterval, s.sync)
 	}
 	s.every(s.cfg.ReconcileInterval, func() { s.reconcile(false) })
+	s.every(reassignInterval, s.reassignAway)
 	s.wg.Go(s.presenceLoop)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,5 +209,67 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestReassignWhenAssigneeLeaves: a chat stays with a rep who stepped away
+// for less than reassign_after, and is taken back and given to another rep
+// once they have been gone that long; the timeline says why.
+func TestReassignWhenAssigneeLeaves(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := sessions.NewMemoryStore()
+	clock := router.NewManualClock(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
+	rc := router.Config{Queues: routerConfig.Queues, Reps: []router.Rep{{ID: "a"}, {ID: "b"}}}
+	s := start(t, routing.Config{ReassignAfter: 2 * time.Minute}, rc, routing.Options{Store: store, Logger: quiet, Clock: clock})
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.SetPresence(ctx, "a", router.PresenceAvailable))
+	cust := newCustomer(t, store, "v1")
+	cv := chat(t, store, s, cust, "m1")
+	must(s.SetPresence(ctx, "b", router.PresenceAvailable))
+	assignee := func() string {
+		c, err := store.Conversation(ctx, cv.ID)
+		must(err)
+		return c.Assignee
+	}
+	if got := assignee(); got != "a" {
+		t.Fatalf("assigned to %q, want a", got)
+	}
+
+	must(s.SetPresence(ctx, "a", router.PresenceAway))
+	routing.ReassignAway(s) // a is seen gone now
+	clock.Advance(time.Minute)
+	routing.ReassignAway(s)
+	if got := assignee(); got != "a" {
+		t.Fatalf("after a minute away: assigned to %q, want still a", got)
+	}
+	clock.Advance(time.Minute)
+	routing.ReassignAway(s)
+	if got := assignee(); got != "b" {
+		t.Fatalf("after two minutes away: assigned to %q, want b", got)
+	}
+	evs := assignments(t, store, cust)
+	if len(evs) != 3 || evs[1].Author != sessions.AuthorRouter || !strings.Contains(string(evs[1].Payload), `"from":"a"`) {
+		t.Fatalf("assignment events %+v, want a's, the router taking it back from a, b's", evs)
+	}
+	if st, _ := s.Rep("a"); st.Used != 0 {
+		t.Fatalf("a still holds %d units", st.Used)
+	}
+	// A rep who comes back in time keeps their chats.
+	must(s.SetPresence(ctx, "a", router.PresenceAvailable))
+	must(s.SetPresence(ctx, "b", router.PresenceAway))
+	routing.ReassignAway(s)
+	clock.Advance(time.Minute)
+	must(s.SetPresence(ctx, "b", router.PresenceAvailable))
+	routing.ReassignAway(s)
+	clock.Advance(2 * time.Minute)
+	routing.ReassignAway(s)
+	if got := assignee(); got != "b" {
+		t.Fatalf("b came back within the grace: assigned to %q, want b", got)
 	}
 }

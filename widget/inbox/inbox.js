@@ -993,7 +993,7 @@
     if (ev.kind === 'transfer' || (p.from && to)) {
       return 'Transferred from ' + repName(p.from) + ' to ' + repName(to) + ' by ' + authorLabel(ev.author);
     }
-    if (!to) return 'Unassigned by ' + authorLabel(ev.author);
+    if (!to) return 'Unassigned by ' + authorLabel(ev.author) + (p.why ? ' (' + p.why + ')' : '');
     return 'Assigned to ' + repName(to) + ' by ' + authorLabel(ev.author);
   }
 
