@@ -438,8 +438,12 @@ func (c *conn) catchUp() {
 				return
 			}
 			c.fmu.Lock()
-			if c.seen > c.last {
-				// Announced but not in the timeline: nothing to wait for.
+			if c.seen > c.last && c.last == from {
+				// Announced but not in the timeline, and the read found
+				// nothing new: nothing to wait for. (An event announced
+				// while the read ran, after its last page, is read on the
+				// next turn: forgetting it would leave the socket behind
+				// until the customer's next event.)
 				c.seen = c.last
 			}
 			c.fmu.Unlock()

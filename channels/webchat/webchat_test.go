@@ -429,7 +429,13 @@ func TestResumeWhileAppendsRace(t *testing.T) {
 	last := evs[len(evs)-1].Seq
 	var got []uint64
 	for {
-		f := next(t, ws, "event")
+		f, err := read(t, ws)
+		if err != nil {
+			t.Fatalf("events stopped after %v (last is %d): %v", got, last, err)
+		}
+		if f.Type != "event" {
+			continue
+		}
 		got = append(got, f.Seq)
 		if f.Seq == last {
 			break
