@@ -18,7 +18,6 @@ import (
 	"github.com/omnigate/omnigate/channels/signing"
 	"github.com/omnigate/omnigate/channels/sms"
 	"github.com/omnigate/omnigate/contact"
-	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/gateway"
 )
 
@@ -71,10 +70,7 @@ routing:
   reps:
     - {id: alice, skills: {chat: 5}}
 `, addr, t.TempDir(), adminKey, aliceToken, secret, authToken, twilio.URL, addr)
-	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfig(t, y, nil)
 	g, _ := runGateway(t, cfg)
 	base := g.BaseURL()
 	setPresence(t, base, "alice", aliceToken, "available")

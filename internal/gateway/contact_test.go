@@ -42,10 +42,7 @@ contact_policy:
       quiet_hours: {allowed: "00:00-24:00"}
       duplicate_window: 1d
 `, t.TempDir(), adminKey, crmKey, aliceToken)
-	c, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, y, nil)
 	return c
 }
 

@@ -30,10 +30,7 @@ auth:
   admin_keys: [{name: test, key: %s}]
   reps: [{id: alice, token: test-alice-token-0123456789}]
 `, t.TempDir(), store, adminKey)
-	c, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := parseConfig(t, y, nil)
 	return c
 }
 

@@ -16,7 +16,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/omnigate/omnigate/channels/signing"
-	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/gateway"
 	"github.com/omnigate/omnigate/sessions"
 )
@@ -44,10 +43,7 @@ sms:
     - {name: twilio, kind: twilio, account_sid: AC0123, auth_token: test-twilio-token, from: "+15005550006",
        base_url: "http://127.0.0.1:9", public_url: "http://127.0.0.1/channels/sms/twilio"}
 `, t.TempDir(), httpSection, adminKey, aliceToken, secret)
-	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfig(t, y, nil)
 	g, _ := runGateway(t, cfg)
 	sec, err := signing.ParseSecret(secret)
 	if err != nil {

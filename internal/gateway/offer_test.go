@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/router"
 )
 
@@ -32,10 +31,7 @@ routing:
     - {id: alice, skills: {chat: 5}, languages: [en]}
     - {id: bob, skills: {chat: 5}, languages: [en]}
 `, t.TempDir(), adminKey, aliceToken, bobToken, timeout)
-	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfig(t, y, nil)
 	g, _ := runGateway(t, cfg)
 	return g.BaseURL()
 }

@@ -38,10 +38,7 @@ routing:
     - {id: alice, skills: {chat: 5}}
     - {id: bob, skills: {phone: 5}}
 `, t.TempDir(), adminKey, crmKey, aliceToken, bobToken)
-	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfig(t, y, nil)
 	return cfg
 }
 

@@ -275,3 +275,17 @@ func waitRouted(t *testing.T, g *gateway.Gateway, customer string) {
 		t.Fatalf("routing did not handle customer %s's events: %v", customer, err)
 	}
 }
+
+// parseConfig parses a test's YAML, with env answering *_env lookups (nil:
+// none is set), and fails the test on a bad file.
+func parseConfig(t *testing.T, y string, env func(string) (string, bool)) config.Config {
+	t.Helper()
+	if env == nil {
+		env = func(string) (string, bool) { return "", false }
+	}
+	cfg, err := config.Parse([]byte(y), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}

@@ -53,10 +53,7 @@ routing:
   presence_grace: 200ms
   owner_on_resolve: true
 `, dir, adminKey, aliceToken, bobToken)
-	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfig(t, y, nil)
 	return cfg
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/omnigate/omnigate/channels/signing"
 	"github.com/omnigate/omnigate/channels/wechat/wechattest"
-	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/gateway"
 	"github.com/omnigate/omnigate/sessions"
 )
@@ -53,10 +52,7 @@ contact_policy:
       open_work: {action: defer, recheck: 1h}
       min_gap_after_resolved: 7d
 `, t.TempDir(), adminKey, crmKey, aliceToken, bobToken, wxEventsSecret, wxKey, wxAppID, wxToken, apiURL)
-	cfg, err := config.Parse([]byte(y), func(k string) (string, bool) { return wxSecret, k == "TEST_WECHAT_SECRET" })
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfig(t, y, wechatEnv)
 	g, _ := runGateway(t, cfg)
 	return g
 }

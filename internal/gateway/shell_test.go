@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/channels/signing"
-	"github.com/omnigate/omnigate/internal/config"
 )
 
 // TestEventsAndWebhooksInAPIMetrics: /v1/events and the webhook admin API are served by the
@@ -34,10 +33,7 @@ webhooks:
   max_body_bytes: 1024
   no_delivery: true
 `, t.TempDir(), adminKey, aliceToken, secret)
-	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfig(t, y, nil)
 	g, _ := runGateway(t, cfg)
 	base := g.BaseURL()
 

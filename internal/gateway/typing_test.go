@@ -9,7 +9,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/testredis"
 )
 
@@ -31,10 +30,7 @@ auth:
 webchat:
   sites: [{id: demo}]
 `, t.TempDir(), addr, prefix)
-		cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
-		if err != nil {
-			t.Fatal(err)
-		}
+		cfg := parseConfig(t, y, nil)
 		g, _ := runGateway(t, cfg)
 		return g.BaseURL()
 	}

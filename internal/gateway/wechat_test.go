@@ -19,7 +19,6 @@ import (
 
 	"github.com/omnigate/omnigate/channels/signing"
 	"github.com/omnigate/omnigate/channels/wechat/wechattest"
-	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/gateway"
 	"github.com/omnigate/omnigate/router"
 	"github.com/omnigate/omnigate/sessions"
@@ -170,10 +169,7 @@ routing:
     - {id: alice, skills: {chat: 5}, languages: [en, zh]}
     - {id: bob, skills: {chat: 5}, languages: [en, zh]}
 `, dir, adminKey, aliceToken, bobToken, wxEventsSecret, wxKey, wxAppID, wxToken, apiURL)
-	cfg, err := config.Parse([]byte(y), func(k string) (string, bool) { return wxSecret, k == "TEST_WECHAT_SECRET" })
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfig(t, y, wechatEnv)
 	return runGateway(t, cfg)
 }
 
@@ -260,6 +256,9 @@ func TestEventsKnowTheAccountsAndSites(t *testing.T) {
 		}
 	}
 }
+
+// wechatEnv answers the WeChat account's app secret variable.
+func wechatEnv(k string) (string, bool) { return wxSecret, k == "TEST_WECHAT_SECRET" }
 
 // signedWeChatQuery is the query WeChat puts on a plain-mode callback URL.
 func signedWeChatQuery(at time.Time, nonce string) url.Values {
