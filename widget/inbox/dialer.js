@@ -1,0 +1,202 @@
+// Omnigate inbox: the dialer's rep side, and the helpers campaigns.js
+// (the supervisors' page) shares. Plain JavaScript, no build step.
+//
+// It lives apart from inbox.js and talks only REST (/v1/dialer/...,
+// docs/openapi.yaml): it reads the signed-in token inbox.js keeps in this
+// tab's sessionStorage and wakes when the app is shown (signed in) or
+// hidden (signed out). A rep sees the next customer of their preview
+// campaigns (name and a masked number: the API masks every number it
+// sends a rep) and clicks Call or Skip; after a call, the outcome form.
+//
+// Safety: text from the API is only put in the page with textContent.
+(function () {
+  'use strict';
+
+  var TOKEN_KEY = 'omnigate.inbox.token';
+  var POLL_MS = 3000;
+
+  var $ = function (id) { return document.getElementById(id); };
+
+  function el(tag, attrs, children) {
+    var e = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      var v = attrs[k];
+      if (v === undefined || v === null || v === false) return;
+      if (k === 'text') e.textContent = String(v);
+      else if (k === 'class') e.className = v;
+      else if (k.slice(0, 2) === 'on') e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v === true ? '' : String(v));
+    });
+    (children || []).forEach(function (c) {
+      if (c === null || c === undefined) return;
+      e.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
+    });
+    return e;
+  }
+
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+
+  // api calls the REST API with the tab's token. It resolves to the JSON
+  // answer (null for an empty one) and rejects with {status, code,
+  // message}; a 400's message lists every problem, one per line.
+  async function api(method, path, body) {
+    var token = sessionStorage.getItem(TOKEN_KEY);
+    var opts = { method: method, headers: { Authorization: 'Bearer ' + token }, cache: 'no-store' };
+    if (body !== undefined) {
+      opts.headers['Content-Type'] = 'application/json';
+      opts.body = JSON.stringify(body);
+    }
+    var resp;
+    try {
+      resp = await fetch(path, opts);
+    } catch (e) {
+      throw { status: 0, code: 'network', message: 'The gateway could not be reached.' };
+    }
+    var data = null;
+    try { data = await resp.json(); } catch (e) { data = null; }
+    if (!resp.ok) {
+      var err = data && data.error ? data.error : {};
+      throw { status: resp.status, code: err.code || 'http_' + resp.status, message: err.message || 'HTTP ' + resp.status };
+    }
+    return data;
+  }
+
+  // onSession calls start when the app is shown (a sign-in, or a reload
+  // with a token) and stop when it is hidden (sign-out).
+  function onSession(start, stop) {
+    var app = $('app');
+    var shown = false;
+    function check() {
+      var now = !app.hidden && !!sessionStorage.getItem(TOKEN_KEY);
+      if (now === shown) return;
+      shown = now;
+      if (now) start(); else stop();
+    }
+    new MutationObserver(check).observe(app, { attributes: true, attributeFilter: ['hidden'] });
+    check();
+  }
+
+  // topButton adds a button to the inbox's top bar, before Sign out.
+  function topButton(id, label, onclick) {
+    var b = $(id);
+    if (!b) {
+      b = el('button', { id: id, type: 'button', 'aria-pressed': 'false', text: label, onclick: onclick });
+      $('topbar').insertBefore(b, $('signout'));
+    }
+    b.hidden = false;
+    return b;
+  }
+
+  window.OmnigateDialer = { api: api, el: el, clear: clear, onSession: onSession, topButton: topButton };
+
+  // ---------- the rep's preview card ----------
+
+  var rep = { timer: null, card: null, preview: null, active: null, busy: false };
+
+  function card() {
+    if (rep.card) return rep.card;
+    rep.card = el('section', { id: 'dialer-card', class: 'dialer-card', 'aria-label': 'Outbound call', 'aria-live': 'polite', hidden: true });
+    $('app').appendChild(rep.card);
+    return rep.card;
+  }
+
+  async function poll() {
+    clearTimeout(rep.timer);
+    if (!rep.busy && !rep.active) {
+      try {
+        var got = await api('GET', '/v1/dialer/preview');
+        rep.preview = got && got.preview ? got.preview : null;
+        if (!rep.active && got && got.awaiting_outcome && got.awaiting_outcome.length) {
+          rep.active = got.awaiting_outcome[0]; // a call the pacer bridged to this rep
+        }
+        render('');
+      } catch (e) {
+        if (e.status === 403 || e.status === 404) { stopRep(); return; } // not a rep, or no dialer
+        render(e.message);
+      }
+    }
+    rep.timer = setTimeout(poll, POLL_MS);
+  }
+
+  function who(p) {
+    return el('p', { class: 'dialer-who' }, [
+      el('strong', { text: p.name || p.customer_id }),
+      p.vip ? el('span', { class: 'vip', text: 'VIP' }) : null,
+      ' ', el('span', { class: 'dialer-phone', text: p.phone || '' }),
+      el('br'), el('span', { class: 'muted', text: (p.campaign_name || p.campaign_id || '') + (p.tier ? ' · tier ' + p.tier : '') })
+    ]);
+  }
+
+  function render(error) {
+    var c = card();
+    clear(c);
+    if (rep.active) {
+      c.hidden = false;
+      c.appendChild(el('h2', { text: 'Call outcome' }));
+      c.appendChild(who(rep.active));
+      c.appendChild(outcomeForm(rep.active));
+    } else if (rep.preview) {
+      var p = rep.preview;
+      c.hidden = false;
+      c.appendChild(el('h2', { text: 'Next call' }));
+      c.appendChild(who(p));
+      c.appendChild(el('div', { class: 'actions' }, [
+        el('button', { type: 'button', class: 'primary', text: 'Call', onclick: function () { act(p, 'dial'); } }),
+        el('button', { type: 'button', text: 'Skip', onclick: function () { act(p, 'skip'); } })
+      ]));
+    } else {
+      c.hidden = !error;
+    }
+    c.appendChild(el('p', { class: 'error', role: 'alert', text: error || '' }));
+  }
+
+  async function act(p, what) {
+    rep.busy = true;
+    try {
+      await api('POST', '/v1/dialer/attempts/' + encodeURIComponent(p.attempt_id) + '/' + what, {});
+      rep.preview = null;
+      if (what === 'dial') rep.active = p;
+      render('');
+    } catch (e) {
+      render(e.message);
+    } finally {
+      rep.busy = false;
+      poll();
+    }
+  }
+
+  function outcomeForm(p) {
+    var outcomes = p.outcomes && p.outcomes.length ? p.outcomes : ['interested', 'not_interested', 'callback', 'wrong_person'];
+    var select = el('select', { id: 'dialer-outcome' }, outcomes.map(function (o) { return el('option', { value: o, text: o.replace(/_/g, ' ') }); }));
+    var note = el('textarea', { id: 'dialer-note', rows: '2' });
+    var err = el('p', { class: 'error', role: 'alert' });
+    var form = el('form', { class: 'dialer-outcome' }, [
+      el('label', { for: 'dialer-outcome', text: 'Outcome' }), select,
+      el('label', { for: 'dialer-note', text: 'Note' }), note,
+      el('button', { type: 'submit', class: 'primary', text: 'Save outcome' }), err
+    ]);
+    form.addEventListener('submit', async function (ev) {
+      ev.preventDefault();
+      try {
+        await api('POST', '/v1/dialer/attempts/' + encodeURIComponent(p.attempt_id) + '/outcome', { outcome: select.value, note: note.value });
+        rep.active = null;
+        render('');
+        poll();
+      } catch (e) {
+        err.textContent = e.message;
+      }
+    });
+    return form;
+  }
+
+  function startRep() { poll(); }
+
+  function stopRep() {
+    clearTimeout(rep.timer);
+    rep.preview = null;
+    rep.active = null;
+    if (rep.card) rep.card.hidden = true;
+  }
+
+  onSession(startRep, stopRep);
+})();
