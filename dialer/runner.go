@@ -1,0 +1,338 @@
+package dialer
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/omnigate/omnigate/dialer/pacing"
+	"github.com/omnigate/omnigate/router"
+)
+
+// voiceCost is the capacity a voice call takes of a rep (the router's
+// default cost of voice: a call fills a rep of default capacity).
+const voiceCost = 100
+
+// abandonWindow is the rolling period the abandonment cap also holds
+// over.
+const abandonWindow = 30 * 24 * time.Hour
+
+// runner paces one campaign this node holds the lease of. The Service's
+// loop calls tick once a second; the calls it places are followed by
+// their own goroutines (Service.follow), which report back through
+// observe and concluded.
+type runner struct {
+	s     *Service
+	id    string
+	pacer pacing.Pacer
+
+	mu sync.Mutex
+	// answers are the campaign's answered calls (by a person), oldest
+	// first, for the abandonment rate over the campaign and 30 days.
+	answers            []answer
+	answered, abandons int
+	guarded            bool
+	ready, lines       int
+	// released has when each rep was last released from a call: how
+	// long their wrap-up has lasted.
+	released map[string]time.Time
+	// dirty says an attempt concluded since the campaign was last
+	// checked for being finished.
+	dirty bool
+}
+
+type answer struct {
+	at        time.Time
+	abandoned bool
+}
+
+// newRunner builds the campaign's runner, concluding attempts a crash
+// left in a call state (never dialed again) and counting past answers.
+func (s *Service) newRunner(ctx context.Context, c Campaign) (*runner, error) {
+	p, err := s.o.Pacer(c.Spec.Mode)
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{s: s, id: c.ID(), pacer: p, released: map[string]time.Time{}, dirty: true}
+	as, err := s.o.Store.Attempts(ctx, c.ID())
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range as {
+		if a.State.live() && !s.following(a.ID) {
+			s.interrupted(ctx, c, a)
+			continue
+		}
+		if a.Outcome == OutcomeAnswered || a.Outcome == OutcomeAbandoned {
+			r.answers = append(r.answers, answer{at: a.AnsweredAt, abandoned: a.Outcome == OutcomeAbandoned})
+		}
+	}
+	slices.SortFunc(r.answers, func(x, y answer) int { return x.at.Compare(y.at) })
+	for _, x := range r.answers {
+		r.answered++
+		if x.abandoned {
+			r.abandons++
+		}
+	}
+	return r, nil
+}
+
+// interrupted concludes an attempt found in a call state with no call
+// followed here: a crash or a lost lease cut it. It is not dialed
+// again; the customer's next try follows the retry rules.
+func (s *Service) interrupted(ctx context.Context, c Campaign, a Attempt) {
+	a.State, a.Outcome, a.EndedAt = AttemptDone, OutcomeInterrupted, s.o.Clock.Now()
+	next := s.nextTry(c, a)
+	if _, err := s.o.Store.SaveAttempts(ctx, append([]Attempt{a}, next...)...); err != nil {
+		s.log.Warn("dialer: concluding an interrupted attempt", slog.String("attempt", a.ID), slog.Any("error", err))
+		return
+	}
+	ev := CallEvent{Step: StepOutcome, Outcome: OutcomeInterrupted}
+	if len(next) > 0 {
+		ev.NextTry = next[0].Due
+	}
+	s.record(ctx, a, ev)
+}
+
+// nextTry is the customer's next attempt after a, if the retry rules
+// and the campaign's attempts allow one.
+func (s *Service) nextTry(c Campaign, a Attempt) []Attempt {
+	after, ok := c.Spec.Retry.after(a.Outcome)
+	if !ok || a.Try >= c.Spec.Attempts {
+		return nil
+	}
+	return []Attempt{a.next(a.EndedAt.Add(after))}
+}
+
+// tick places the calls the pacer asks for now.
+func (r *runner) tick(ctx context.Context, c Campaign) {
+	s := r.s
+	now := s.o.Clock.Now()
+	r.mu.Lock()
+	r.guarded = r.overCap(c.Spec.AbandonTarget, now)
+	guarded := r.guarded
+	r.mu.Unlock()
+	if !c.State.dialing() || c.Spec.Mode == ModePreview || !inSchedule(c.Spec.Schedule, now) {
+		r.maybeFinish(ctx, c)
+		return
+	}
+	free, snap := r.snapshot(c, now)
+	reserveFirst := c.Spec.Mode == ModeProgressive || guarded
+	var n int
+	if reserveFirst {
+		// Each call holds its rep from the dial, so the free reps are
+		// the lines: what progressive pacing answers with nothing
+		// ringing unheld.
+		n = pacing.Progressive{}.Decide(pacing.Snapshot{Now: now, Ready: snap.Ready})
+	} else {
+		r.mu.Lock()
+		n = r.pacer.Decide(snap)
+		r.mu.Unlock()
+	}
+	r.mu.Lock()
+	r.ready, r.lines = snap.Ready, len(snap.Ringing)+len(snap.Talking)+snap.Waiting
+	r.mu.Unlock()
+	if n <= 0 {
+		r.maybeFinish(ctx, c)
+		return
+	}
+	due, err := s.o.Store.Due(ctx, c.ID(), now, n)
+	if err != nil {
+		s.log.Warn("dialer: reading due attempts", slog.String("campaign", c.ID()), slog.Any("error", err))
+		return
+	}
+	if len(due) == 0 {
+		r.maybeFinish(ctx, c)
+		return
+	}
+	for _, a := range due {
+		rep := ""
+		if reserveFirst {
+			if rep, free = s.reserveOne(ctx, a, free); rep == "" {
+				return
+			}
+		}
+		s.dial(ctx, c, a, rep)
+	}
+}
+
+// snapshot counts the campaign's reps and calls for the pacer, and
+// returns its free reps, longest idle first.
+func (r *runner) snapshot(c Campaign, now time.Time) ([]string, pacing.Snapshot) {
+	s := r.s
+	snap := pacing.Snapshot{Now: now}
+	type idle struct {
+		id    string
+		since time.Time
+	}
+	var free []idle
+	for _, id := range s.campaignReps(c.Spec) {
+		st, err := s.o.Reps.Rep(id)
+		if err != nil {
+			continue
+		}
+		switch {
+		case st.Presence == router.PresenceAvailable && st.Capacity-st.Used >= voiceCost:
+			free = append(free, idle{id, st.IdleSince})
+		case st.Presence == router.PresenceWrapUp:
+			r.mu.Lock()
+			if at, ok := r.released[id]; ok {
+				snap.Wrapping = append(snap.Wrapping, now.Sub(at))
+			}
+			r.mu.Unlock()
+		}
+	}
+	slices.SortFunc(free, func(a, b idle) int { return cmp.Or(a.since.Compare(b.since), cmp.Compare(a.id, b.id)) })
+	ids := make([]string, len(free))
+	for i, f := range free {
+		ids[i] = f.id
+	}
+	snap.Ready = len(free)
+	for _, lc := range s.liveCalls(c.ID()) {
+		switch {
+		case !lc.bridgedAt.IsZero():
+			snap.Talking = append(snap.Talking, now.Sub(lc.bridgedAt))
+		case !lc.answeredAt.IsZero():
+			snap.Waiting++
+		case lc.rep == "":
+			snap.Ringing = append(snap.Ringing, now.Sub(lc.dialedAt))
+		}
+	}
+	return ids, snap
+}
+
+// campaignReps are the reps a campaign's calls go to: those it lists
+// and those with every skill it asks at its level.
+func (s *Service) campaignReps(spec Spec) []string {
+	var out []string
+	for _, rep := range s.o.Roster() {
+		ok := slices.Contains(spec.Reps, rep.ID)
+		if !ok && len(spec.Skills) > 0 {
+			ok = true
+			for sk, lvl := range spec.Skills {
+				if rep.Skills[sk] < max(lvl, 1) {
+					ok = false
+				}
+			}
+		}
+		if ok {
+			out = append(out, rep.ID)
+		}
+	}
+	return out
+}
+
+// reserveOne holds the first of free that the router lets it, for a.
+func (s *Service) reserveOne(ctx context.Context, a Attempt, free []string) (string, []string) {
+	for i, rep := range free {
+		if s.reserve(ctx, a, rep) {
+			return rep, free[i+1:]
+		}
+	}
+	return "", nil
+}
+
+// reserve holds rep for a's call (the reservation is named after the
+// attempt); false when the router refuses.
+func (s *Service) reserve(ctx context.Context, a Attempt, rep string) bool {
+	_, err := s.o.Reps.Reserve(ctx, reservation(a, rep))
+	if err != nil && !errors.Is(err, router.ErrNoRep) {
+		s.log.Warn("dialer: reserving a rep", slog.String("attempt", a.ID), slog.String("rep", rep), slog.Any("error", err))
+	}
+	return err == nil
+}
+
+// observe feeds the campaign's pacer, when it runs here.
+func (s *Service) observe(campaign string, o pacing.Observation) {
+	if r := s.runner(campaign); r != nil {
+		r.mu.Lock()
+		r.pacer.Observe(o)
+		r.mu.Unlock()
+	}
+}
+
+// concluded counts a finished attempt for the abandonment cap and marks
+// the campaign to be checked for being finished.
+func (s *Service) concluded(a Attempt, rep string) {
+	r := s.runner(a.Campaign)
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dirty = true
+	if rep != "" {
+		r.released[rep] = a.EndedAt
+	}
+	if a.Outcome == OutcomeAnswered || a.Outcome == OutcomeAbandoned {
+		r.answers = append(r.answers, answer{at: a.AnsweredAt, abandoned: a.Outcome == OutcomeAbandoned})
+		r.answered++
+		if a.Outcome == OutcomeAbandoned {
+			r.abandons++
+		}
+	}
+}
+
+// overCap reports whether abandonment reached target over the campaign
+// or the last 30 days. r.mu is held.
+func (r *runner) overCap(target float64, now time.Time) bool {
+	cut := now.Add(-abandonWindow)
+	i, _ := slices.BinarySearchFunc(r.answers, cut, func(x answer, t time.Time) int { return x.at.Compare(t) })
+	r.answers = r.answers[i:]
+	recent, recentAb := len(r.answers), 0
+	for _, x := range r.answers {
+		if x.abandoned {
+			recentAb++
+		}
+	}
+	return reached(r.abandons, r.answered, target) || reached(recentAb, recent, target)
+}
+
+func reached(abandons, answered int, target float64) bool {
+	return answered > 0 && float64(abandons) >= target*float64(answered)
+}
+
+// maybeFinish moves a campaign whose attempts have all concluded on:
+// a trial to trial_done, the rest to done.
+func (r *runner) maybeFinish(ctx context.Context, c Campaign) {
+	r.mu.Lock()
+	dirty := r.dirty
+	r.dirty = false
+	r.mu.Unlock()
+	if !dirty || !c.State.dialing() || len(r.s.liveCalls(c.ID())) > 0 {
+		return
+	}
+	as, err := r.s.o.Store.Attempts(ctx, c.ID())
+	if err != nil {
+		r.mu.Lock()
+		r.dirty = true
+		r.mu.Unlock()
+		return
+	}
+	pending := slices.ContainsFunc(as, func(a Attempt) bool {
+		return a.State != AttemptDone && (a.State != AttemptHeld || c.State != StateTrial) && (a.Trial || c.State != StateTrial)
+	})
+	if pending {
+		return
+	}
+	next := StateDone
+	if c.State == StateTrial {
+		next = StateTrialDone
+	}
+	_, err = r.s.transition(ctx, c.ID(), func(cur *Campaign) error {
+		if cur.State != c.State {
+			return ErrState
+		}
+		cur.State = next
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrState) {
+		r.mu.Lock()
+		r.dirty = true
+		r.mu.Unlock()
+	}
+}

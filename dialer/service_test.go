@@ -1,0 +1,121 @@
+package dialer
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/omnigate/omnigate/contact"
+)
+
+func TestCreateRefusesBadInputAndCreatesNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil, 2)
+	cases := []struct {
+		name string
+		edit func(*Spec)
+		want []string
+	}{
+		{"csv with bad numbers", func(s *Spec) {
+			s.Audience = Audience{CSV: "phone,name\n+8613800001111,Ann\n+86 999 bad,Bob\n\n12,Cy\n+8613800002222,Di\n"}
+		}, []string{"csv line 3:", "csv line 5:"}},
+		{"ring timeout under 15s", func(s *Spec) { s.RingTimeout = contact.Duration(10 * time.Second) }, []string{"ring_timeout 10s is under 15s"}},
+		{"abandon target over 3%", func(s *Spec) { s.AbandonTarget = 0.05 }, []string{"abandon_target 0.05"}},
+		{"unknown skill", func(s *Spec) { s.Skills = map[string]int{"sales": 1, "klingon": 1} }, []string{`skills: "klingon" is not a skill`}},
+		{"every problem at once", func(s *Spec) {
+			s.ID, s.Purpose, s.CallerID, s.Mode = "Bad ID", "spam", "12345", "turbo"
+			s.Trial = &Trial{Sample: 0.2}
+			s.Schedule = []Window{{Days: []string{"funday"}, From: "18:00", To: "09:00", Zone: "Mars/Base"}}
+			s.Retry.Busy = "soon"
+		}, []string{"id", "purpose \"spam\"", "caller_id", "mode", "trial.sample", "funday", "from 18:00", "Mars/Base", "retry.busy"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := h.spec("c-bad", h.customers(1, "0"))
+			tc.edit(&spec)
+			_, err := h.s.Create(h.ctx, spec)
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("err %v, want ErrInvalid", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "999") {
+				t.Errorf("error %q echoes a number", err)
+			}
+		})
+	}
+	cs, _ := h.store.Campaigns(h.ctx)
+	as, _ := h.store.Attempts(h.ctx, "c-bad")
+	if len(cs) != 0 || len(as) != 0 {
+		t.Fatalf("%d campaigns and %d attempts stored after refusals", len(cs), len(as))
+	}
+	// The CSV's good numbers made no customers either.
+	if ids, _ := h.sess.IdentityOwner(h.ctx, phoneID("+8613800001111")); ids != "" {
+		t.Fatalf("a refused CSV created customer %s", ids)
+	}
+}
+
+func TestProgressiveCampaignRunsToDone(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil, 2)
+	custs := h.customers(6, "0347") // answer, machine, busy, no answer
+	spec := h.spec("spring", custs)
+	spec.Attempts = 1
+	c, err := h.s.Create(h.ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.State != StateCreated || c.Audience != 6 || c.Spec.Mode != ModeProgressive {
+		t.Fatalf("created %+v", c)
+	}
+	if _, err := h.s.Approve(h.ctx, "spring"); !errors.Is(err, ErrState) {
+		t.Fatalf("approve a created campaign: %v, want ErrState", err)
+	}
+	if _, err := h.s.Start(h.ctx, "spring"); err != nil {
+		t.Fatal(err)
+	}
+	h.runUntil(h.s, 10*time.Minute, func() bool { return h.state("spring") == StateDone })
+
+	p, err := h.s.Progress(h.ctx, "spring")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Dialed != 6 || p.Answered != 2 || p.Machine != 2 || p.Abandoned != 0 || p.Remaining != 0 {
+		t.Fatalf("progress %+v", p)
+	}
+	for id, n := range h.dialsPerAttempt() {
+		if n != 1 {
+			t.Errorf("attempt %s dialed %d times", id, n)
+		}
+	}
+	if h.reps.holding() != 0 {
+		t.Fatalf("%d reps still held", h.reps.holding())
+	}
+	// The answering customer's timeline: dialed, then the outcome with
+	// ring and talk time and the rep; the number masked.
+	evs := h.callEvents(custs[0])
+	if len(evs) != 2 || evs[0].Step != StepDialed || evs[1].Step != StepOutcome {
+		t.Fatalf("timeline %+v", evs)
+	}
+	if o := evs[1]; o.Outcome != OutcomeAnswered || o.RingMS < 4000 || o.TalkMS < 59000 || o.Rep == "" || strings.Contains(o.Number, "0000") {
+		t.Fatalf("outcome event %+v", o)
+	}
+	// A rep marks the outcome after the call.
+	a, err := h.store.Attempt(h.ctx, evs[1].Attempt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.s.MarkOutcome(h.ctx, "someone-else", a.ID, "sale", ""); !errors.Is(err, ErrState) {
+		t.Fatalf("another rep marking: %v", err)
+	}
+	if _, err := h.s.MarkOutcome(h.ctx, a.Rep, a.ID, "sale", "wants the blue one"); err != nil {
+		t.Fatal(err)
+	}
+	if evs := h.callEvents(custs[0]); evs[len(evs)-1].RepOutcome != "sale" {
+		t.Fatalf("timeline after marking %+v", evs)
+	}
+}
