@@ -50,8 +50,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 
-	// Every /v1 route is the API's, internal/webhooks' contributed as the
-	// gateway does.
+	// Every /v1 route is the API's, internal/webhooks' and the dialer's
+	// contributed as the gateway does.
 	store := sessions.NewMemoryStore()
 	t.Cleanup(func() { _ = store.Close() })
 	wh, err := webhooks.New(webhooks.Config{}, webhooks.Options{Store: store, Outbox: webhooks.NewMemoryOutbox()})
@@ -59,7 +59,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv, err := api.New(api.Config{}, api.Options{Store: store, Auth: auth.New(authConfig), Metrics: prometheus.NewRegistry(),
-		Routes: wh.Routes()})
+		Routes: append(wh.Routes(), api.DialerRoutes(nil)...)})
 	if err != nil {
 		t.Fatal(err)
 	}

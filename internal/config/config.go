@@ -64,6 +64,9 @@ type Config struct {
 	// for 72h after an abandoned call, no caps; a rep's reply in an open
 	// conversation is never held back but by do-not-contact.
 	ContactPolicy contact.Config `yaml:"contact_policy"`
+	// Dialer is outbound calling campaigns (Dialer). The zero value is no
+	// dialer.
+	Dialer Dialer `yaml:"dialer"`
 }
 
 // Routing is who gets each contact, one YAML section for two packages:
@@ -328,6 +331,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Routing.validate(c.Auth.Reps)...)
 	// contact_policy names itself in its errors.
 	errs = append(errs, c.ContactPolicy.Validate())
+	errs = append(errs, c.Dialer.validate(c.DialerKnown())...)
 	return errors.Join(errs...)
 }
 

@@ -49,11 +49,12 @@
       var list = document.getElementById('campaign-list');
       clear(list);
       (got.data || []).forEach(function (c) {
-        list.appendChild(el('li', { class: 'campaign-item', 'aria-current': String(c.id === page.selected) }, [
-          el('button', { type: 'button', onclick: function () { showCampaign(c.id); } }, [
-            el('strong', { text: c.name || c.id }), ' ',
-            el('span', { class: 'badge', 'data-state': c.state, text: c.state }), ' ',
-            el('span', { class: 'muted', text: c.mode })
+        var id = c.spec.id;
+        list.appendChild(el('li', { class: 'campaign-item', 'aria-current': String(id === page.selected) }, [
+          el('button', { type: 'button', onclick: function () { showCampaign(id); } }, [
+            el('strong', { text: c.spec.name || id }), ' ',
+            el('span', { class: 'badge', 'data-state': c.state, text: words(c.state) }), ' ',
+            el('span', { class: 'muted', text: c.spec.mode || 'progressive' })
           ])
         ]));
       });
@@ -63,10 +64,14 @@
 
   // ---------- one campaign ----------
 
+  // What a supervisor may do in each of the campaign's states (package
+  // dialer's State).
   var ACTIONS = {
-    draft: ['start'], trial: ['pause', 'stop'], awaiting_approval: ['approve', 'reject', 'stop'],
+    created: ['start', 'stop'], trial: ['pause', 'stop'], trial_done: ['approve', 'reject', 'stop'],
     running: ['pause', 'stop'], paused: ['resume', 'stop']
   };
+
+  function words(s) { return String(s || '').replace(/_/g, ' '); }
 
   async function showCampaign(id) {
     page.selected = id;
@@ -74,22 +79,25 @@
     var d = document.getElementById('campaign-detail');
     try {
       var c = await api('GET', '/v1/campaigns/' + encodeURIComponent(id));
+      var s = c.spec;
       clear(d);
-      d.appendChild(el('h3', { text: c.name || c.id }));
+      d.appendChild(el('h3', { text: s.name || s.id }));
       d.appendChild(fields([
-        ['State', c.state + (c.reject_reason ? ' (' + c.reject_reason + ')' : '')], ['Mode', c.mode], ['Purpose', c.purpose],
-        ['Ring timeout', c.ring_timeout], ['Abandon target', pct(c.abandon_target)], ['Trial sample', c.trial_percent ? c.trial_percent + '%' : 'none']
+        ['State', words(c.state) + (c.reject_reason ? ' (' + c.reject_reason + ')' : '')], ['Mode', s.mode || 'progressive'],
+        ['Purpose', s.purpose], ['Customers', c.audience], ['Ring timeout', s.ring_timeout || '25s'],
+        ['Abandon target', pct(s.abandon_target || 0.03)],
+        ['Trial sample', s.trial ? pct(s.trial.sample) + ' (' + (c.trial_size || 0) + ' customers)' : 'none']
       ]));
       var actions = el('div', { class: 'actions' });
       (ACTIONS[c.state] || []).forEach(function (a) {
         actions.appendChild(el('button', { type: 'button', class: a === 'approve' || a === 'start' ? 'primary' : '', text: a,
-          onclick: function () { act(c.id, a); } }));
+          onclick: function () { act(s.id, a); } }));
       });
       d.appendChild(actions);
       d.appendChild(el('div', { id: 'campaign-trial' }));
       d.appendChild(el('div', { id: 'campaign-progress', 'aria-live': 'polite' }));
       await loadList();
-      pollProgress(c.id);
+      pollProgress(s.id);
     } catch (e) { fail(e); }
   }
 
@@ -124,11 +132,13 @@
     clear(box);
     box.appendChild(el('h4', { text: 'Progress' }));
     var cap = p.abandon_target || 0.03;
-    var rate = p.abandon_rate || 0;
+    var rate = Math.max(p.abandon_rate || 0, p.abandon_rate_30d || 0);
     box.appendChild(fields([
-      ['Dialed', p.dialed], ['Answered', p.answered], ['Abandoned', p.abandoned], ['Remaining', p.remaining],
-      ['Dial level', typeof p.dial_level === 'number' ? p.dial_level.toFixed(2) : p.dial_level],
-      ['Abandonment', pct(rate) + ' of answered, cap ' + pct(cap)]
+      ['Dialed', p.dialed], ['Answered', p.answered], ['Abandoned', p.abandoned], ['Machines', p.machine],
+      ['Skipped', p.skipped], ['Remaining', p.remaining + ' of ' + p.customers],
+      ['Dial level', p.running ? p.dial_level.toFixed(2) + ' (' + p.lines + ' lines, ' + p.ready + ' reps ready)' : 'not dialing on this node'],
+      ['Abandonment', pct(p.abandon_rate) + ' of answered (30 days: ' + pct(p.abandon_rate_30d) + '), cap ' + pct(cap) +
+        (p.guarded ? ', at the cap: dialing progressively' : '')]
     ]));
     var meter = el('meter', { min: '0', max: String(cap * 2), low: String(cap * 0.8), high: String(cap), optimum: '0',
       value: String(Math.min(rate, cap * 2)), 'aria-label': 'Abandonment against the cap' });
@@ -141,9 +151,10 @@
     clear(box);
     if (!t || !t.sample) return;
     box.appendChild(el('h4', { text: 'Trial (' + t.sample + ' customers)' }));
-    var rows = [['Dialed', t.dialed], ['Connect rate', pct(t.connect_rate)], ['Abandonment', pct(t.abandon_rate)],
-      ['Average talk', t.avg_talk_seconds !== undefined ? Math.round(t.avg_talk_seconds) + ' s' : '']];
-    Object.keys(t.outcomes || {}).forEach(function (k) { rows.push(['Marked ' + k.replace(/_/g, ' '), t.outcomes[k]]); });
+    var rows = [['Concluded', t.concluded + ' of ' + t.sample], ['Dialed', t.dialed], ['Connect rate', pct(t.connect_rate)],
+      ['Abandonment', pct(t.abandon_rate)], ['Average talk', Math.round((t.average_talk_ns || 0) / 1e9) + ' s']];
+    Object.keys(t.rep_outcomes || {}).forEach(function (k) { rows.push(['Marked ' + words(k), t.rep_outcomes[k]]); });
+    Object.keys(t.strata || {}).forEach(function (k) { rows.push(['Stratum ' + k, t.strata[k]]); });
     box.appendChild(fields(rows));
   }
 
@@ -186,11 +197,12 @@
     var form = el('form', { class: 'campaign-form' }, [
       el('h3', { text: 'New campaign' }),
       el('div', { class: 'cf-grid' }, [].concat(
-        input('cf-name', 'Name', { required: true }), [el('label', { for: 'cf-mode', text: 'Mode' }), mode],
-        input('cf-purpose', 'Purpose', { value: 'sales' }), input('cf-skills', 'Skills (comma)'),
+        input('cf-id', 'Id (a-z, 0-9, - _)', { required: true, pattern: '[a-z0-9_-]{1,64}' }), input('cf-name', 'Name'),
+        [el('label', { for: 'cf-mode', text: 'Mode' }), mode],
+        input('cf-purpose', 'Purpose', { value: 'sales' }), input('cf-skills', 'Skills (comma)'), input('cf-reps', 'Reps (comma)'),
         input('cf-ring', 'Ring timeout (s)', { type: 'number', min: '15', value: '25' }),
         input('cf-abandon', 'Abandon target (%)', { type: 'number', min: '0', max: '3', step: '0.1', value: '3' }),
-        input('cf-trial', 'Trial sample (%)', { type: 'number', min: '0', max: '5', value: '4' }),
+        input('cf-trial', 'Trial sample (%, 0 for none)', { type: 'number', min: '0', max: '5', value: '4' }),
         input('cf-callerid', 'Caller id (E.164)'),
         [el('label', { for: 'cf-source', text: 'Customers from' }), source])),
       seg, csvBox,
@@ -199,17 +211,30 @@
     form.addEventListener('submit', async function (ev) {
       ev.preventDefault();
       var v = function (id) { return document.getElementById(id).value.trim(); };
-      var list = function (id) { return v(id) ? v(id).split(',').map(function (s) { return s.trim(); }).filter(Boolean) : []; };
-      var body = {
-        name: v('cf-name'), mode: mode.value, purpose: v('cf-purpose'), skills: list('cf-skills'),
-        ring_timeout: v('cf-ring') + 's', abandon_target: Number(v('cf-abandon')) / 100,
-        trial_percent: Number(v('cf-trial')), caller_id: v('cf-callerid')
+      var list = function (id) { return v(id) ? v(id).split(',').map(function (x) { return x.trim(); }).filter(Boolean) : []; };
+      var skills = {};
+      list('cf-skills').forEach(function (k) { skills[k] = 1; });
+      // The body is package dialer's Spec; the server refuses unknown keys.
+      var spec = {
+        id: v('cf-id'), name: v('cf-name'), mode: mode.value, purpose: v('cf-purpose'), caller_id: v('cf-callerid'),
+        ring_timeout: v('cf-ring') + 's', abandon_target: Number(v('cf-abandon')) / 100, audience: {}
       };
-      if (source.value === 'csv') body.csv = csv.value;
-      else body.segment = { tiers: list('cf-tiers'), tags: list('cf-tags'), owner: v('cf-owner'), vip: document.getElementById('cf-vip').checked };
+      if (list('cf-skills').length) spec.skills = skills;
+      if (list('cf-reps').length) spec.reps = list('cf-reps');
+      if (Number(v('cf-trial')) > 0) spec.trial = { sample: Number(v('cf-trial')) / 100 };
+      if (source.value === 'csv') {
+        spec.audience.csv = csv.value;
+      } else {
+        var segment = {};
+        if (list('cf-tiers').length) segment.tiers = list('cf-tiers');
+        if (list('cf-tags').length) segment.tags = list('cf-tags');
+        if (v('cf-owner')) segment.owner = v('cf-owner');
+        if (document.getElementById('cf-vip').checked) segment.vip = true;
+        spec.audience.segment = segment;
+      }
       try {
-        var c = await api('POST', '/v1/campaigns', body);
-        showCampaign(c.id);
+        var c = await api('POST', '/v1/campaigns', spec);
+        showCampaign(c.spec.id);
       } catch (e) { err.textContent = e.message; } // a 400 lists every problem, one per line
     });
     d.appendChild(form);

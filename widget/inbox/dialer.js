@@ -121,9 +121,8 @@
   function who(p) {
     return el('p', { class: 'dialer-who' }, [
       el('strong', { text: p.name || p.customer_id }),
-      p.vip ? el('span', { class: 'vip', text: 'VIP' }) : null,
-      ' ', el('span', { class: 'dialer-phone', text: p.phone || '' }),
-      el('br'), el('span', { class: 'muted', text: (p.campaign_name || p.campaign_id || '') + (p.tier ? ' · tier ' + p.tier : '') })
+      ' ', el('span', { class: 'dialer-phone', text: p.number || '' }),
+      el('br'), el('span', { class: 'muted', text: p.why || p.campaign || '' })
     ]);
   }
 

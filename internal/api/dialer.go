@@ -1,0 +1,193 @@
+package api
+
+import (
+	"cmp"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/omnigate/omnigate/dialer"
+	"github.com/omnigate/omnigate/internal/auth"
+)
+
+// The rep's side of the dialer: the preview card, dial or skip, and the
+// outcome after a call.
+//
+// Attempt ids ("spring.000042.1") hold digit runs that the masking of a
+// rep's answers takes for phone numbers, so these routes name attempts
+// by a ticket, the id's bytes as letters, which survives the masking;
+// a path may also give the id itself.
+
+// repCard is the preview card as a rep gets it.
+type repCard struct {
+	dialer.Card
+	AttemptID string `json:"attempt_id"` // the ticket
+}
+
+// repAttempt is an attempt as its rep sees it: no number.
+type repAttempt struct {
+	AttemptID  string              `json:"attempt_id"` // the ticket
+	Campaign   string              `json:"campaign"`
+	CustomerID string              `json:"customer_id"`
+	State      dialer.AttemptState `json:"state"`
+	Outcome    dialer.Outcome      `json:"outcome,omitempty"`
+	Policy     string              `json:"policy,omitempty"`
+	Reasons    []string            `json:"reasons,omitempty"`
+	EndedAt    time.Time           `json:"ended_at,omitzero"`
+	RepOutcome string              `json:"rep_outcome,omitempty"`
+}
+
+func toRepAttempt(a dialer.Attempt) repAttempt {
+	return repAttempt{AttemptID: ticket(a.ID), Campaign: a.Campaign, CustomerID: a.CustomerID, State: a.State,
+		Outcome: a.Outcome, Policy: a.Policy, Reasons: a.Reasons, EndedAt: a.EndedAt, RepOutcome: a.RepOutcome}
+}
+
+// maxUnmarked bounds the calls listed for the outcome form.
+const maxUnmarked = 5
+
+// preview answers the rep's next preview card (null when there is none)
+// and their answered calls still without an outcome, newest first.
+func (h dialerRoutes) preview(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	svc, err := h.svc()
+	if err != nil {
+		return err
+	}
+	if _, err := Query(r); err != nil {
+		return err
+	}
+	var out struct {
+		Preview         *repCard     `json:"preview"`
+		AwaitingOutcome []repAttempt `json:"awaiting_outcome"`
+	}
+	card, err := svc.NextPreview(r.Context(), p.ID)
+	switch {
+	case err == nil:
+		out.Preview = &repCard{Card: card, AttemptID: ticket(card.AttemptID)}
+	case !errors.Is(err, dialer.ErrNotFound):
+		return dialerError(err)
+	}
+	if out.AwaitingOutcome, err = h.unmarked(r, svc, p.ID); err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// unmarked lists rep's answered calls without a rep-marked outcome, in
+// campaigns that dialed.
+func (h dialerRoutes) unmarked(r *http.Request, svc DialerService, rep string) ([]repAttempt, error) {
+	cs, err := svc.Campaigns(r.Context())
+	if err != nil {
+		return nil, dialerError(err)
+	}
+	out := []repAttempt{}
+	for _, c := range cs {
+		if c.State == dialer.StateCreated {
+			continue
+		}
+		as, err := h.d.Attempts(r.Context(), c.ID())
+		if err != nil {
+			return nil, dialerError(err)
+		}
+		for _, a := range as {
+			if a.Rep == rep && a.State == dialer.AttemptDone && a.Outcome == dialer.OutcomeAnswered && a.RepOutcome == "" {
+				out = append(out, toRepAttempt(a))
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b repAttempt) int { return b.EndedAt.Compare(a.EndedAt) })
+	return out[:min(len(out), maxUnmarked)], nil
+}
+
+func (h dialerRoutes) dial(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	svc, err := h.svc()
+	if err != nil {
+		return err
+	}
+	if err := decodeJSON(r, &struct{}{}, true); err != nil {
+		return err
+	}
+	a, err := svc.Dial(r.Context(), p.ID, attemptParam(r))
+	return writeAttempt(w, a, err)
+}
+
+func (h dialerRoutes) skip(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	svc, err := h.svc()
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if err := decodeJSON(r, &body, true); err != nil {
+		return err
+	}
+	a, err := svc.Skip(r.Context(), p.ID, attemptParam(r), cmp.Or(strings.TrimSpace(body.Reason), "skipped by the rep"))
+	return writeAttempt(w, a, err)
+}
+
+func (h dialerRoutes) outcome(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	svc, err := h.svc()
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Outcome string `json:"outcome"`
+		Note    string `json:"note"`
+	}
+	if err := DecodeJSON(r, &body); err != nil {
+		return err
+	}
+	a, err := svc.MarkOutcome(r.Context(), p.ID, attemptParam(r), strings.TrimSpace(body.Outcome), body.Note)
+	return writeAttempt(w, a, err)
+}
+
+func writeAttempt(w http.ResponseWriter, a dialer.Attempt, err error) error {
+	if err != nil {
+		return dialerError(err)
+	}
+	WriteJSON(w, http.StatusOK, toRepAttempt(a))
+	return nil
+}
+
+// ticket is an attempt id as letters: each byte's two hex digits shifted
+// to a-p.
+func ticket(id string) string {
+	b := []byte(hex.EncodeToString([]byte(id)))
+	for i, c := range b {
+		if c <= '9' {
+			b[i] = c - '0' + 'a'
+		} else {
+			b[i] = c - 'a' + 'k'
+		}
+	}
+	return string(b)
+}
+
+// attemptParam is the attempt the path names: a ticket, or an attempt
+// id itself (which has a dot; a ticket has none).
+func attemptParam(r *http.Request) string {
+	v := r.PathValue("id")
+	if strings.Contains(v, ".") || len(v)%2 != 0 {
+		return v
+	}
+	b := []byte(v)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'j':
+			b[i] = c - 'a' + '0'
+		case c >= 'k' && c <= 'p':
+			b[i] = c - 'k' + 'a'
+		default:
+			return v
+		}
+	}
+	id, err := hex.DecodeString(string(b))
+	if err != nil {
+		return v
+	}
+	return string(id)
+}
