@@ -92,7 +92,6 @@ type Options struct {
 // then a runner's mu.
 type Service struct {
 	o     Options
-	known Known
 	log   *slog.Logger
 
 	mu      sync.Mutex
