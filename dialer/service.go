@@ -91,9 +91,8 @@ type Options struct {
 // the runners (Run). Safe for concurrent use. Lock order: Service.mu,
 // then a runner's mu.
 type Service struct {
-	o     Options
-	known Known
-	log   *slog.Logger
+	o   Options
+	log *slog.Logger
 
 	mu      sync.Mutex
 	runners map[string]*runner

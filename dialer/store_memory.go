@@ -13,28 +13,58 @@ import (
 // reference the conformance suite holds the others to. One mutex guards
 // it all. Leases use the clock given (a test moves it to lapse one).
 type MemoryStore struct {
-	clock Clock
+	localLeases
 
 	mu        sync.Mutex
 	campaigns map[string]Campaign
 	attempts  map[string]Attempt
-	leases    map[string]memoryLease
 }
 
-type memoryLease struct {
+// localLeases are leases held in the process: the memory store's, and
+// the bolt store's (its file lock keeps it to one process anyway).
+type localLeases struct {
+	clock  Clock
+	mu     sync.Mutex
+	leases map[string]localLease
+}
+
+type localLease struct {
 	holder string
 	until  time.Time
+}
+
+func newLocalLeases(clock Clock) localLeases {
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	return localLeases{clock: clock, leases: map[string]localLease{}}
+}
+
+func (l *localLeases) Lease(ctx context.Context, campaign, holder string, ttl time.Duration) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.clock.Now()
+	if cur, ok := l.leases[campaign]; ok && cur.holder != holder && now.Before(cur.until) {
+		return false, nil
+	}
+	l.leases[campaign] = localLease{holder: holder, until: now.Add(ttl)}
+	return true, nil
+}
+
+func (l *localLeases) Unlease(ctx context.Context, campaign, holder string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.leases[campaign].holder == holder {
+		delete(l.leases, campaign)
+	}
+	return nil
 }
 
 var _ Store = (*MemoryStore)(nil)
 
 // NewMemoryStore returns an empty store; clock nil is the system clock.
 func NewMemoryStore(clock Clock) *MemoryStore {
-	if clock == nil {
-		clock = SystemClock{}
-	}
-	return &MemoryStore{clock: clock, campaigns: map[string]Campaign{}, attempts: map[string]Attempt{},
-		leases: map[string]memoryLease{}}
+	return &MemoryStore{localLeases: newLocalLeases(clock), campaigns: map[string]Campaign{}, attempts: map[string]Attempt{}}
 }
 
 func (m *MemoryStore) CreateCampaign(ctx context.Context, c Campaign) (Campaign, error) {
@@ -138,26 +168,6 @@ func (m *MemoryStore) Due(ctx context.Context, campaign string, at time.Time, li
 	}
 	slices.SortFunc(out, dueOrder)
 	return out[:min(limit, len(out))], nil
-}
-
-func (m *MemoryStore) Lease(ctx context.Context, campaign, holder string, ttl time.Duration) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	now := m.clock.Now()
-	if l, ok := m.leases[campaign]; ok && l.holder != holder && now.Before(l.until) {
-		return false, nil
-	}
-	m.leases[campaign] = memoryLease{holder: holder, until: now.Add(ttl)}
-	return true, nil
-}
-
-func (m *MemoryStore) Unlease(ctx context.Context, campaign, holder string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.leases[campaign].holder == holder {
-		delete(m.leases, campaign)
-	}
-	return nil
 }
 
 func (m *MemoryStore) Close() error { return nil }
