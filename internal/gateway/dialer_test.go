@@ -320,3 +320,106 @@ func TestDialerTrialFlowThroughTheAPI(t *testing.T) {
 		}
 	}
 }
+
+// repCard is GET /v1/dialer/preview's answer.
+type repPreview struct {
+	Preview *struct {
+		AttemptID  string `json:"attempt_id"`
+		CustomerID string `json:"customer_id"`
+		Name       string `json:"name"`
+		Number     string `json:"number"`
+	} `json:"preview"`
+	AwaitingOutcome []struct {
+		AttemptID string `json:"attempt_id"`
+	} `json:"awaiting_outcome"`
+}
+
+func TestDialerPreviewCardsAndRoles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	g, _ := runGateway(t, parseConfig(t, dialerConfig(t, dir, ""), nil))
+	base := g.BaseURL()
+	spec := `{"id":"pre","mode":"preview","purpose":"sales","caller_id":"+8657112345678","reps":["alice"],
+		"audience":{"csv":"+8613900000010,Wang Wei\n+8613900000020,Li Na\n+8613900000030,Zhang Min"}}`
+	call(t, base, "POST", "/v1/campaigns", adminKey, spec, 201, nil)
+	call(t, base, "POST", "/v1/campaigns/pre/start", carolToken, "", 200, nil)
+	setPresence(t, base, "alice", aliceToken, "available")
+
+	var card repPreview
+	call(t, base, "GET", "/v1/dialer/preview", aliceToken, "", 200, &card)
+	if card.Preview == nil || card.Preview.Name != "Wang Wei" || strings.ContainsAny(card.Preview.AttemptID, "0123456789.") {
+		t.Fatalf("alice's card: %+v", card.Preview)
+	}
+	raw, _ := json.Marshal(card)
+	if strings.Contains(string(raw), "13900000010") || !strings.Contains(card.Preview.Number, "10") {
+		t.Errorf("a rep's card shows %s, want the number masked (its last digits kept)", raw)
+	}
+	var other repPreview
+	call(t, base, "GET", "/v1/dialer/preview", bobToken, "", 200, &other)
+	if other.Preview != nil {
+		t.Errorf("bob, not in the campaign, got a card: %+v", other.Preview)
+	}
+	// Only the rep holding a card may act on it.
+	call(t, base, "POST", "/v1/dialer/attempts/"+card.Preview.AttemptID+"/skip", bobToken, "", 409, nil)
+
+	var a struct {
+		State, Outcome, Policy string
+		RepOutcome             string `json:"rep_outcome"`
+	}
+	call(t, base, "POST", "/v1/dialer/attempts/"+card.Preview.AttemptID+"/dial", aliceToken, "", 200, &a)
+	if a.State != "dialing" || a.Policy != "allow" {
+		t.Fatalf("dialed attempt: %+v", a)
+	}
+	waitFor(t, "the call to wait for alice's outcome", func() bool {
+		var p repPreview
+		call(t, base, "GET", "/v1/dialer/preview", aliceToken, "", 200, &p)
+		return len(p.AwaitingOutcome) == 1 && p.AwaitingOutcome[0].AttemptID == card.Preview.AttemptID
+	})
+	call(t, base, "POST", "/v1/dialer/attempts/"+card.Preview.AttemptID+"/outcome", aliceToken,
+		`{"outcome":"interested","note":"call back with a quote"}`, 200, &a)
+	if a.RepOutcome != "interested" || a.Outcome != "answered" {
+		t.Errorf("marked attempt: %+v", a)
+	}
+
+	var next repPreview
+	call(t, base, "GET", "/v1/dialer/preview", aliceToken, "", 200, &next)
+	if next.Preview == nil || next.Preview.Name != "Li Na" || len(next.AwaitingOutcome) != 0 {
+		t.Fatalf("alice's next card: %+v", next)
+	}
+	call(t, base, "POST", "/v1/dialer/attempts/"+next.Preview.AttemptID+"/skip", aliceToken, `{"reason":"owes a complaint reply"}`, 200, &a)
+	evs := callEvents(t, base, next.Preview.CustomerID)
+	if a.Outcome != "skipped" || len(evs) != 1 || evs[0].Step != "skipped" || len(evs[0].Reasons) != 1 || evs[0].Reasons[0].Code != "rep_skipped" {
+		t.Errorf("skipped attempt %+v, timeline %+v", a, evs)
+	}
+
+	for _, tt := range []struct {
+		method, path, token, body string
+		want                      int
+	}{
+		{"GET", "/v1/campaigns", aliceToken, "", 403},
+		{"POST", "/v1/campaigns", aliceToken, spec, 403},
+		{"GET", "/v1/campaigns/pre/progress", dialerCRM, "", 403},
+		{"GET", "/v1/dialer/preview", adminKey, "", 403},
+		{"GET", "/v1/dialer/preview", dialerCRM, "", 403},
+		{"GET", "/v1/campaigns/nope", carolToken, "", 404},
+		{"POST", "/v1/campaigns/nope/start", carolToken, "", 404},
+		{"POST", "/v1/campaigns/pre/approve", carolToken, "", 409},
+		{"POST", "/v1/campaigns/pre/start", carolToken, "", 409},
+		{"POST", "/v1/campaigns/pre/reject", carolToken, `{"reason":" "}`, 400},
+		{"POST", "/v1/campaigns", carolToken, `{"id":"x","colour":"red"}`, 400},
+		{"POST", "/v1/campaigns", carolToken, spec, 400}, // the id is taken
+		{"POST", "/v1/dialer/attempts/nope/dial", aliceToken, "", 404},
+		{"POST", "/v1/dialer/attempts/" + card.Preview.AttemptID + "/outcome", aliceToken, `{"outcome":""}`, 400},
+	} {
+		call(t, base, tt.method, tt.path, tt.token, tt.body, tt.want, nil)
+	}
+	var list struct{ Data []campaignView }
+	call(t, base, "GET", "/v1/campaigns", carolToken, "", 200, &list)
+	if len(list.Data) != 1 {
+		t.Errorf("%d campaigns after the refused ones, want 1", len(list.Data))
+	}
+
+	// A gateway without a dialer answers its routes 404.
+	plain, _ := runGateway(t, testConfig(t, "bolt"))
+	call(t, plain.BaseURL(), "GET", "/v1/campaigns", adminKey, "", 404, nil)
+}
