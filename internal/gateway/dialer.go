@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,7 +65,7 @@ func (g *Gateway) buildDialer(reps []auth.Rep) error {
 	}
 	roster := g.cfg.Routing.RouterConfig(reps).Reps
 	g.dialer.svc, err = dialer.New(dialer.Options{
-		Store: g.dialer.store, Sessions: g.store, Policy: g.contact.policy, Ledger: g.contact.ledger,
+		Store: g.dialer.store, Sessions: dialerSessions{Store: g.store, log: g.log}, Policy: g.contact.policy, Ledger: g.contact.ledger,
 		Reps: g.routing, Roster: func() []router.Rep { return roster }, Trunk: trunk,
 		Purposes: g.cfg.DialerKnown().Purposes, Segment: g.segment, Node: nodeName(),
 		Logger: g.log.With("part", "dialer"),
@@ -199,4 +200,40 @@ func inSegment(s dialer.Segment, c sessions.Customer) bool {
 		(s.VIP == nil || *s.VIP == c.VIP) &&
 		(s.Owner == "" || s.Owner == c.Owner) &&
 		!slices.ContainsFunc(s.Tags, func(t string) bool { return !slices.Contains(c.Tags, t) })
+}
+
+// dialerSessions is the sessions store as the dialer gets it: the
+// dialer opens one conversation per customer and campaign for its
+// calls' timeline events and leaves it open, and the routing service,
+// reconciling at start, routes every open unassigned conversation to a
+// rep, so after a restart the campaign's conversations would fill the
+// reps the campaign needs. Here a campaign's conversation is resolved
+// once an attempt is concluded or deferred (a call in progress keeps it
+// open); the next attempt opens a new one.
+type dialerSessions struct {
+	sessions.Store
+	log *slog.Logger
+}
+
+// resolvingSteps are the dialer's timeline steps after which no call of
+// the customer is in progress.
+var resolvingSteps = []dialer.CallStep{dialer.StepOutcome, dialer.StepSkipped, dialer.StepDeferred}
+
+func (d dialerSessions) Append(ctx context.Context, ev sessions.Event) (sessions.Event, bool, error) {
+	stored, appended, err := d.Store.Append(ctx, ev)
+	if err != nil || !appended || ev.Author != dialer.AuthorDialer || ev.Kind != sessions.KindCall || ev.ConversationID == "" {
+		return stored, appended, err
+	}
+	var step struct {
+		Step dialer.CallStep `json:"step"`
+	}
+	if json.Unmarshal(ev.Payload, &step) != nil || !slices.Contains(resolvingSteps, step.Step) {
+		return stored, appended, err
+	}
+	resolved := sessions.StatusResolved
+	if _, _, rerr := d.Store.UpdateConversation(ctx, ev.ConversationID, sessions.ConversationUpdate{Status: &resolved,
+		Event: sessions.Event{Author: dialer.AuthorDialer}}); rerr != nil && !errors.Is(rerr, sessions.ErrInvalid) {
+		d.log.Warn("dialer: resolving a campaign conversation", slog.String("conversation", ev.ConversationID), slog.Any("error", rerr))
+	}
+	return stored, appended, err
 }
