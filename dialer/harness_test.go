@@ -177,7 +177,9 @@ func (h *harness) serviceWith(node string, store Store, reps Reps, trunk Trunk) 
 // customers creates n customers with phone numbers ending in the given
 // last digits, round robin (SimByLastDigit: 0-2 answer), tiers A-D
 // round robin.
-func (h *harness) customers(n int, digits string) []string { return h.customersTiered(n, digits, "ABCD") }
+func (h *harness) customers(n int, digits string) []string {
+	return h.customersTiered(n, digits, "ABCD")
+}
 
 func (h *harness) customersTiered(n int, digits, tiers string) []string {
 	h.t.Helper()
