@@ -161,7 +161,7 @@ func (p ratioPacer) Decide(s pacing.Snapshot) int {
 func TestNoRepWithinTheConnectLimitAbandons(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil, 1)
-	h.pacer = func(string) (pacing.Pacer, error) { return ratioPacer{2}, nil }
+	h.pacer = func(PacerConfig) (pacing.Pacer, error) { return ratioPacer{2}, nil }
 	h.s = h.service("node-a")
 	custs := h.customers(6, "0")
 	spec := h.spec("pred", custs)

@@ -134,7 +134,7 @@ type harness struct {
 	policy *fakePolicy
 	trunk  *SimTrunk
 	roster []router.Rep
-	pacer  func(string) (pacing.Pacer, error)
+	pacer  func(PacerConfig) (pacing.Pacer, error)
 	s      *Service
 }
 
