@@ -208,11 +208,7 @@ func (s *Service) answered(ctx context.Context, c Campaign, lc *liveCall, call C
 func (s *Service) connect(ctx context.Context, c Campaign, lc *liveCall) string {
 	deadline := lc.answeredAt.Add(s.o.ConnectLimit)
 	for {
-		r := s.runner(c.ID())
-		var free []string
-		if r != nil {
-			free, _ = r.snapshot(c, s.o.Clock.Now())
-		}
+		free := s.repsNow(c.Spec, s.o.Clock.Now(), false).free
 		if rep, _ := s.reserveOne(ctx, lc.a, free); rep != "" {
 			s.mu.Lock()
 			lc.rep = rep

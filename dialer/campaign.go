@@ -152,6 +152,8 @@ const (
 
 // Campaign is a validated Spec and its state.
 type Campaign struct {
+	// Spec is as created, with its defaults filled, less the audience's
+	// customer list and CSV text: the attempts hold those.
 	Spec  Spec  `json:"spec"`
 	State State `json:"state"`
 	// PausedIn is the state Resume returns to.

@@ -56,6 +56,9 @@ func (s *Service) Create(ctx context.Context, spec Spec) (Campaign, error) {
 		return Campaign{}, err
 	}
 	c.Audience = len(targets)
+	// The attempts hold the audience now; the campaign, read every tick,
+	// does not carry a list or a CSV that may run to megabytes.
+	c.Spec.Audience.Customers, c.Spec.Audience.CSV = nil, ""
 	sample := map[int]string{}
 	if spec.Trial != nil {
 		sample = trialSample(targets, spec.Trial.Sample)

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/omnigate/omnigate/channels"
 	"github.com/omnigate/omnigate/contact"
+	"github.com/omnigate/omnigate/dialer/pacing"
 	"github.com/omnigate/omnigate/router"
 	"github.com/omnigate/omnigate/router/routing"
 	"github.com/omnigate/omnigate/sessions"
@@ -132,6 +134,7 @@ type harness struct {
 	policy *fakePolicy
 	trunk  *SimTrunk
 	roster []router.Rep
+	pacer  func(PacerConfig) (pacing.Pacer, error)
 	s      *Service
 }
 
@@ -157,8 +160,14 @@ func newHarness(t *testing.T, store Store, reps int) *harness {
 
 func (h *harness) service(node string) *Service {
 	h.t.Helper()
-	s, err := New(Options{Store: h.store, Sessions: h.sess, Policy: h.policy, Ledger: h.ledger, Reps: h.reps,
-		Roster: func() []router.Rep { return h.roster }, Trunk: h.trunk, Clock: h.clock, Node: node})
+	return h.serviceWith(node, h.store, h.reps, h.trunk)
+}
+
+func (h *harness) serviceWith(node string, store Store, reps Reps, trunk Trunk) *Service {
+	h.t.Helper()
+	s, err := New(Options{Store: store, Sessions: h.sess, Policy: h.policy, Ledger: h.ledger, Reps: reps,
+		Roster: func() []router.Rep { return h.roster }, Trunk: trunk, Clock: h.clock, Node: node,
+		Pacer: h.pacer, LeaseTTL: 300 * time.Millisecond})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -166,14 +175,19 @@ func (h *harness) service(node string) *Service {
 }
 
 // customers creates n customers with phone numbers ending in the given
-// last digits, round robin (SimByLastDigit: 0-2 answer).
+// last digits, round robin (SimByLastDigit: 0-2 answer), tiers A-D
+// round robin.
 func (h *harness) customers(n int, digits string) []string {
+	return h.customersTiered(n, digits, "ABCD")
+}
+
+func (h *harness) customersTiered(n int, digits, tiers string) []string {
 	h.t.Helper()
 	var ids []string
 	for i := range n {
 		phone := fmt.Sprintf("+861380000%03d%c", i, digits[i%len(digits)])
 		c, _, err := h.sess.ResolveCustomer(h.ctx, sessions.Identity{Kind: sessions.IdentityPhone, Value: phone, Verified: true},
-			sessions.Customer{Name: fmt.Sprintf("Customer %d", i), Tier: sessions.Tier("ABCD"[i%4 : i%4+1])})
+			sessions.Customer{Name: fmt.Sprintf("Customer %d", i), Tier: sessions.Tier(tiers[i%len(tiers) : i%len(tiers)+1])})
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -195,8 +209,8 @@ func (h *harness) runUntil(s *Service, limit time.Duration, cond func() bool) {
 	for end := h.clock.Now().Add(limit); h.clock.Now().Before(end); {
 		s.Tick(h.ctx)
 		// Let the calls' goroutines park on the clock before it moves.
-		for range 20 {
-			time.Sleep(100 * time.Microsecond)
+		for range 10 {
+			runtime.Gosched()
 		}
 		if cond() {
 			return
@@ -205,6 +219,11 @@ func (h *harness) runUntil(s *Service, limit time.Duration, cond func() bool) {
 		if time.Now().After(deadline) {
 			break
 		}
+	}
+	cs, _ := h.store.Campaigns(h.ctx)
+	for _, c := range cs {
+		p, _ := s.Progress(h.ctx, c.ID())
+		h.t.Logf("%+v", p)
 	}
 	h.t.Fatalf("condition not reached within %v of the clock", limit)
 }

@@ -21,9 +21,9 @@ type CampaignProgress struct {
 	Machine   int `json:"machine"`
 	Abandoned int `json:"abandoned"`
 	Skipped   int `json:"skipped"` // denied by the policy or skipped by a rep
-	// Lines are calls in progress; Ready the campaign's free reps;
-	// DialLevel lines per ready rep at the last decision. Known on the
-	// node running the campaign (Running); zero elsewhere.
+	// Lines are calls in progress; Ready the campaign's free reps at the
+	// last decision; DialLevel lines per ready rep. Known on the node
+	// running the campaign (Running); zero elsewhere.
 	Running   bool    `json:"running"`
 	Lines     int     `json:"lines"`
 	Ready     int     `json:"ready"`
@@ -81,8 +81,9 @@ func (s *Service) Progress(ctx context.Context, id string) (CampaignProgress, er
 	p.AbandonRate30d = rate(recentAb, recent)
 	if r := s.runner(id); r != nil {
 		r.mu.Lock()
-		p.Running, p.Lines, p.Ready, p.Guarded = true, r.lines, r.ready, r.guarded
+		p.Running, p.Ready, p.Guarded = true, r.ready, r.guarded
 		r.mu.Unlock()
+		p.Lines = len(s.liveCalls(id))
 		if p.Ready > 0 {
 			p.DialLevel = float64(p.Lines) / float64(p.Ready)
 		}

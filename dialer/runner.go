@@ -36,10 +36,7 @@ type runner struct {
 	answers            []answer
 	answered, abandons int
 	guarded            bool
-	ready, lines       int
-	// released has when each rep was last released from a call: how
-	// long their wrap-up has lasted.
-	released map[string]time.Time
+	ready              int // at the last decision
 	// dirty says an attempt concluded since the campaign was last
 	// checked for being finished.
 	dirty bool
@@ -53,11 +50,7 @@ type answer struct {
 // newRunner builds the campaign's runner, concluding attempts a crash
 // left in a call state (never dialed again) and counting past answers.
 func (s *Service) newRunner(ctx context.Context, c Campaign) (*runner, error) {
-	p, err := s.o.Pacer(c.Spec.Mode)
-	if err != nil {
-		return nil, err
-	}
-	r := &runner{s: s, id: c.ID(), pacer: p, released: map[string]time.Time{}, dirty: true}
+	r := &runner{s: s, id: c.ID(), dirty: true}
 	as, err := s.o.Store.Attempts(ctx, c.ID())
 	if err != nil {
 		return nil, err
@@ -77,6 +70,11 @@ func (s *Service) newRunner(ctx context.Context, c Campaign) (*runner, error) {
 		if x.abandoned {
 			r.abandons++
 		}
+	}
+	r.pacer, err = s.o.Pacer(PacerConfig{Mode: c.Spec.Mode, AbandonTarget: c.Spec.AbandonTarget,
+		ConnectLimit: s.o.ConnectLimit, Answered: r.answered, Abandoned: r.abandons})
+	if err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -134,7 +132,7 @@ func (r *runner) tick(ctx context.Context, c Campaign) {
 		r.mu.Unlock()
 	}
 	r.mu.Lock()
-	r.ready, r.lines = snap.Ready, len(snap.Ringing)+len(snap.Talking)+snap.Waiting
+	r.ready = snap.Ready
 	r.mu.Unlock()
 	if n <= 0 {
 		r.maybeFinish(ctx, c)
@@ -160,38 +158,18 @@ func (r *runner) tick(ctx context.Context, c Campaign) {
 	}
 }
 
-// snapshot counts the campaign's reps and calls for the pacer, and
-// returns its free reps, longest idle first.
+// snapshot counts the campaign's reps and calls for the pacer, tells
+// the pacer of wrap-ups that ended, and returns the free reps, longest
+// idle first.
 func (r *runner) snapshot(c Campaign, now time.Time) ([]string, pacing.Snapshot) {
 	s := r.s
-	snap := pacing.Snapshot{Now: now}
-	type idle struct {
-		id    string
-		since time.Time
+	v := s.repsNow(c.Spec, now, true)
+	snap := pacing.Snapshot{Now: now, Ready: len(v.free), Wrapping: v.wrapping}
+	r.mu.Lock()
+	for _, d := range v.wrapEnded {
+		r.pacer.Observe(pacing.Observation{Kind: pacing.ObserveWrap, At: now, Duration: d})
 	}
-	var free []idle
-	for _, id := range s.campaignReps(c.Spec) {
-		st, err := s.o.Reps.Rep(id)
-		if err != nil {
-			continue
-		}
-		switch {
-		case st.Presence == router.PresenceAvailable && st.Capacity-st.Used >= voiceCost:
-			free = append(free, idle{id, st.IdleSince})
-		case st.Presence == router.PresenceWrapUp:
-			r.mu.Lock()
-			if at, ok := r.released[id]; ok {
-				snap.Wrapping = append(snap.Wrapping, now.Sub(at))
-			}
-			r.mu.Unlock()
-		}
-	}
-	slices.SortFunc(free, func(a, b idle) int { return cmp.Or(a.since.Compare(b.since), cmp.Compare(a.id, b.id)) })
-	ids := make([]string, len(free))
-	for i, f := range free {
-		ids[i] = f.id
-	}
-	snap.Ready = len(free)
+	r.mu.Unlock()
 	for _, lc := range s.liveCalls(c.ID()) {
 		switch {
 		case !lc.bridgedAt.IsZero():
@@ -202,7 +180,54 @@ func (r *runner) snapshot(c Campaign, now time.Time) ([]string, pacing.Snapshot)
 			snap.Ringing = append(snap.Ringing, now.Sub(lc.dialedAt))
 		}
 	}
-	return ids, snap
+	return v.free, snap
+}
+
+// repsView is what the campaign's reps are doing now.
+type repsView struct {
+	free []string // can take a call, longest idle first
+	// wrapping has how long each rep in wrap-up after one of this node's
+	// calls has been at it; wrapEnded the wrap-ups seen ended since.
+	wrapping, wrapEnded []time.Duration
+}
+
+// repsNow reads the campaign's reps from the router; consume moves
+// ended wrap-ups out of s.released into wrapEnded (the runner's tick
+// does, for its pacer).
+func (s *Service) repsNow(spec Spec, now time.Time, consume bool) repsView {
+	type idle struct {
+		id    string
+		since time.Time
+	}
+	var free []idle
+	var v repsView
+	var sts []router.RepStatus
+	for _, id := range s.campaignReps(spec) {
+		if st, err := s.o.Reps.Rep(id); err == nil {
+			sts = append(sts, st)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range sts {
+		id := st.ID
+		at, released := s.released[id]
+		switch {
+		case st.Presence == router.PresenceWrapUp && released:
+			v.wrapping = append(v.wrapping, now.Sub(at))
+		case released && consume:
+			v.wrapEnded = append(v.wrapEnded, now.Sub(at))
+			delete(s.released, id)
+		}
+		if st.Presence == router.PresenceAvailable && st.Capacity-st.Used >= voiceCost {
+			free = append(free, idle{id, st.IdleSince})
+		}
+	}
+	slices.SortFunc(free, func(a, b idle) int { return cmp.Or(a.since.Compare(b.since), cmp.Compare(a.id, b.id)) })
+	for _, f := range free {
+		v.free = append(v.free, f.id)
+	}
+	return v
 }
 
 // campaignReps are the reps a campaign's calls go to: those it lists
@@ -258,6 +283,11 @@ func (s *Service) observe(campaign string, o pacing.Observation) {
 // concluded counts a finished attempt for the abandonment cap and marks
 // the campaign to be checked for being finished.
 func (s *Service) concluded(a Attempt, rep string) {
+	if rep != "" {
+		s.mu.Lock()
+		s.released[rep] = a.EndedAt
+		s.mu.Unlock()
+	}
 	r := s.runner(a.Campaign)
 	if r == nil {
 		return
@@ -265,9 +295,6 @@ func (s *Service) concluded(a Attempt, rep string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.dirty = true
-	if rep != "" {
-		r.released[rep] = a.EndedAt
-	}
 	if a.Outcome == OutcomeAnswered || a.Outcome == OutcomeAbandoned {
 		r.answers = append(r.answers, answer{at: a.AnsweredAt, abandoned: a.Outcome == OutcomeAbandoned})
 		r.answered++

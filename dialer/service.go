@@ -70,9 +70,10 @@ type Options struct {
 	// refuses segment audiences (the sessions store cannot list
 	// customers by profile).
 	Segment func(ctx context.Context, s Segment) ([]string, error)
-	// Pacer builds a campaign's pacer from its mode; nil gives every mode
-	// progressive pacing (pacing.New replaces it when it lands).
-	Pacer func(mode string) (pacing.Pacer, error)
+	// Pacer builds a campaign's pacer when a node starts running it; nil
+	// gives every mode progressive pacing (pacing.New replaces it when
+	// it lands).
+	Pacer func(PacerConfig) (pacing.Pacer, error)
 	// Node names this process as a lease holder; empty means
 	// hostname:pid.
 	Node string
@@ -87,6 +88,18 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// PacerConfig is what a campaign's pacer is built from: its mode and
+// abandonment target, the connect limit, and the campaign's answered and
+// abandoned calls so far (a node taking a campaign over carries the
+// measured rate on).
+type PacerConfig struct {
+	Mode          string
+	AbandonTarget float64
+	ConnectLimit  time.Duration
+	Answered      int
+	Abandoned     int
+}
+
 // Service runs campaigns: the API's side (Create, Start, Approve...) and
 // the runners (Run). Safe for concurrent use. Lock order: Service.mu,
 // then a runner's mu.
@@ -97,6 +110,9 @@ type Service struct {
 	mu      sync.Mutex
 	runners map[string]*runner
 	calls   map[string]*liveCall // by attempt id
+	// released has when each rep was last released from one of this
+	// node's calls: the start of their wrap-up, for the pacers.
+	released map[string]time.Time
 	// wg counts the runners and the calls they follow, so Run returns
 	// only when none is left.
 	wg sync.WaitGroup
@@ -133,12 +149,13 @@ func New(o Options) (*Service, error) {
 		o.ConnectLimit = 2 * time.Second
 	}
 	if o.Pacer == nil {
-		o.Pacer = func(string) (pacing.Pacer, error) { return pacing.Progressive{}, nil }
+		o.Pacer = func(PacerConfig) (pacing.Pacer, error) { return pacing.Progressive{}, nil }
 	}
 	if len(o.Purposes) == 0 {
 		o.Purposes = []string{contact.PurposeService, contact.PurposeSales, contact.PurposeCollections, contact.PurposeNotice}
 	}
-	return &Service{o: o, log: o.Logger, runners: map[string]*runner{}, calls: map[string]*liveCall{}}, nil
+	return &Service{o: o, log: o.Logger, runners: map[string]*runner{}, calls: map[string]*liveCall{},
+		released: map[string]time.Time{}}, nil
 }
 
 // knownNow is what a Spec is checked against: the roster may change

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/contact"
+	"github.com/omnigate/omnigate/router"
 )
 
 func TestCreateRefusesBadInputAndCreatesNothing(t *testing.T) {
@@ -117,5 +118,47 @@ func TestProgressiveCampaignRunsToDone(t *testing.T) {
 	}
 	if evs := h.callEvents(custs[0]); evs[len(evs)-1].RepOutcome != "sale" {
 		t.Fatalf("timeline after marking %+v", evs)
+	}
+}
+
+func TestNoDialsWithoutAReadyRepOrWhilePaused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil, 1)
+	h.reps.setPresence("rep1", router.PresenceAway)
+	if _, err := h.s.Create(h.ctx, h.spec("wait", h.customers(3, "0"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.s.Start(h.ctx, "wait"); err != nil {
+		t.Fatal(err)
+	}
+	// Tick decides and dials before it returns: after it, nothing was
+	// dialed because nobody was ready.
+	for range 5 {
+		h.s.Tick(h.ctx)
+		h.clock.Advance(time.Second)
+	}
+	if p, _ := h.s.Progress(h.ctx, "wait"); len(h.trunk.Dials()) != 0 || !p.Running || p.Ready != 0 {
+		t.Fatalf("%d dials with no rep ready; progress %+v", len(h.trunk.Dials()), p)
+	}
+	if _, err := h.s.Pause(h.ctx, "wait"); err != nil {
+		t.Fatal(err)
+	}
+	h.reps.setPresence("rep1", router.PresenceAvailable)
+	h.s.Tick(h.ctx)
+	if len(h.trunk.Dials()) != 0 {
+		t.Fatal("a paused campaign dialed")
+	}
+	if c, err := h.s.Resume(h.ctx, "wait"); err != nil || c.State != StateRunning {
+		t.Fatalf("resume: %+v %v", c, err)
+	}
+	h.s.Tick(h.ctx)
+	if p, _ := h.s.Progress(h.ctx, "wait"); len(h.trunk.Dials()) != 1 || p.Lines != 1 || p.Ready != 1 {
+		t.Fatalf("after resume: %d dials, progress %+v; want one line for the one rep", len(h.trunk.Dials()), p)
+	}
+	if c, err := h.s.Stop(h.ctx, "wait"); err != nil || c.State != StateStopped {
+		t.Fatalf("stop: %+v %v", c, err)
+	}
+	if _, err := h.s.Resume(h.ctx, "wait"); !errors.Is(err, ErrState) {
+		t.Fatalf("resume a stopped campaign: %v", err)
 	}
 }

@@ -81,9 +81,17 @@ func (t *SimTrunk) Dial(ctx context.Context, d Dial) (Call, error) {
 	t.mu.Lock()
 	t.dials = append(t.dials, d)
 	t.mu.Unlock()
-	c := &simCall{clock: t.clock, plan: rule(d.To), events: make(chan Progress, 4),
-		bridged: make(chan struct{}), abandoned: make(chan struct{}), hungUp: make(chan struct{})}
-	go c.play(d.RingTimeout)
+	c := &simCall{clock: t.clock, plan: rule(d.To), events: make(chan Progress, 4), talk: make(chan (<-chan time.Time), 1),
+		abandoned: make(chan struct{}), hungUp: make(chan struct{})}
+	// Timers start here and in Bridge, not in the call's goroutine, so
+	// durations are exact on a ManualClock however late that goroutine
+	// runs.
+	c.events <- Progress{Kind: ProgressRinging, At: t.clock.Now()}
+	ring, noAnswer := c.plan.Ring, d.RingTimeout > 0 && c.plan.Ring >= d.RingTimeout
+	if noAnswer {
+		ring = d.RingTimeout
+	}
+	go c.play(t.clock.After(ring), noAnswer)
 	return c, nil
 }
 
@@ -92,15 +100,17 @@ type simCall struct {
 	plan   SimCall
 	events chan Progress
 
-	once                       sync.Once
-	bridged, abandoned, hungUp chan struct{}
-	bridgeOnce, abandonOnce    sync.Once
+	// talk gets the talk timer when the call is bridged.
+	talk              chan (<-chan time.Time)
+	abandoned, hungUp chan struct{}
+	bridgeOnce        sync.Once
+	abandonOnce, once sync.Once
 }
 
 func (c *simCall) Events() <-chan Progress { return c.events }
 
 func (c *simCall) Bridge(ctx context.Context, rep RepLeg) error {
-	c.bridgeOnce.Do(func() { close(c.bridged) })
+	c.bridgeOnce.Do(func() { c.talk <- c.clock.After(c.plan.Talk) })
 	return nil
 }
 
@@ -114,52 +124,47 @@ func (c *simCall) Hangup(ctx context.Context) error {
 	return nil
 }
 
-func (c *simCall) end(o Outcome, code int, by string) {
-	c.events <- Progress{Kind: ProgressEnded, At: c.clock.Now(), Outcome: o, SIPCode: code, HungUpBy: by}
+func (c *simCall) end(at time.Time, o Outcome, code int, by string) {
+	c.events <- Progress{Kind: ProgressEnded, At: at, Outcome: o, SIPCode: code, HungUpBy: by}
 	close(c.events)
 }
 
-// wait returns true after d, false when the gateway hung up first.
-func (c *simCall) wait(d time.Duration) bool {
+// wait returns the time timer fired at, or ok false when the gateway
+// hung up first.
+func (c *simCall) wait(timer <-chan time.Time) (time.Time, bool) {
 	select {
-	case <-c.clock.After(d):
-		return true
+	case at := <-timer:
+		return at, true
 	case <-c.hungUp:
-		return false
+		return c.clock.Now(), false
 	}
 }
 
-func (c *simCall) play(ringTimeout time.Duration) {
+func (c *simCall) play(ring <-chan time.Time, noAnswer bool) {
 	p := c.plan
-	c.events <- Progress{Kind: ProgressRinging, At: c.clock.Now()}
-	answers := p.Outcome == OutcomeAnswered || p.Outcome == OutcomeMachine
-	if p.Ring >= ringTimeout && ringTimeout > 0 {
-		if c.wait(ringTimeout) {
-			c.end(OutcomeNoAnswer, 487, "")
-		} else {
-			c.end(OutcomeFailed, 487, "gateway")
-		}
+	at, rang := c.wait(ring)
+	switch {
+	case !rang:
+		c.end(at, OutcomeFailed, 487, "gateway")
+		return
+	case noAnswer:
+		c.end(at, OutcomeNoAnswer, 487, "")
+		return
+	case p.Outcome != OutcomeAnswered && p.Outcome != OutcomeMachine:
+		c.end(at, p.Outcome, p.SIPCode, "")
 		return
 	}
-	if !c.wait(p.Ring) {
-		c.end(OutcomeFailed, 487, "gateway")
-		return
-	}
-	if !answers {
-		c.end(p.Outcome, p.SIPCode, "")
-		return
-	}
-	c.events <- Progress{Kind: ProgressAnswered, At: c.clock.Now(), Machine: p.Outcome == OutcomeMachine}
+	c.events <- Progress{Kind: ProgressAnswered, At: at, Machine: p.Outcome == OutcomeMachine}
 	select {
-	case <-c.bridged:
-		if c.wait(p.Talk) {
-			c.end(OutcomeAnswered, 200, "customer")
+	case talk := <-c.talk:
+		if at, ok := c.wait(talk); ok {
+			c.end(at, OutcomeAnswered, 200, "customer")
 		} else {
-			c.end(OutcomeAnswered, 200, "gateway")
+			c.end(at, OutcomeAnswered, 200, "gateway")
 		}
 	case <-c.abandoned:
-		c.end(OutcomeAbandoned, 200, "gateway")
+		c.end(c.clock.Now(), OutcomeAbandoned, 200, "gateway")
 	case <-c.hungUp:
-		c.end(p.Outcome, 200, "gateway")
+		c.end(c.clock.Now(), p.Outcome, 200, "gateway")
 	}
 }
