@@ -167,10 +167,12 @@ func ticket(id string) string {
 	return string(b)
 }
 
-// attemptParam is the attempt the path names: a ticket, or an attempt
-// id itself (which has a dot; a ticket has none).
-func attemptParam(r *http.Request) string {
-	v := r.PathValue("id")
+// attemptParam is the attempt the path names.
+func attemptParam(r *http.Request) string { return untick(r.PathValue("id")) }
+
+// untick is the attempt id of a ticket; anything else (an attempt id
+// itself has a dot, a ticket none) is returned as it is.
+func untick(v string) string {
 	if strings.Contains(v, ".") || len(v)%2 != 0 {
 		return v
 	}

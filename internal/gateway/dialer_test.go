@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/omnigate/omnigate/internal/testredis"
 )
 
 // The dialer through the HTTP API of an in-process gateway on the
@@ -336,8 +338,22 @@ type repPreview struct {
 
 func TestDialerPreviewCardsAndRoles(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	g, _ := runGateway(t, parseConfig(t, dialerConfig(t, dir, ""), nil))
+	for _, kind := range []string{"bolt", "valkey"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			store := ""
+			if kind == "valkey" {
+				// The campaigns, attempts and leases in Valkey, as in a cluster.
+				store = fmt.Sprintf("store: {kind: valkey, valkey: {addrs: [%s], key_prefix: dialgw%d}}\n",
+					testredis.Addr(t), time.Now().UnixNano())
+			}
+			previewCardsAndRoles(t, dialerConfig(t, t.TempDir(), store))
+		})
+	}
+}
+
+func previewCardsAndRoles(t *testing.T, y string) {
+	g, _ := runGateway(t, parseConfig(t, y, nil))
 	base := g.BaseURL()
 	spec := `{"id":"pre","mode":"preview","purpose":"sales","caller_id":"+8657112345678","reps":["alice"],
 		"audience":{"csv":"+8613900000010,Wang Wei\n+8613900000020,Li Na\n+8613900000030,Zhang Min"}}`
