@@ -92,6 +92,9 @@ func (s *Service) heldCard(ctx context.Context, rep, attemptID string) (Campaign
 		return Campaign{}, Attempt{}, fmt.Errorf("%w: attempt %s is %s, not a preview held by %s", ErrState, attemptID, a.State, rep)
 	}
 	c, err := s.o.Store.Campaign(ctx, a.Campaign)
+	if err == nil && !c.State.dialing() {
+		err = fmt.Errorf("%w: campaign %s is %s", ErrState, c.ID(), c.State)
+	}
 	return c, a, err
 }
 

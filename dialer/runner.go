@@ -154,7 +154,9 @@ func (r *runner) tick(ctx context.Context, c Campaign) {
 				return
 			}
 		}
-		s.dial(ctx, c, a, rep)
+		if _, err := s.dial(ctx, c, a, rep); errors.Is(err, ErrTrunkBusy) {
+			return // the trunk is at its limit: the rest wait for the next tick
+		}
 	}
 }
 
