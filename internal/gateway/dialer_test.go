@@ -1,11 +1,8 @@
 package gateway_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -103,20 +100,10 @@ func numbers(first, n int) []string {
 	return out
 }
 
-// post sends a JSON body and returns the status and the body.
-func post(t *testing.T, base, path, token string, body any) (int, []byte) {
-	t.Helper()
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest("POST", base+path, bytes.NewReader(b))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, out
+// asJSON is v as a request body.
+func asJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 type campaignView struct {
@@ -238,17 +225,13 @@ func TestDialerTrialFlowThroughTheAPI(t *testing.T) {
 	bad := map[string]any{"id": "spring", "purpose": "sales", "caller_id": "+8657112345678",
 		"ring_timeout": "10s", "abandon_target": 0.05, "skills": map[string]int{"sales": 1, "klingon": 1},
 		"trial": map[string]any{"sample": 0.04}, "audience": map[string]any{"csv": "phone,name\n" + strings.Join(lines, "\n")}}
-	status, body := post(t, base, "/v1/campaigns", carolToken, bad)
-	if status != 400 {
-		t.Fatalf("bad campaign: %d %s", status, body)
-	}
 	var e struct {
 		Error struct{ Code, Message string } `json:"error"`
 	}
-	_ = json.Unmarshal(body, &e)
+	call(t, base, "POST", "/v1/campaigns", carolToken, asJSON(bad), 400, &e)
 	for _, want := range []string{"csv line 8:", "csv line 24:", "csv line 59:", "ring_timeout 10s", "abandon_target 0.05", `"klingon"`} {
 		if e.Error.Code != "invalid" || !strings.Contains(e.Error.Message, want) {
-			t.Errorf("the 400 does not say %q: %s", want, body)
+			t.Errorf("the 400 does not say %q: %+v", want, e.Error)
 		}
 	}
 	if strings.Contains(e.Error.Message, "+86139") {
@@ -266,9 +249,9 @@ func TestDialerTrialFlowThroughTheAPI(t *testing.T) {
 	good["attempts"] = 1
 	good["audience"] = map[string]any{"csv": "phone,name\n" + strings.Join(numbers(0, 100), "\n")}
 	var c campaignView
-	status, body = post(t, base, "/v1/campaigns", carolToken, good)
-	if status != 201 || json.Unmarshal(body, &c) != nil || c.State != "created" || c.Audience != 100 || c.TrialSize != 4 {
-		t.Fatalf("create: %d %s", status, body)
+	call(t, base, "POST", "/v1/campaigns", carolToken, asJSON(good), 201, &c)
+	if c.State != "created" || c.Audience != 100 || c.TrialSize != 4 {
+		t.Fatalf("created campaign: %+v", c)
 	}
 	availableReps(t, base)
 	call(t, base, "POST", "/v1/campaigns/spring/start", carolToken, "", 200, &c)

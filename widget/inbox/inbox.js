@@ -1488,4 +1488,7 @@
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
   else init();
+
+  // The DOM helpers, for the inbox's other scripts (dialer.js).
+  window.OmnigateInbox = { el: el, clear: clear };
 })();
