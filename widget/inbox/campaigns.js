@@ -241,7 +241,7 @@
   }
 
   function start() {
-    api('GET', '/v1/campaigns?limit=1').then(function () {
+    api('GET', '/v1/campaigns').then(function () {
       page.button = D.topButton('campaigns-toggle', 'Campaigns', toggle);
     }, function () { /* a rep (403) or no dialer (404): no page */ });
   }
