@@ -93,7 +93,6 @@ func (s *Service) dial(ctx context.Context, c Campaign, a Attempt, rep string) (
 		s.concluded(a, "")
 		return a, nil
 	}
-	s.record(ctx, a, ev)
 	call, err := s.o.Trunk.Dial(ctx, Dial{AttemptID: a.ID, To: a.Number, CallerID: c.Spec.CallerID,
 		RingTimeout: time.Duration(c.Spec.RingTimeout)})
 	if err != nil {
@@ -111,6 +110,7 @@ func (s *Service) dial(ctx context.Context, c Campaign, a Attempt, rep string) (
 		s.log.Warn("dialer: trunk refused a call", slog.String("attempt", a.ID), slog.Any("error", err))
 		return s.conclude(ctx, c, &liveCall{a: a, dialedAt: now}, Progress{Kind: ProgressEnded, At: now, Outcome: OutcomeFailed}), nil
 	}
+	s.record(ctx, a, ev)
 	lc := &liveCall{a: a, rep: rep, dialedAt: now}
 	s.mu.Lock()
 	s.calls[a.ID] = lc

@@ -55,6 +55,9 @@ func (s *Service) Create(ctx context.Context, spec Spec) (Campaign, error) {
 	if err != nil {
 		return Campaign{}, err
 	}
+	if len(targets) == 0 {
+		return Campaign{}, fmt.Errorf("%w: audience: none of its %d customers has a phone number", ErrInvalid, c.NoPhone)
+	}
 	c.Audience = len(targets)
 	// The attempts hold the audience now; the campaign, read every tick,
 	// does not carry a list or a CSV that may run to megabytes.
@@ -65,24 +68,36 @@ func (s *Service) Create(ctx context.Context, spec Spec) (Campaign, error) {
 		c.TrialSize = len(sample)
 	}
 	// Attempts first, the campaign last: a crash between leaves attempts
-	// no campaign names (a retried Create overwrites nothing: ids are
-	// deterministic and it fails on the first), never a campaign missing
-	// customers.
-	batch := make([]Attempt, 0, maxBatch)
+	// no campaign names, never a campaign missing customers. A Create
+	// retried after such a crash overwrites those leftovers (ids are
+	// deterministic) and concludes any the new audience has no place for.
+	left, err := s.o.Store.Attempts(ctx, spec.ID)
+	if err != nil {
+		return Campaign{}, err
+	}
+	stale := make(map[string]Attempt, len(left))
+	for _, a := range left {
+		stale[a.ID] = a
+	}
+	var all []Attempt
 	for i, t := range targets {
 		a := Attempt{ID: attemptID(spec.ID, i, 1), Campaign: spec.ID, CustomerID: t.customer.ID, Number: t.phone,
-			Try: 1, State: AttemptDue, Due: c.CreatedAt}
+			Try: 1, State: AttemptDue, Due: c.CreatedAt, Version: stale[attemptID(spec.ID, i, 1)].Version}
+		delete(stale, a.ID)
 		if stratum, ok := sample[i]; ok {
 			a.Trial, a.Stratum = true, stratum
 		} else if spec.Trial != nil {
 			a.State = AttemptHeld
 		}
-		batch = append(batch, a)
-		if len(batch) == maxBatch || i == len(targets)-1 {
-			if _, err := s.o.Store.SaveAttempts(ctx, batch...); err != nil {
-				return Campaign{}, fmt.Errorf("dialer: campaign %s: storing attempts: %w", spec.ID, err)
-			}
-			batch = batch[:0]
+		all = append(all, a)
+	}
+	for _, a := range stale {
+		a.State, a.Outcome = AttemptDone, OutcomeSkipped
+		all = append(all, a)
+	}
+	for batch := range slices.Chunk(all, maxBatch) {
+		if _, err := s.o.Store.SaveAttempts(ctx, batch...); err != nil {
+			return Campaign{}, fmt.Errorf("dialer: campaign %s: storing attempts: %w", spec.ID, err)
 		}
 	}
 	return s.o.Store.CreateCampaign(ctx, c)

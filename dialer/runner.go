@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/omnigate/omnigate/dialer/pacing"
@@ -147,18 +148,41 @@ func (r *runner) tick(ctx context.Context, c Campaign) {
 		r.maybeFinish(ctx, c)
 		return
 	}
-	for _, a := range due {
-		rep := ""
-		if reserveFirst {
-			if rep, free = s.reserveOne(ctx, a, free); rep == "" {
-				return
+	reps := make([]string, len(due))
+	if reserveFirst {
+		for i, a := range due {
+			if reps[i], free = s.reserveOne(ctx, a, free); reps[i] == "" {
+				due = due[:i]
+				break
 			}
 		}
-		if _, err := s.dial(ctx, c, a, rep); errors.Is(err, ErrTrunkBusy) {
-			return // the trunk is at its limit: the rest wait for the next tick
-		}
 	}
+	// Each dial waits on the policy, the store and the trunk; a big
+	// campaign's tick places them side by side. A busy trunk stops the
+	// rest: they wait for the next tick, their reps released.
+	var busy atomic.Bool
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, dialWorkers)
+	for i, a := range due {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if busy.Load() {
+				if reps[i] != "" {
+					_ = s.o.Reps.Release(context.WithoutCancel(ctx), a.ID)
+				}
+				return
+			}
+			if _, err := s.dial(ctx, c, a, reps[i]); errors.Is(err, ErrTrunkBusy) {
+				busy.Store(true)
+			}
+		})
+	}
+	wg.Wait()
 }
+
+// dialWorkers bounds the dials one tick of a campaign places at once.
+const dialWorkers = 8
 
 // snapshot counts the campaign's reps and calls for the pacer, tells
 // the pacer of wrap-ups that ended, and returns the free reps, longest

@@ -8,6 +8,7 @@ import (
 
 	"github.com/omnigate/omnigate/contact"
 	"github.com/omnigate/omnigate/router"
+	"github.com/omnigate/omnigate/sessions"
 )
 
 func TestCreateRefusesBadInputAndCreatesNothing(t *testing.T) {
@@ -102,7 +103,7 @@ func TestProgressiveCampaignRunsToDone(t *testing.T) {
 	if len(evs) != 2 || evs[0].Step != StepDialed || evs[1].Step != StepOutcome {
 		t.Fatalf("timeline %+v", evs)
 	}
-	if o := evs[1]; o.Outcome != OutcomeAnswered || o.RingMS < 4000 || o.TalkMS < 59000 || o.Rep == "" || strings.Contains(o.Number, "0000") {
+	if o := evs[1]; o.Outcome != OutcomeAnswered || o.RingMS < 4000 || o.TalkMS < 50000 || o.Rep == "" || strings.Contains(o.Number, "0000") {
 		t.Fatalf("outcome event %+v", o)
 	}
 	// A rep marks the outcome after the call.
@@ -160,5 +161,41 @@ func TestNoDialsWithoutAReadyRepOrWhilePaused(t *testing.T) {
 	}
 	if _, err := h.s.Resume(h.ctx, "wait"); !errors.Is(err, ErrState) {
 		t.Fatalf("resume a stopped campaign: %v", err)
+	}
+}
+
+func TestCreateAfterACrashMidCreate(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil, 1)
+	// A Create that died after storing attempts, before the campaign.
+	for i := range 4 {
+		if _, err := h.store.SaveAttempts(h.ctx, att("redo", i, AttemptDue, t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	custs := h.customers(2, "0")
+	if _, err := h.s.Create(h.ctx, h.spec("redo", custs)); err != nil {
+		t.Fatal(err)
+	}
+	as, _ := h.store.Attempts(h.ctx, "redo")
+	due := 0
+	for _, a := range as {
+		switch {
+		case a.State == AttemptDue && (a.CustomerID == custs[0] || a.CustomerID == custs[1]):
+			due++
+		case a.State != AttemptDone:
+			t.Errorf("leftover %+v not concluded", a)
+		}
+	}
+	if due != 2 {
+		t.Fatalf("%d due, want the 2 customers: %+v", due, as)
+	}
+	// A customer with no phone number is left out; nobody left is an error.
+	c, _, err := h.sess.ResolveCustomer(h.ctx, sessions.Identity{Kind: sessions.IdentityEmail, Value: "no@phone.test"}, sessions.Customer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.s.Create(h.ctx, h.spec("nophone", []string{c.ID})); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("an audience without phones: %v", err)
 	}
 }
