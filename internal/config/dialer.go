@@ -31,6 +31,11 @@ type Dialer struct {
 	// reads it to prove no attempt was dialed twice). Relative to the
 	// working directory. Empty means none.
 	DialLog string `yaml:"dial_log"`
+	// Lease is how long a node's hold on a campaign lasts unrenewed (it
+	// is renewed every second while the node runs the campaign): in a
+	// cluster, how soon another node takes over the campaigns of a node
+	// that died. At least 2s; zero means 15s.
+	Lease time.Duration `yaml:"lease"`
 	// Campaigns are created when the gateway starts, unless a campaign
 	// with the id exists (it is kept as it is, whatever the file says
 	// now). They are not started: a supervisor starts them. Each is a
@@ -113,8 +118,11 @@ func (d Dialer) validate(k dialer.Known) []error {
 	default:
 		errs = append(errs, fmt.Errorf("dialer.trunk: %q is not sim (or empty for no dialer)", d.Trunk))
 	}
-	if d.Trunk == "" && (len(d.Campaigns) > 0 || d.DialLog != "" || len(d.Sim.Rules) > 0) {
-		errs = append(errs, errors.New("dialer: campaigns, dial_log and sim need a trunk; set dialer.trunk"))
+	if d.Trunk == "" && (len(d.Campaigns) > 0 || d.DialLog != "" || len(d.Sim.Rules) > 0 || d.Lease != 0) {
+		errs = append(errs, errors.New("dialer: campaigns, dial_log, lease and sim need a trunk; set dialer.trunk"))
+	}
+	if d.Lease != 0 && d.Lease < 2*time.Second {
+		errs = append(errs, fmt.Errorf("dialer.lease: %v is under 2s (a lease is renewed every second)", d.Lease))
 	}
 	for i, r := range d.Sim.Rules {
 		p := fmt.Sprintf("dialer.sim.rules[%d]", i)

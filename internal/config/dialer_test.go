@@ -59,6 +59,7 @@ dialer:
 	}{
 		{"unknown key", "dialer: {trunk: sim, trunks: 2}", []string{"trunks"}},
 		{"a SIP trunk", "dialer: {trunk: sip}", []string{`dialer.trunk: "sip" is not sim`}},
+		{"a short lease", "dialer: {trunk: sim, lease: 500ms}", []string{"dialer.lease: 500ms is under 2s"}},
 		{"campaigns without a trunk", "dialer:\n  campaigns: [{id: x}]", []string{"need a trunk"}},
 		{"bad rules", "dialer:\n  trunk: sim\n  sim: {rules: [{digits: 1a, outcome: ringing, ring: -1s}]}",
 			[]string{`rules[0].digits: "1a"`, `rules[0].outcome: "ringing"`, "may not be negative"}},

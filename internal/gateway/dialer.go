@@ -67,7 +67,7 @@ func (g *Gateway) buildDialer(reps []auth.Rep) error {
 	g.dialer.svc, err = dialer.New(dialer.Options{
 		Store: g.dialer.store, Sessions: dialerSessions{Store: g.store, log: g.log}, Policy: g.contact.policy, Ledger: g.contact.ledger,
 		Reps: g.routing, Roster: func() []router.Rep { return roster }, Trunk: trunk,
-		Purposes: g.cfg.DialerKnown().Purposes, Segment: g.segment, Node: nodeName(),
+		Purposes: g.cfg.DialerKnown().Purposes, Segment: g.segment, Node: nodeName(), LeaseTTL: c.Lease,
 		Logger: g.log.With("part", "dialer"),
 	})
 	if err != nil {
