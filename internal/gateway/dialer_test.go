@@ -418,6 +418,16 @@ func previewCardsAndRoles(t *testing.T, y string) {
 		t.Errorf("%d campaigns after the refused ones, want 1", len(list.Data))
 	}
 
+	// A segment: the customers of tier A with tag renewal, among those
+	// with a conversation (the two the preview called or skipped).
+	call(t, base, "PATCH", "/v1/customers/"+next.Preview.CustomerID, carolToken, `{"tier":"A","tags":["renewal"]}`, 200, nil)
+	var seg campaignView
+	call(t, base, "POST", "/v1/campaigns", carolToken, `{"id":"seg","purpose":"sales","caller_id":"+8657112345678",
+		"reps":["alice"],"audience":{"segment":{"tiers":["A"],"tags":["renewal"]}}}`, 201, &seg)
+	if seg.Audience != 1 {
+		t.Errorf("segment campaign: %d customers, want 1", seg.Audience)
+	}
+
 	// A gateway without a dialer answers its routes 404.
 	plain, _ := runGateway(t, testConfig(t, "bolt"))
 	call(t, plain.BaseURL(), "GET", "/v1/campaigns", adminKey, "", 404, nil)
