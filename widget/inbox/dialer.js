@@ -1,10 +1,10 @@
 // Omnigate inbox: the dialer's rep side, and the helpers campaigns.js
 // (the supervisors' page) shares. Plain JavaScript, no build step.
 //
-// It lives apart from inbox.js and talks only REST (/v1/dialer/...,
-// docs/openapi.yaml): it reads the signed-in token inbox.js keeps in this
-// tab's sessionStorage and wakes when the app is shown (signed in) or
-// hidden (signed out). A rep sees the next customer of their preview
+// It lives apart from inbox.js, whose DOM helpers and REST call
+// (window.OmnigateInbox) it uses, and talks only REST (/v1/dialer/...,
+// docs/openapi.yaml); it wakes when the app is shown (signed in) and
+// sleeps when it is hidden (signed out). A rep sees the next customer of their preview
 // campaigns (name and a masked number: the API masks every number it
 // sends a rep) and clicks Call or Skip; after a call, the outcome form.
 //
@@ -20,30 +20,10 @@
   var el = window.OmnigateInbox.el;
   var clear = window.OmnigateInbox.clear;
 
-  // api calls the REST API with the tab's token. It resolves to the JSON
-  // answer (null for an empty one) and rejects with {status, code,
-  // message}; a 400's message lists every problem, one per line.
-  async function api(method, path, body) {
-    var token = sessionStorage.getItem(TOKEN_KEY);
-    var opts = { method: method, headers: { Authorization: 'Bearer ' + token }, cache: 'no-store' };
-    if (body !== undefined) {
-      opts.headers['Content-Type'] = 'application/json';
-      opts.body = JSON.stringify(body);
-    }
-    var resp;
-    try {
-      resp = await fetch(path, opts);
-    } catch (e) {
-      throw { status: 0, code: 'network', message: 'The gateway could not be reached.' };
-    }
-    var data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
-    if (!resp.ok) {
-      var err = data && data.error ? data.error : {};
-      throw { status: resp.status, code: err.code || 'http_' + resp.status, message: err.message || 'HTTP ' + resp.status };
-    }
-    return data;
-  }
+  // api is the inbox's REST call: it resolves to the JSON answer and
+  // rejects with {status, code, message} (a 400's message lists every
+  // problem, one a line); a refused token signs the tab out.
+  var api = window.OmnigateInbox.api;
 
   // onSession calls start when the app is shown (a sign-in, or a reload
   // with a token) and stop when it is hidden (sign-out).

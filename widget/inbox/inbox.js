@@ -1489,6 +1489,7 @@
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
   else init();
 
-  // The DOM helpers, for the inbox's other scripts (dialer.js).
-  window.OmnigateInbox = { el: el, clear: clear };
+  // The DOM helpers and the REST call, for the inbox's other scripts
+  // (dialer.js).
+  window.OmnigateInbox = { el: el, clear: clear, api: api };
 })();
