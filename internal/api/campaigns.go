@@ -8,6 +8,7 @@ import (
 
 	"github.com/omnigate/omnigate/dialer"
 	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/sessions"
 )
 
 // The dialer's routes: campaigns for supervisors and admins
@@ -49,6 +50,10 @@ type DialerDeps struct {
 	// Attempts lists a campaign's attempts (the dialer's store): a rep's
 	// calls still waiting for the outcome form are found in them.
 	Attempts func(ctx context.Context, campaign string) ([]dialer.Attempt, error)
+	// Customers names the customers of a rep's calls.
+	Customers interface {
+		Customer(ctx context.Context, id string) (sessions.Customer, error)
+	}
 }
 
 // maxCampaignBody caps POST /v1/campaigns, whose body carries the CSV:

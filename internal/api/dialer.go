@@ -11,6 +11,7 @@ import (
 
 	"github.com/omnigate/omnigate/dialer"
 	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/sessions"
 )
 
 // The rep's side of the dialer: the preview card, dial or skip, and the
@@ -27,11 +28,14 @@ type repCard struct {
 	AttemptID string `json:"attempt_id"` // the ticket
 }
 
-// repAttempt is an attempt as its rep sees it: no number.
+// repAttempt is an attempt as its rep sees it: the customer's name and
+// the number masked.
 type repAttempt struct {
 	AttemptID  string              `json:"attempt_id"` // the ticket
 	Campaign   string              `json:"campaign"`
 	CustomerID string              `json:"customer_id"`
+	Name       string              `json:"name,omitempty"`
+	Number     string              `json:"number"` // masked
 	State      dialer.AttemptState `json:"state"`
 	Outcome    dialer.Outcome      `json:"outcome,omitempty"`
 	Policy     string              `json:"policy,omitempty"`
@@ -41,15 +45,16 @@ type repAttempt struct {
 }
 
 func toRepAttempt(a dialer.Attempt) repAttempt {
-	return repAttempt{AttemptID: ticket(a.ID), Campaign: a.Campaign, CustomerID: a.CustomerID, State: a.State,
-		Outcome: a.Outcome, Policy: a.Policy, Reasons: a.Reasons, EndedAt: a.EndedAt, RepOutcome: a.RepOutcome}
+	return repAttempt{AttemptID: ticket(a.ID), Campaign: a.Campaign, CustomerID: a.CustomerID, Number: dialer.MaskNumber(a.Number),
+		State: a.State, Outcome: a.Outcome, Policy: a.Policy, Reasons: a.Reasons, EndedAt: a.EndedAt, RepOutcome: a.RepOutcome}
 }
 
 // maxUnmarked bounds the calls listed for the outcome form.
 const maxUnmarked = 5
 
-// preview answers the rep's next preview card (null when there is none)
-// and their answered calls still without an outcome, newest first.
+// preview answers the rep's next preview card (null when there is none),
+// the call they are on (null when none) and their answered calls still
+// without an outcome, newest first.
 func (h dialerRoutes) preview(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	svc, err := h.svc()
 	if err != nil {
@@ -60,6 +65,7 @@ func (h dialerRoutes) preview(w http.ResponseWriter, r *http.Request, p auth.Pri
 	}
 	var out struct {
 		Preview         *repCard     `json:"preview"`
+		OnCall          *repAttempt  `json:"on_call"`
 		AwaitingOutcome []repAttempt `json:"awaiting_outcome"`
 	}
 	card, err := svc.NextPreview(r.Context(), p.ID)
@@ -69,37 +75,64 @@ func (h dialerRoutes) preview(w http.ResponseWriter, r *http.Request, p auth.Pri
 	case !errors.Is(err, dialer.ErrNotFound):
 		return dialerError(err)
 	}
-	if out.AwaitingOutcome, err = h.unmarked(r, svc, p.ID); err != nil {
+	if out.OnCall, out.AwaitingOutcome, err = h.repCalls(r, svc, p.ID); err != nil {
 		return err
 	}
 	WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
-// unmarked lists rep's answered calls without a rep-marked outcome, in
-// campaigns that dialed.
-func (h dialerRoutes) unmarked(r *http.Request, svc DialerService, rep string) ([]repAttempt, error) {
+// repCalls finds, in the campaigns that dialed, the call rep is on and
+// rep's answered calls without a rep-marked outcome, each with the
+// customer's name.
+func (h dialerRoutes) repCalls(r *http.Request, svc DialerService, rep string) (*repAttempt, []repAttempt, error) {
 	cs, err := svc.Campaigns(r.Context())
 	if err != nil {
-		return nil, dialerError(err)
+		return nil, nil, dialerError(err)
 	}
-	out := []repAttempt{}
+	var onCall *repAttempt
+	unmarked := []repAttempt{}
 	for _, c := range cs {
 		if c.State == dialer.StateCreated {
 			continue
 		}
 		as, err := h.d.Attempts(r.Context(), c.ID())
 		if err != nil {
-			return nil, dialerError(err)
+			return nil, nil, dialerError(err)
 		}
 		for _, a := range as {
-			if a.Rep == rep && a.State == dialer.AttemptDone && a.Outcome == dialer.OutcomeAnswered && a.RepOutcome == "" {
-				out = append(out, toRepAttempt(a))
+			switch {
+			case a.Rep != rep:
+			case a.State == dialer.AttemptAnswered || a.State == dialer.AttemptBridged:
+				ra := toRepAttempt(a)
+				onCall = &ra
+			case a.State == dialer.AttemptDone && a.Outcome == dialer.OutcomeAnswered && a.RepOutcome == "":
+				unmarked = append(unmarked, toRepAttempt(a))
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b repAttempt) int { return b.EndedAt.Compare(a.EndedAt) })
-	return out[:min(len(out), maxUnmarked)], nil
+	slices.SortFunc(unmarked, func(a, b repAttempt) int { return b.EndedAt.Compare(a.EndedAt) })
+	unmarked = unmarked[:min(len(unmarked), maxUnmarked)]
+	for i := range unmarked {
+		if unmarked[i].Name, err = h.name(r, unmarked[i].CustomerID); err != nil {
+			return nil, nil, err
+		}
+	}
+	if onCall != nil {
+		if onCall.Name, err = h.name(r, onCall.CustomerID); err != nil {
+			return nil, nil, err
+		}
+	}
+	return onCall, unmarked, nil
+}
+
+// name is the customer's name; "" for one not found.
+func (h dialerRoutes) name(r *http.Request, customerID string) (string, error) {
+	c, err := h.d.Customers.Customer(r.Context(), customerID)
+	if errors.Is(err, sessions.ErrNotFound) {
+		return "", nil
+	}
+	return c.Name, err
 }
 
 func (h dialerRoutes) dial(w http.ResponseWriter, r *http.Request, p auth.Principal) error {

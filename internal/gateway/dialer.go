@@ -104,7 +104,7 @@ func (g *Gateway) dialerRoutes() []api.Route {
 	if g.dialer.svc == nil {
 		return api.DialerRoutes(nil)
 	}
-	return api.DialerRoutes(&api.DialerDeps{Service: g.dialer.svc, Attempts: g.dialer.store.Attempts})
+	return api.DialerRoutes(&api.DialerDeps{Service: g.dialer.svc, Attempts: g.dialer.store.Attempts, Customers: g.store})
 }
 
 // startDialer runs the dialer's Service until stopDialer.

@@ -316,6 +316,7 @@ type repPreview struct {
 	} `json:"preview"`
 	AwaitingOutcome []struct {
 		AttemptID string `json:"attempt_id"`
+		Name      string `json:"name"`
 	} `json:"awaiting_outcome"`
 }
 
@@ -372,7 +373,8 @@ func previewCardsAndRoles(t *testing.T, y string) {
 	waitFor(t, "the call to wait for alice's outcome", func() bool {
 		var p repPreview
 		call(t, base, "GET", "/v1/dialer/preview", aliceToken, "", 200, &p)
-		return len(p.AwaitingOutcome) == 1 && p.AwaitingOutcome[0].AttemptID == card.Preview.AttemptID
+		return len(p.AwaitingOutcome) == 1 && p.AwaitingOutcome[0].AttemptID == card.Preview.AttemptID &&
+			p.AwaitingOutcome[0].Name == "Wang Wei"
 	})
 	call(t, base, "POST", "/v1/dialer/attempts/"+card.Preview.AttemptID+"/outcome", aliceToken,
 		`{"outcome":"interested","note":"call back with a quote"}`, 200, &a)

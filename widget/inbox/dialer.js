@@ -53,9 +53,16 @@
 
   window.OmnigateDialer = { api: api, el: el, clear: clear, onSession: onSession, topButton: topButton };
 
-  // ---------- the rep's preview card ----------
+  // ---------- the rep's card ----------
+  //
+  // One card, showing in order of precedence: the outcome form of the
+  // rep's latest answered call without one; the call they are on; the
+  // call they just placed from a preview card (until it is answered, or
+  // CALLING_MS passes: an unanswered call just ends); the next preview
+  // card.
 
-  var rep = { timer: null, card: null, preview: null, active: null, busy: false };
+  var CALLING_MS = 40000;
+  var rep = { timer: null, card: null, preview: null, onCall: null, awaiting: null, calling: null, busy: false };
 
   function card() {
     if (rep.card) return rep.card;
@@ -66,13 +73,14 @@
 
   async function poll() {
     clearTimeout(rep.timer);
-    if (!rep.busy && !rep.active) {
+    // The outcome form stays while the rep fills it in.
+    if (!rep.busy && !rep.awaiting) {
       try {
         var got = await api('GET', '/v1/dialer/preview');
-        rep.preview = got && got.preview ? got.preview : null;
-        if (!rep.active && got && got.awaiting_outcome && got.awaiting_outcome.length) {
-          rep.active = got.awaiting_outcome[0]; // a call the pacer bridged to this rep
-        }
+        rep.preview = got.preview;
+        rep.onCall = got.on_call;
+        rep.awaiting = got.awaiting_outcome.length ? got.awaiting_outcome[0] : null;
+        if (rep.onCall || rep.awaiting || (rep.calling && Date.now() - rep.calling.at > CALLING_MS)) rep.calling = null;
         render('');
       } catch (e) {
         if (e.status === 403 || e.status === 404) { stopRep(); return; } // not a rep, or no dialer
@@ -93,14 +101,16 @@
   function render(error) {
     var c = card();
     clear(c);
-    if (rep.active) {
-      c.hidden = false;
+    c.hidden = false;
+    if (rep.awaiting) {
       c.appendChild(el('h2', { text: 'Call outcome' }));
-      c.appendChild(who(rep.active));
-      c.appendChild(outcomeForm(rep.active));
+      c.appendChild(who(rep.awaiting));
+      c.appendChild(outcomeForm(rep.awaiting));
+    } else if (rep.onCall || rep.calling) {
+      c.appendChild(el('h2', { text: rep.onCall ? 'On a call' : 'Calling…' }));
+      c.appendChild(who(rep.onCall || rep.calling.card));
     } else if (rep.preview) {
       var p = rep.preview;
-      c.hidden = false;
       c.appendChild(el('h2', { text: 'Next call' }));
       c.appendChild(who(p));
       c.appendChild(el('div', { class: 'actions' }, [
@@ -113,23 +123,32 @@
     c.appendChild(el('p', { class: 'error', role: 'alert', text: error || '' }));
   }
 
+  // act dials or skips the card. A dial the contact policy holds back
+  // says why instead of calling.
   async function act(p, what) {
     rep.busy = true;
+    var note = '';
     try {
-      await api('POST', '/v1/dialer/attempts/' + encodeURIComponent(p.attempt_id) + '/' + what, {});
+      var a = await api('POST', '/v1/dialer/attempts/' + encodeURIComponent(p.attempt_id) + '/' + what, {});
       rep.preview = null;
-      if (what === 'dial') rep.active = p;
-      render('');
+      if (what === 'dial' && a.policy && a.policy !== 'allow') {
+        note = 'Not called: the contact policy ' + (a.policy === 'defer' ? 'deferred' : 'refused') + ' it (' +
+          (a.reasons || []).join(', ').replace(/_/g, ' ') + ').';
+      } else if (what === 'dial') {
+        rep.calling = { card: p, at: Date.now() };
+      }
     } catch (e) {
-      render(e.message);
+      note = e.message;
     } finally {
       rep.busy = false;
-      poll();
     }
+    render(note);
+    clearTimeout(rep.timer);
+    rep.timer = setTimeout(poll, POLL_MS);
   }
 
   function outcomeForm(p) {
-    var outcomes = p.outcomes && p.outcomes.length ? p.outcomes : ['interested', 'not_interested', 'callback', 'wrong_person'];
+    var outcomes = ['interested', 'not_interested', 'callback', 'wrong_person'];
     var select = el('select', { id: 'dialer-outcome' }, outcomes.map(function (o) { return el('option', { value: o, text: o.replace(/_/g, ' ') }); }));
     var note = el('textarea', { id: 'dialer-note', rows: '2' });
     var err = el('p', { class: 'error', role: 'alert' });
@@ -142,8 +161,7 @@
       ev.preventDefault();
       try {
         await api('POST', '/v1/dialer/attempts/' + encodeURIComponent(p.attempt_id) + '/outcome', { outcome: select.value, note: note.value });
-        rep.active = null;
-        render('');
+        rep.awaiting = null;
         poll();
       } catch (e) {
         err.textContent = e.message;
@@ -156,8 +174,7 @@
 
   function stopRep() {
     clearTimeout(rep.timer);
-    rep.preview = null;
-    rep.active = null;
+    rep.preview = rep.onCall = rep.awaiting = rep.calling = null;
     if (rep.card) rep.card.hidden = true;
   }
 
