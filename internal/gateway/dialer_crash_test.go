@@ -170,23 +170,13 @@ func waitLong(t *testing.T, what string, ok func() bool) {
 	}
 }
 
-// waitDone waits, up to 30 s, for campaign "crash" to finish.
+// waitDone waits for campaign "crash" to finish, every customer
+// concluded.
 func waitDone(t *testing.T, base string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var p progressView
-		call(t, base, "GET", "/v1/campaigns/crash/progress", carolToken, "", 200, &p)
-		if p.State == "done" {
-			if p.Customers != crashCustomers || p.Remaining != 0 {
-				t.Errorf("finished campaign: %+v", p)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("campaign crash did not finish within 30s: %+v", p)
-		}
-		time.Sleep(100 * time.Millisecond)
+	p := waitCampaign(t, base, "crash", "the campaign to finish", func(p progressView) bool { return p.State == "done" })
+	if p.Customers != crashCustomers || p.Remaining != 0 {
+		t.Errorf("finished campaign: %+v", p)
 	}
 }
 

@@ -167,10 +167,10 @@ func customerByPhone(t *testing.T, base, phone string) string {
 	return page.Data[0].ID
 }
 
-// waitCampaign polls the campaign's progress until ok, for up to 20 s.
+// waitCampaign polls the campaign's progress until ok, for up to 30 s.
 func waitCampaign(t *testing.T, base, id, what string, ok func(progressView) bool) progressView {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var p progressView
 		call(t, base, "GET", "/v1/campaigns/"+id+"/progress", carolToken, "", 200, &p)
