@@ -80,7 +80,7 @@ func TestDialerCrashMidCampaign(t *testing.T) {
 	first := startGateway(t, bin, cfgPath, filepath.Join(dir, "first.log"))
 	availableReps(t, first.url)
 	call(t, first.url, "POST", "/v1/campaigns/crash/start", carolToken, "", 200, nil)
-	waitLong(t, "a third of the campaign to be dialed", func() bool { return len(dialLog(t, logPath)) >= crashCustomers/3 })
+	waitCampaign(t, first.url, "crash", "a third of it to be dialed", func(p progressView) bool { return p.Dialed >= crashCustomers/3 })
 	first.kill(t)
 	atKill := len(dialLog(t, logPath))
 
@@ -118,19 +118,15 @@ func TestDialerClusterTakeover(t *testing.T) {
 	}
 	availableReps(t, nodes[0].url)
 	call(t, nodes[0].url, "POST", "/v1/campaigns/crash/start", carolToken, "", 200, nil)
+	waitCampaign(t, nodes[0].url, "crash", "a third of it to be dialed", func(p progressView) bool { return p.Dialed >= crashCustomers/3 })
 	// One node runs the campaign, the other none of it.
-	holder := -1
-	waitLong(t, "a third of the campaign to be dialed", func() bool {
-		n := [2]int{len(dialLog(t, logs[0])), len(dialLog(t, logs[1]))}
-		if n[0] > 0 && n[1] > 0 {
-			t.Fatalf("both nodes dialed the campaign: %v", n)
-		}
-		holder = 0
-		if n[1] > 0 {
-			holder = 1
-		}
-		return n[holder] >= crashCustomers/3
-	})
+	holder := 0
+	if len(dialLog(t, logs[1])) > 0 {
+		holder = 1
+	}
+	if len(dialLog(t, logs[1-holder])) > 0 {
+		t.Fatal("both nodes dialed the campaign")
+	}
 	nodes[holder].kill(t)
 	atKill := len(dialLog(t, logs[holder]))
 
@@ -156,18 +152,6 @@ func TestDialerClusterTakeover(t *testing.T) {
 	interrupted := checkConcluded(t, vs, dialed)
 	t.Logf("%d customers, %d dialed by the node killed, %d by the one that took over, %d calls cut",
 		crashCustomers, atKill, len(dialed)-atKill, interrupted)
-}
-
-// waitLong is waitFor with 30 s: processes on a loaded machine.
-func waitLong(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // waitDone waits for campaign "crash" to finish, every customer
