@@ -268,8 +268,27 @@ func TestDialerTrialFlowThroughTheAPI(t *testing.T) {
 	if trial.Sample != 4 || trial.Concluded != 4 || trial.Dialed != 4 || len(dialLog(t, filepath.Join(dir, "dials.log"))) != 4 {
 		t.Fatalf("trial report %+v, want 4 of 4 dialed and concluded", trial)
 	}
-	if trial.Answered > 0 && (trial.ConnectRate <= 0 || trial.AverageTalk <= 0) {
-		t.Errorf("trial report %+v: answered calls without connect rate or talk time", trial)
+	if trial.Answered == 0 || trial.ConnectRate <= 0 || trial.AverageTalk <= 0 {
+		t.Fatalf("trial report %+v: want answered calls, a connect rate and talk time", trial)
+	}
+	// The reps who took the trial's calls mark them; the report counts
+	// what they marked.
+	marked := 0
+	for i := 1; i <= dialerReps; i++ {
+		token := fmt.Sprintf("test-rep%02d-token-0123456789", i)
+		var p repPreview
+		call(t, base, "GET", "/v1/dialer/preview", token, "", 200, &p)
+		for _, a := range p.AwaitingOutcome {
+			call(t, base, "POST", "/v1/dialer/attempts/"+a.AttemptID+"/outcome", token, `{"outcome":"interested"}`, 200, nil)
+			marked++
+		}
+	}
+	var report struct {
+		RepOutcomes map[string]int `json:"rep_outcomes"`
+	}
+	call(t, base, "GET", "/v1/campaigns/spring/trial", carolToken, "", 200, &report)
+	if marked != trial.Answered || report.RepOutcomes["interested"] != marked {
+		t.Errorf("%d of %d answered trial calls marked, the report counts %v", marked, trial.Answered, report.RepOutcomes)
 	}
 
 	// Two customers not in the trial become ones the policy refuses: one
