@@ -73,6 +73,8 @@ type Attempt struct {
 	Outcome    Outcome       `json:"outcome,omitempty"`
 	SIPCode    int           `json:"sip_code,omitempty"`
 	Rep        string        `json:"rep,omitempty"`
+	// Node is the gateway node that placed the call and follows it.
+	Node string `json:"node,omitempty"`
 	// RepOutcome and RepNote are what the rep marked after the call.
 	RepOutcome string `json:"rep_outcome,omitempty"`
 	RepNote    string `json:"rep_note,omitempty"`

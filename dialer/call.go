@@ -77,7 +77,7 @@ func (s *Service) dial(ctx context.Context, c Campaign, a Attempt, rep string) (
 		a.State, a.Due, a.Rep = AttemptDue, d.Until, ""
 		ev.Step, ev.Until = StepDeferred, d.Until
 	default:
-		a.State, a.DialedAt, a.Rep = AttemptDialing, now, rep
+		a.State, a.DialedAt, a.Rep, a.Node = AttemptDialing, now, rep, s.o.Node
 		ev.Step = StepDialed
 	}
 	saved, err := s.o.Store.SaveAttempts(ctx, a)
@@ -128,6 +128,7 @@ func (s *Service) follow(ctx context.Context, c Campaign, lc *liveCall, call Cal
 		s.mu.Unlock()
 	}()
 	for p := range call.Events() {
+		s.handling.Add(1)
 		switch p.Kind {
 		case ProgressRinging:
 			s.step(ctx, lc, func(a *Attempt) { a.State = AttemptRinging })
@@ -135,8 +136,10 @@ func (s *Service) follow(ctx context.Context, c Campaign, lc *liveCall, call Cal
 			s.answered(ctx, c, lc, call, p)
 		case ProgressEnded:
 			s.conclude(ctx, c, lc, p)
+			s.handling.Add(-1)
 			return
 		}
+		s.handling.Add(-1)
 	}
 	// The channel closed without an end: the trunk lost the call.
 	s.conclude(ctx, c, lc, Progress{Kind: ProgressEnded, At: s.o.Clock.Now(), Outcome: OutcomeFailed})
@@ -218,10 +221,15 @@ func (s *Service) connect(ctx context.Context, c Campaign, lc *liveCall) string 
 		if !s.o.Clock.Now().Before(deadline) {
 			return ""
 		}
+		wait := s.o.Clock.After(200 * time.Millisecond)
+		s.handling.Add(-1) // parked on the clock
 		select {
 		case <-ctx.Done():
+		case <-wait:
+		}
+		s.handling.Add(1)
+		if ctx.Err() != nil {
 			return ""
-		case <-s.o.Clock.After(200 * time.Millisecond):
 		}
 	}
 }

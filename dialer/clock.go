@@ -25,6 +25,9 @@ type ManualClock struct {
 	mu      sync.Mutex
 	now     time.Time
 	waiters []manualWaiter
+	// fired are the timers the last Advance fired: until each is read,
+	// its goroutine has not run the step it was due for.
+	fired []chan time.Time
 }
 
 type manualWaiter struct {
@@ -59,16 +62,31 @@ func (c *ManualClock) Advance(d time.Duration) time.Time {
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
 	kept := c.waiters[:0]
+	c.fired = c.fired[:0]
 	for _, w := range c.waiters {
 		if w.at.After(c.now) {
 			kept = append(kept, w)
 			continue
 		}
 		w.ch <- c.now
+		c.fired = append(c.fired, w.ch)
 	}
 	clear(c.waiters[len(kept):])
 	c.waiters = kept
 	return c.now
+}
+
+// firedRead reports whether every timer the last Advance fired was
+// read: a test's watermark that the goroutines waiting on them woke.
+func (c *ManualClock) firedRead() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ch := range c.fired {
+		if len(ch) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Waiters counts timers not yet fired: a test's watermark that every

@@ -201,3 +201,56 @@ func TestValkeyLeaseTakeover(t *testing.T) {
 	dialsAtMostOnce(t, h.trunk, trunkB)
 	noneLost(t, store, "lease", 12, spec.Attempts)
 }
+
+// A call another node follows is left to it while that node's heartbeat
+// holds, and concluded as interrupted once it lapses.
+func TestCallsOfALiveNodeAreNotConcludedByTheCampaignsRunner(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil, 2)
+	custs := h.customers(2, "0")
+	spec := h.spec("pv", custs)
+	spec.Mode, spec.Skills, spec.Reps = ModePreview, nil, []string{"rep1"}
+	if _, err := h.s.Create(h.ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.s.Start(h.ctx, "pv"); err != nil {
+		t.Fatal(err)
+	}
+	b := h.service("node-b")
+	b.Tick(h.ctx) // b runs the campaign
+	if b.runner("pv") == nil {
+		t.Fatal("node b does not run the campaign")
+	}
+	// The rep's requests are served by node a, which follows the call.
+	dialOnA := func() string {
+		card, err := h.s.NextPreview(h.ctx, "rep1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.s.Dial(h.ctx, "rep1", card.AttemptID); err != nil {
+			t.Fatal(err)
+		}
+		return card.AttemptID
+	}
+	first := dialOnA()
+	h.runUntil(b, 5*time.Minute, func() bool {
+		h.s.Tick(h.ctx) // a's heartbeat
+		a, _ := h.store.Attempt(h.ctx, first)
+		return a.State == AttemptDone
+	})
+	if a, _ := h.store.Attempt(h.ctx, first); a.Outcome != OutcomeAnswered || a.Node != "node-a" {
+		t.Fatalf("a live node's call: %+v", a)
+	}
+	// Node a dies mid-call: b concludes the call once a's heartbeat lapses.
+	second := dialOnA()
+	h.runUntil(b, 5*time.Minute, func() bool {
+		a, _ := h.store.Attempt(h.ctx, second)
+		return a.State == AttemptDone
+	})
+	if a, _ := h.store.Attempt(h.ctx, second); a.Outcome != OutcomeInterrupted {
+		t.Fatalf("a dead node's call: %+v", a)
+	}
+	if next, err := h.store.Attempt(h.ctx, attemptID("pv", 1, 2)); err != nil || next.State != AttemptDue {
+		t.Fatalf("the customer's next try: %+v %v", next, err)
+	}
+}

@@ -185,6 +185,9 @@ func TestNoRepWithinTheConnectLimitAbandons(t *testing.T) {
 		}
 	}
 	if len(abandoned) != 1 {
+		for _, a := range as {
+			t.Logf("%s %s dialed %v answered %v ended %v rep %q", a.ID, a.Outcome, a.DialedAt.Sub(t0), a.AnsweredAt.Sub(t0), a.EndedAt.Sub(t0), a.Rep)
+		}
 		t.Fatalf("%d abandoned, want the one the guard allowed", len(abandoned))
 	}
 	a := abandoned[0]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -211,10 +212,7 @@ func (h *harness) runUntil(s *Service, limit time.Duration, cond func() bool) {
 	deadline := time.Now().Add(20 * time.Second)
 	for end := h.clock.Now().Add(limit); h.clock.Now().Before(end); {
 		s.Tick(h.ctx)
-		// Let the calls' goroutines park on the clock before it moves.
-		for range 10 {
-			runtime.Gosched()
-		}
+		h.settle(s)
 		if cond() {
 			return
 		}
@@ -228,7 +226,46 @@ func (h *harness) runUntil(s *Service, limit time.Duration, cond func() bool) {
 		p, _ := s.Progress(h.ctx, c.ID())
 		h.t.Logf("%+v", p)
 	}
+	h.clock.mu.Lock()
+	for _, w := range h.clock.waiters {
+		h.t.Logf("waiter at %v (now %v)", w.at, h.clock.now)
+	}
+	h.clock.mu.Unlock()
+	h.t.Logf("dials %d, settled %v, handling %d", len(h.trunk.Dials()), h.trunk.settled(), s.handling.Load())
+	if os.Getenv("DIALER_STACKS") != "" {
+		buf := make([]byte, 1<<20)
+		h.t.Logf("%s", buf[:runtime.Stack(buf, true)])
+	}
 	h.t.Fatalf("condition not reached within %v of the clock", limit)
+}
+
+// settle waits until every call's step due by now was handled: the
+// timers the clock fired were read, the trunk's calls wait on the clock
+// or the gateway, and the services handle none. A timer nobody reads
+// any more (its select took another case) would hold it forever, so it
+// gives up after a moment of real time; the test's conditions, not this
+// wait, decide.
+func (h *harness) settle(services ...*Service) {
+	idle := func() bool {
+		ok := h.clock.firedRead() && h.trunk.settled()
+		for _, s := range services {
+			ok = ok && s.handling.Load() == 0
+		}
+		return ok
+	}
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for !idle() && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	// A timer's value is handed straight to a goroutine blocked on it,
+	// which is then runnable but may not have run: the checks above
+	// cannot see that, so calls in progress get a moment of real time.
+	if h.trunk.live() {
+		time.Sleep(200 * time.Microsecond)
+		for !idle() && time.Now().Before(deadline) {
+			runtime.Gosched()
+		}
+	}
 }
 
 func (h *harness) state(id string) State {

@@ -10,18 +10,38 @@ import (
 const tickEvery = time.Second
 
 // Run paces every campaign this node holds (or takes) the lease of, once
-// a second of the clock, until ctx ends; then it gives its leases up and
-// waits for the calls it follows to end. Calls outlive a pause or a
-// stop of their campaign: they are finished, not cut.
+// a second of the clock, until ctx ends; then it gives its campaigns'
+// leases up and waits for the calls it follows to end. Calls outlive a
+// pause or a stop of their campaign: they are finished, not cut. A
+// process that exits before they end leaves them to the node that next
+// runs their campaign, which concludes them as interrupted.
 func (s *Service) Run(ctx context.Context) error {
-	defer s.wg.Wait()
 	for {
 		s.Tick(ctx)
 		select {
 		case <-ctx.Done():
 			s.unleaseAll()
+			s.finishCalls()
 			return nil
 		case <-s.o.Clock.After(tickEvery):
+		}
+	}
+}
+
+// finishCalls waits for the calls this node follows to end, renewing
+// its heartbeat meanwhile so no other node concludes them; then it gives
+// the heartbeat up.
+func (s *Service) finishCalls() {
+	ctx := context.Background()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	for {
+		select {
+		case <-done:
+			_ = s.o.Store.Unlease(ctx, nodeLease(s.o.Node), s.o.Node)
+			return
+		case <-s.o.Clock.After(tickEvery):
+			_, _ = s.o.Store.Lease(ctx, nodeLease(s.o.Node), s.o.Node, s.o.LeaseTTL)
 		}
 	}
 }
@@ -31,6 +51,9 @@ func (s *Service) Run(ctx context.Context) error {
 // stopped for those lost, and each runner's calls placed. Tests call it
 // to step a Service without Run's loop.
 func (s *Service) Tick(ctx context.Context) {
+	if _, err := s.o.Store.Lease(ctx, nodeLease(s.o.Node), s.o.Node, s.o.LeaseTTL); err != nil {
+		s.log.Warn("dialer: node heartbeat", slog.Any("error", err))
+	}
 	cs, err := s.o.Store.Campaigns(ctx)
 	if err != nil {
 		s.log.Warn("dialer: listing campaigns", slog.Any("error", err))

@@ -38,6 +38,9 @@ type runner struct {
 	answered, abandons int
 	guarded            bool
 	ready              int // at the last decision
+	// recovered is when attempts left in a call by other nodes were
+	// last looked for.
+	recovered time.Time
 	// dirty says an attempt concluded since the campaign was last
 	// checked for being finished.
 	dirty bool
@@ -56,11 +59,8 @@ func (s *Service) newRunner(ctx context.Context, c Campaign) (*runner, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.recover(ctx, c, as)
 	for _, a := range as {
-		if a.State.live() && !s.following(a.ID) {
-			s.interrupted(ctx, c, a)
-			continue
-		}
 		if a.Outcome == OutcomeAnswered || a.Outcome == OutcomeAbandoned {
 			r.answers = append(r.answers, answer{at: a.AnsweredAt, abandoned: a.Outcome == OutcomeAbandoned})
 		}
@@ -80,23 +80,6 @@ func (s *Service) newRunner(ctx context.Context, c Campaign) (*runner, error) {
 	return r, nil
 }
 
-// interrupted concludes an attempt found in a call state with no call
-// followed here: a crash or a lost lease cut it. It is not dialed
-// again; the customer's next try follows the retry rules.
-func (s *Service) interrupted(ctx context.Context, c Campaign, a Attempt) {
-	a.State, a.Outcome, a.EndedAt = AttemptDone, OutcomeInterrupted, s.o.Clock.Now()
-	next := s.nextTry(c, a)
-	if _, err := s.o.Store.SaveAttempts(ctx, append([]Attempt{a}, next...)...); err != nil {
-		s.log.Warn("dialer: concluding an interrupted attempt", slog.String("attempt", a.ID), slog.Any("error", err))
-		return
-	}
-	ev := CallEvent{Step: StepOutcome, Outcome: OutcomeInterrupted}
-	if len(next) > 0 {
-		ev.NextTry = next[0].Due
-	}
-	s.record(ctx, a, ev)
-}
-
 // nextTry is the customer's next attempt after a, if the retry rules
 // and the campaign's attempts allow one.
 func (s *Service) nextTry(c Campaign, a Attempt) []Attempt {
@@ -111,6 +94,11 @@ func (s *Service) nextTry(c Campaign, a Attempt) []Attempt {
 func (r *runner) tick(ctx context.Context, c Campaign) {
 	s := r.s
 	now := s.o.Clock.Now()
+	if now.Sub(r.recovered) >= recoverEvery {
+		if as, err := s.o.Store.Attempts(ctx, c.ID()); err == nil {
+			r.recover(ctx, c, as)
+		}
+	}
 	r.mu.Lock()
 	r.guarded = r.overCap(c.Spec.AbandonTarget, now)
 	guarded := r.guarded
@@ -189,13 +177,10 @@ const dialWorkers = 8
 // idle first.
 func (r *runner) snapshot(c Campaign, now time.Time) ([]string, pacing.Snapshot) {
 	s := r.s
-	v := s.repsNow(c.Spec, now, true)
-	snap := pacing.Snapshot{Now: now, Ready: len(v.free), Wrapping: v.wrapping}
-	r.mu.Lock()
-	for _, d := range v.wrapEnded {
-		r.pacer.Observe(pacing.Observation{Kind: pacing.ObserveWrap, At: now, Duration: d})
-	}
-	r.mu.Unlock()
+	// Calls first, then reps: a call taking a rep in between shows as a
+	// rep less (fewer lines), never as a free rep and a call holding it
+	// both (one line too many).
+	snap := pacing.Snapshot{Now: now}
 	for _, lc := range s.liveCalls(c.ID()) {
 		switch {
 		case !lc.bridgedAt.IsZero():
@@ -206,6 +191,13 @@ func (r *runner) snapshot(c Campaign, now time.Time) ([]string, pacing.Snapshot)
 			snap.Ringing = append(snap.Ringing, now.Sub(lc.dialedAt))
 		}
 	}
+	v := s.repsNow(c.Spec, now, true)
+	snap.Ready, snap.Wrapping = len(v.free), v.wrapping
+	r.mu.Lock()
+	for _, d := range v.wrapEnded {
+		r.pacer.Observe(pacing.Observation{Kind: pacing.ObserveWrap, At: now, Duration: d})
+	}
+	r.mu.Unlock()
 	return v.free, snap
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/omnigate/omnigate/contact"
@@ -113,9 +114,13 @@ type Service struct {
 	// released has when each rep was last released from one of this
 	// node's calls: the start of their wrap-up, for the pacers.
 	released map[string]time.Time
-	// wg counts the runners and the calls they follow, so Run returns
-	// only when none is left.
+	// wg counts the calls followed, so Run returns only when none is
+	// left.
 	wg sync.WaitGroup
+	// handling counts call steps being handled now (not waiting on the
+	// trunk or the clock): with SimTrunk.settled, what a test moving a
+	// ManualClock waits for.
+	handling atomic.Int64
 }
 
 // New checks o and returns a Service; Run starts dialing.

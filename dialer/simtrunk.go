@@ -3,6 +3,7 @@ package dialer
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,6 +18,9 @@ type SimTrunk struct {
 
 	mu    sync.Mutex
 	dials []Dial
+	// active are the calls whose events are not all read yet: what
+	// settled looks at.
+	active []*simCall
 }
 
 // SimCall is how a simulated call goes: after Ring, its Outcome (with
@@ -91,6 +95,9 @@ func (t *SimTrunk) Dial(ctx context.Context, d Dial) (Call, error) {
 	if noAnswer {
 		ring = d.RingTimeout
 	}
+	t.mu.Lock()
+	t.active = append(t.active, c)
+	t.mu.Unlock()
 	go c.play(t.clock.After(ring), noAnswer)
 	return c, nil
 }
@@ -100,6 +107,9 @@ type simCall struct {
 	plan   SimCall
 	events chan Progress
 
+	// parked is set while the call's goroutine waits for a timer or the
+	// gateway; ended once it closed its events.
+	parked, ended atomic.Bool
 	// talk gets the talk timer when the call is bridged.
 	talk              chan (<-chan time.Time)
 	abandoned, hungUp chan struct{}
@@ -127,11 +137,43 @@ func (c *simCall) Hangup(ctx context.Context) error {
 func (c *simCall) end(at time.Time, o Outcome, code int, by string) {
 	c.events <- Progress{Kind: ProgressEnded, At: at, Outcome: o, SIPCode: code, HungUpBy: by}
 	close(c.events)
+	c.ended.Store(true)
+}
+
+// live reports whether a call is in progress or its events unread.
+func (t *SimTrunk) live() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.active) > 0
+}
+
+// settled reports whether every call waits on the clock or the gateway
+// with its events read: a test moving a ManualClock waits for it, so a
+// call's next step happens at the time it is due. Calls ended and read
+// are forgotten.
+func (t *SimTrunk) settled() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	kept := t.active[:0]
+	ok := true
+	for _, c := range t.active {
+		drained := len(c.events) == 0
+		if c.ended.Load() && drained {
+			continue
+		}
+		kept = append(kept, c)
+		ok = ok && drained && (c.parked.Load() || c.ended.Load())
+	}
+	clear(t.active[len(kept):])
+	t.active = kept
+	return ok
 }
 
 // wait returns the time timer fired at, or ok false when the gateway
 // hung up first.
 func (c *simCall) wait(timer <-chan time.Time) (time.Time, bool) {
+	c.parked.Store(true)
+	defer c.parked.Store(false)
 	select {
 	case at := <-timer:
 		return at, true
@@ -155,8 +197,10 @@ func (c *simCall) play(ring <-chan time.Time, noAnswer bool) {
 		return
 	}
 	c.events <- Progress{Kind: ProgressAnswered, At: at, Machine: p.Outcome == OutcomeMachine}
+	c.parked.Store(true)
 	select {
 	case talk := <-c.talk:
+		c.parked.Store(false)
 		if at, ok := c.wait(talk); ok {
 			c.end(at, OutcomeAnswered, 200, "customer")
 		} else {
