@@ -62,6 +62,7 @@ func (s *Service) dial(ctx context.Context, c Campaign, a Attempt, rep string) (
 		return saved[0], fmt.Errorf("dialer: attempt %s: contact policy: %w", a.ID, err)
 	}
 	a.Policy = string(d.Decision)
+	s.m.decision(a.Policy)
 	a.Reasons = nil
 	for _, r := range d.Reasons {
 		a.Reasons = append(a.Reasons, r.Code)
@@ -89,6 +90,9 @@ func (s *Service) dial(ctx context.Context, c Campaign, a Attempt, rep string) (
 	}
 	a = saved[0]
 	if a.State != AttemptDialing {
+		if a.State == AttemptDone {
+			s.m.outcome(a.Outcome)
+		}
 		s.record(ctx, a, ev)
 		s.concluded(a, "")
 		return a, nil
@@ -295,6 +299,7 @@ func (s *Service) conclude(ctx context.Context, c Campaign, lc *liveCall, p Prog
 			s.log.Warn("dialer: recording an abandoned call on the ledger", slog.String("attempt", a.ID), slog.Any("error", err))
 		}
 	}
+	s.m.outcome(out)
 	ev := CallEvent{Step: StepOutcome, Outcome: out, SIPCode: p.SIPCode, RingMS: a.Ring.Milliseconds(),
 		TalkMS: a.Talk.Milliseconds(), Rep: a.Rep}
 	if len(next) > 0 {

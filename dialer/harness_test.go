@@ -16,6 +16,7 @@ import (
 	"github.com/omnigate/omnigate/router"
 	"github.com/omnigate/omnigate/router/routing"
 	"github.com/omnigate/omnigate/sessions"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The real services satisfy the dialer's interfaces.
@@ -139,6 +140,7 @@ type harness struct {
 	// leaseTTL is the services' lease; on a ManualClock any is renewed
 	// every tick.
 	leaseTTL time.Duration
+	metrics  *prometheus.Registry // the first service's
 	s        *Service
 }
 
@@ -158,6 +160,7 @@ func newHarness(t *testing.T, store Store, reps int) *harness {
 		h.roster = append(h.roster, router.Rep{ID: id, Skills: map[string]int{"sales": 2}, SIPURI: "sip:" + id + "@pbx.test"})
 	}
 	h.reps = newFakeReps(ids...)
+	h.metrics = prometheus.NewRegistry()
 	h.s = h.service("node-a")
 	return h
 }
@@ -169,9 +172,13 @@ func (h *harness) service(node string) *Service {
 
 func (h *harness) serviceWith(node string, store Store, reps Reps, trunk Trunk) *Service {
 	h.t.Helper()
+	var reg prometheus.Registerer
+	if h.s == nil {
+		reg = h.metrics
+	}
 	s, err := New(Options{Store: store, Sessions: h.sess, Policy: h.policy, Ledger: h.ledger, Reps: reps,
 		Roster: func() []router.Rep { return h.roster }, Trunk: trunk, Clock: h.clock, Node: node,
-		Pacer: h.pacer, LeaseTTL: h.leaseTTL})
+		Pacer: h.pacer, LeaseTTL: h.leaseTTL, Metrics: reg})
 	if err != nil {
 		h.t.Fatal(err)
 	}

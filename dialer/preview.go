@@ -125,6 +125,7 @@ func (s *Service) Skip(ctx context.Context, rep, attemptID, reason string) (Atte
 	if err != nil {
 		return Attempt{}, err
 	}
+	s.m.outcome(OutcomeSkipped)
 	s.record(ctx, saved[0], CallEvent{Step: StepSkipped, Outcome: OutcomeSkipped,
 		Reasons: []contact.Reason{{Code: ReasonRepSkipped, Detail: reason}}})
 	s.concluded(saved[0], "")

@@ -67,6 +67,7 @@ func (s *Service) interrupted(ctx context.Context, c Campaign, a Attempt) {
 		s.log.Warn("dialer: concluding an interrupted attempt", slog.String("attempt", a.ID), slog.Any("error", err))
 		return
 	}
+	s.m.outcome(OutcomeInterrupted)
 	ev := CallEvent{Step: StepOutcome, Outcome: OutcomeInterrupted}
 	if len(next) > 0 {
 		ev.NextTry = next[0].Due

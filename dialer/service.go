@@ -16,6 +16,7 @@ import (
 	"github.com/omnigate/omnigate/router"
 	"github.com/omnigate/omnigate/router/routing"
 	"github.com/omnigate/omnigate/sessions"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Reps is what the dialer needs of the routing service (*routing.Service
@@ -87,6 +88,8 @@ type Options struct {
 	// Clock nil is the system clock.
 	Clock  Clock
 	Logger *slog.Logger
+	// Metrics, when set, gets omnigate_dialer_* metrics.
+	Metrics prometheus.Registerer
 }
 
 // PacerConfig is what a campaign's pacer is built from: its mode and
@@ -107,6 +110,7 @@ type PacerConfig struct {
 type Service struct {
 	o   Options
 	log *slog.Logger
+	m   *metrics
 
 	mu      sync.Mutex
 	runners map[string]*runner
@@ -159,8 +163,14 @@ func New(o Options) (*Service, error) {
 	if len(o.Purposes) == 0 {
 		o.Purposes = []string{contact.PurposeService, contact.PurposeSales, contact.PurposeCollections, contact.PurposeNotice}
 	}
-	return &Service{o: o, log: o.Logger, runners: map[string]*runner{}, calls: map[string]*liveCall{},
-		released: map[string]time.Time{}}, nil
+	s := &Service{o: o, log: o.Logger, runners: map[string]*runner{}, calls: map[string]*liveCall{},
+		released: map[string]time.Time{}}
+	m, err := newMetrics(o.Metrics, s)
+	if err != nil {
+		return nil, fmt.Errorf("dialer: metrics: %w", err)
+	}
+	s.m = m
+	return s, nil
 }
 
 // knownNow is what a Spec is checked against: the roster may change

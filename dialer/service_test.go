@@ -2,6 +2,7 @@ package dialer
 
 import (
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +97,21 @@ func TestProgressiveCampaignRunsToDone(t *testing.T) {
 	}
 	if h.reps.holding() != 0 {
 		t.Fatalf("%d reps still held", h.reps.holding())
+	}
+	mfs, err := h.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() == "omnigate_dialer_attempts_total" {
+			for _, m := range mf.GetMetric() {
+				got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if want := map[string]float64{"answered": 2, "machine": 2, "busy": 1, "no_answer": 1}; !maps.Equal(got, want) {
+		t.Fatalf("omnigate_dialer_attempts_total %v, want %v", got, want)
 	}
 	// The answering customer's timeline: dialed, then the outcome with
 	// ring and talk time and the rep; the number masked.
