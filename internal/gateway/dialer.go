@@ -10,6 +10,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/omnigate/omnigate/dialer"
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
@@ -35,7 +37,7 @@ type dialerParts struct {
 // the Service on the routing service, the contact policy and the
 // sessions store, and creates the campaigns the file declares that do
 // not exist yet. Without dialer.trunk it does nothing.
-func (g *Gateway) buildDialer(reps []auth.Rep) error {
+func (g *Gateway) buildDialer(reps []auth.Rep, reg prometheus.Registerer) error {
 	c := g.cfg.Dialer
 	if c.Trunk == "" {
 		return nil
@@ -68,7 +70,7 @@ func (g *Gateway) buildDialer(reps []auth.Rep) error {
 		Store: g.dialer.store, Sessions: dialerSessions{Store: g.store, log: g.log}, Policy: g.contact.policy, Ledger: g.contact.ledger,
 		Reps: g.routing, Roster: func() []router.Rep { return roster }, Trunk: trunk,
 		Purposes: g.cfg.DialerKnown().Purposes, Segment: g.segment, Node: nodeName(), LeaseTTL: c.Lease,
-		Logger: g.log.With("part", "dialer"),
+		Metrics: reg, Logger: g.log.With("part", "dialer"),
 	})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)

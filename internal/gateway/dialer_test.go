@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -447,6 +449,17 @@ func previewCardsAndRoles(t *testing.T, y string) {
 		"reps":["alice"],"audience":{"segment":{"tiers":["A"],"tags":["renewal"]}}}`, 201, &seg)
 	if seg.Audience != 1 {
 		t.Errorf("segment campaign: %d customers, want 1", seg.Audience)
+	}
+
+	// The dialer's metrics are the gateway's.
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `omnigate_dialer_attempts_total{outcome="answered"} 1`) {
+		t.Error("/metrics lacks the dialer's answered attempt")
 	}
 
 	// A gateway without a dialer answers its routes 404.

@@ -157,7 +157,7 @@ func (g *Gateway) build() (err error) {
 	if err := g.buildContact(); err != nil {
 		return err
 	}
-	if err := g.buildDialer(authn.Reps()); err != nil {
+	if err := g.buildDialer(authn.Reps(), reg); err != nil {
 		return err
 	}
 	adapters := []channels.Adapter{g.webchat}
