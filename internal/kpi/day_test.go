@@ -234,14 +234,15 @@ func TestScriptedDay(t *testing.T) {
 	day := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
 	r := newRig(t, day.Add(8*time.Hour), kpi.NewMemoryStore(), kpi.Config{})
 	scriptDay(r)
-	checkDay(t, r, day)
+	checkDay(t, r.report, day)
 }
 
-func checkDay(t *testing.T, r *rig, day time.Time) {
+// checkDay checks the scripted day's report (see TestScriptedDay).
+func checkDay(t *testing.T, report func(kpi.Query) []kpi.Row, day time.Time) {
 	t.Helper()
 	from, to := day.Add(9*time.Hour), day.Add(9*time.Hour+15*time.Minute)
 	for _, interval := range []time.Duration{kpi.Slot, time.Hour, 24 * time.Hour} {
-		rows := r.report(kpi.Query{Interval: interval, From: from, To: to, By: "all"})
+		rows := report(kpi.Query{Interval: interval, From: from, To: to, By: "all"})
 		if len(rows) != 1 {
 			t.Fatalf("interval %v: %d rows, want 1: %+v", interval, len(rows), rows)
 		}
@@ -256,7 +257,7 @@ func checkDay(t *testing.T, r *rig, day time.Time) {
 			t.Errorf("interval %v, the team:\n%s", interval, d)
 		}
 	}
-	reps := r.report(kpi.Query{Interval: kpi.Slot, From: from, To: to, By: "rep"})
+	reps := report(kpi.Query{Interval: kpi.Slot, From: from, To: to, By: "rep"})
 	if len(reps) != 2 || reps[0].Key != "alice" || reps[1].Key != "bob" {
 		t.Fatalf("by rep: %+v", reps)
 	}
@@ -274,7 +275,7 @@ func checkDay(t *testing.T, r *rig, day time.Time) {
 	if b := reps[1]; b.Answered != 3 || b.AnsweredInSL != 2 || *b.ASA != 16.6667 {
 		t.Errorf("bob answered %d, %d in target, ASA %v; want 3, 2, 16.6667", b.Answered, b.AnsweredInSL, *b.ASA)
 	}
-	queues := r.report(kpi.Query{Interval: time.Hour, From: from, To: to, By: "queue"})
+	queues := report(kpi.Query{Interval: time.Hour, From: from, To: to, By: "queue"})
 	if len(queues) != 1 || queues[0].Key != "chat" || *queues[0].ServiceLevel != 0.6 || *queues[0].TargetS != 20 || *queues[0].Goal != 0.8 {
 		t.Errorf("by queue: %+v", queues)
 	}
