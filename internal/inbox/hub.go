@@ -47,6 +47,9 @@ type Options struct {
 	// Metrics receives the hub's collectors (namespace omnigate, subsystem
 	// inbox); nil means no metrics.
 	Metrics prometheus.Registerer
+	// Wallboard is pushed to supervisor and admin sockets (wallboard.go);
+	// nil means no wallboard frames.
+	Wallboard WallboardSource
 }
 
 // Hub serves reps' inbox sockets (ServeHTTP) and fans the store's change
@@ -104,6 +107,7 @@ func New(cfg Config, o Options) (*Hub, error) {
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.m = h.newMelody()
+	h.startWallboard(o.Wallboard)
 	if h.typing != nil {
 		h.untype = h.typing.Subscribe("", h.typed)
 	}

@@ -1,6 +1,7 @@
 package kpi
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,7 +12,7 @@ import (
 
 // Snapshot is the live view: the wallboard's frame and the gauges.
 type Snapshot struct {
-	At     time.Time   `json:"at"`
+	At     time.Time   `json:"at,omitzero"`
 	Queues []LiveQueue `json:"queues"`
 	Reps   []LiveRep   `json:"reps"`
 	// ByState counts reps by presence (offline reps included).
@@ -173,4 +174,16 @@ func (l liveCollector) Collect(ch chan<- prometheus.Metric) {
 	for state, n := range s.ByState {
 		ch <- prometheus.MustNewConstMetric(descReps, prometheus.GaugeValue, float64(n), state)
 	}
+}
+
+// WallboardFrame is the live view as the wallboard's JSON, without its
+// time, so the same bytes mean nothing changed (inbox.WallboardSource).
+func (e *Engine) WallboardFrame() []byte {
+	s := e.Snapshot()
+	s.At = time.Time{}
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err) // only strings, numbers and times
+	}
+	return b
 }

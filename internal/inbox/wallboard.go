@@ -1,0 +1,82 @@
+package inbox
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/omnigate/omnigate/internal/auth"
+)
+
+// frameWallboard is the supervisors' live KPI frame (server → client):
+// {"type":"wallboard","wallboard":{...}}, the data as the source gives it
+// (kpi.Snapshot). Only supervisor and admin sockets get it; reps never do.
+const frameWallboard = "wallboard"
+
+// WallboardSource is what the wallboard frame shows; *kpi.Engine is one.
+type WallboardSource interface {
+	// Version changes whenever the frame's data may have.
+	Version() uint64
+	// WallboardFrame is the frame's data as JSON: the same bytes while
+	// nothing changed.
+	WallboardFrame() []byte
+}
+
+const (
+	// wallboardEvery is the most often the frame is pushed.
+	wallboardEvery = time.Second
+	// wallboardCheck is how often the source's version is looked at, so
+	// a change is pushed within wallboardEvery of the last push plus this.
+	wallboardCheck = 100 * time.Millisecond
+)
+
+// startWallboard pushes the wallboard frame to supervisor and admin
+// sockets: when its data changed, at most once every wallboardEvery, and
+// the latest to each socket that joined since.
+func (h *Hub) startWallboard(src WallboardSource) {
+	if src == nil {
+		return
+	}
+	h.wg.Go(func() {
+		t := time.NewTicker(wallboardCheck)
+		defer t.Stop()
+		var (
+			version          uint64
+			data, sentData   []byte
+			built, pushed    time.Time
+			sent, nowSending = map[*conn]bool{}, map[*conn]bool{}
+		)
+		for {
+			select {
+			case <-h.ctx.Done():
+				return
+			case now := <-t.C:
+				// A rebuild when something changed, and every second
+				// besides: waits grow with the clock alone.
+				if v := src.Version(); v != version || data == nil || now.Sub(built) >= wallboardEvery {
+					version, data, built = v, src.WallboardFrame(), now
+				}
+				changed := !bytes.Equal(data, sentData)
+				if changed && now.Sub(pushed) < wallboardEvery {
+					changed = false // pushed at the next check after the second is up
+				}
+				if changed {
+					sentData, pushed = data, now
+				}
+				frame := &outFrame{full: append(append([]byte(`{"type":"`+frameWallboard+`","wallboard":`), sentData...), '}')}
+				clear(nowSending)
+				h.mu.Lock()
+				for c := range h.conns {
+					if c.p.Role != auth.RoleSupervisor && c.p.Role != auth.RoleAdmin {
+						continue
+					}
+					if sentData != nil && (changed || !sent[c]) {
+						c.write(frame)
+					}
+					nowSending[c] = true
+				}
+				h.mu.Unlock()
+				sent, nowSending = nowSending, sent
+			}
+		}
+	})
+}
