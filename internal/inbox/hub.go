@@ -188,7 +188,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "inbox: shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	c := &conn{h: h, log: h.log}
+	c := &conn{h: h, log: h.log, boardOnly: boardOnly(r)}
 	if token, ok := headerToken(r); ok {
 		c.header = true
 		c.headerP, c.headerErr = h.auth.Authenticate(token)
@@ -342,7 +342,7 @@ func (h *Hub) join(c *conn, ready *outFrame) {
 	h.conns[c] = struct{}{}
 	c.write(ready)
 	first := false
-	if c.p.IsRep() {
+	if c.countsPresence() {
 		h.online[c.p.ID]++
 		first = h.online[c.p.ID] == 1
 	}
@@ -360,7 +360,7 @@ func (h *Hub) leave(c *conn) {
 	delete(h.conns, c)
 	h.unwatchLocked(c)
 	last := false
-	if c.p.IsRep() {
+	if c.countsPresence() {
 		h.online[c.p.ID]--
 		if h.online[c.p.ID] <= 0 {
 			delete(h.online, c.p.ID)

@@ -2,14 +2,17 @@ package inbox
 
 import (
 	"bytes"
+	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/omnigate/omnigate/internal/auth"
 )
 
 // frameWallboard is the supervisors' live KPI frame (server → client):
-// {"type":"wallboard","wallboard":{...}}, the data as the source gives it
-// (kpi.Snapshot). Only supervisor and admin sockets get it; reps never do.
+// {"type":"wallboard","at":<server time>,"wallboard":{...}}, the data as
+// the source gives it (kpi.Snapshot); "at" lets the page count waits up
+// on the server's clock. Only supervisor and admin sockets get it; reps never do.
 const frameWallboard = "wallboard"
 
 // WallboardSource is what the wallboard frame shows; *kpi.Engine is one.
@@ -22,11 +25,14 @@ type WallboardSource interface {
 }
 
 const (
-	// wallboardEvery is the most often the frame is pushed.
-	wallboardEvery = time.Second
-	// wallboardCheck is how often the source's version is looked at, so
-	// a change is pushed within wallboardEvery of the last push plus this.
-	wallboardCheck = 100 * time.Millisecond
+	// wallboardEvery is the most often the frame is pushed: often enough
+	// that a change shows within a second (wallboardEvery plus one
+	// check), seldom enough that a busy day costs supervisors' sockets
+	// little. The data is also rebuilt this often when nothing changed, for
+	// alerts that come with the clock (a wait passing reports.alert_wait).
+	wallboardEvery = 750 * time.Millisecond
+	// wallboardCheck is how often the source's version is looked at.
+	wallboardCheck = 50 * time.Millisecond
 )
 
 // startWallboard pushes the wallboard frame to supervisor and admin
@@ -62,7 +68,8 @@ func (h *Hub) startWallboard(src WallboardSource) {
 				if changed {
 					sentData, pushed = data, now
 				}
-				frame := &outFrame{full: append(append([]byte(`{"type":"`+frameWallboard+`","wallboard":`), sentData...), '}')}
+				at, _ := now.UTC().MarshalJSON()
+				frame := &outFrame{full: fmt.Appendf(nil, `{"type":%q,"at":%s,"wallboard":%s}`, frameWallboard, at, sentData)}
 				clear(nowSending)
 				h.mu.Lock()
 				for c := range h.conns {
@@ -80,3 +87,11 @@ func (h *Hub) startWallboard(src WallboardSource) {
 		}
 	})
 }
+
+// boardOnly reports whether the socket is the wallboard's (/inbox/ws?view=
+// wallboard): a supervisor watching the board is not taking work, so it
+// does not make them online for routing as an inbox socket does.
+func boardOnly(r *http.Request) bool { return r.URL.Query().Get("view") == "wallboard" }
+
+// countsPresence reports whether the socket makes its rep online.
+func (c *conn) countsPresence() bool { return c.p.IsRep() && !c.boardOnly }

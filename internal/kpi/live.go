@@ -25,8 +25,13 @@ type Snapshot struct {
 // LiveQueue is one queue now and today.
 type LiveQueue struct {
 	Name        string `json:"name"`
-	Waiting     int    `json:"waiting"`
-	LongestWait int64  `json:"longest_wait_s"`
+	Waiting int `json:"waiting"`
+	// OldestSince is when the longest-waiting contact started waiting; the
+	// wallboard counts the longest wait up from it, so the frame changes
+	// only when something happened, not every second.
+	OldestSince *time.Time `json:"oldest_since,omitempty"`
+	// LongestWait is now - OldestSince, in whole seconds (the gauge).
+	LongestWait int64 `json:"-"`
 	Offered     int64  `json:"offered"`
 	Answered    int64  `json:"answered"`
 	Abandoned   int64  `json:"abandoned"`
@@ -65,7 +70,7 @@ type Alert struct {
 }
 
 // Version changes whenever the live view may have (a count, a rep state);
-// the longest wait grows with the clock besides.
+// alerts for long waits come with the clock besides.
 func (e *Engine) Version() uint64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -100,7 +105,11 @@ func (e *Engine) Snapshot() Snapshot {
 		}
 		q := lq(c.queue)
 		q.Waiting++
-		q.LongestWait = max(q.LongestWait, int64(now.Sub(c.waiting)/time.Second))
+		if q.OldestSince == nil || c.waiting.Before(*q.OldestSince) {
+			since := c.waiting.UTC()
+			q.OldestSince = &since
+			q.LongestWait = max(int64(now.Sub(since)/time.Second), 0)
+		}
 	}
 	today := Counts{}
 	for slot, c := range e.today {
@@ -130,7 +139,7 @@ func (e *Engine) Snapshot() Snapshot {
 		}
 		if time.Duration(q.LongestWait)*time.Second > e.cfg.AlertWait {
 			s.Alerts = append(s.Alerts, Alert{Kind: "long_wait", Queue: name,
-				Message: fmt.Sprintf("%s: a contact has waited %ds (alert at %s)", name, q.LongestWait, e.cfg.AlertWait)})
+				Message: fmt.Sprintf("%s: a contact has waited over %s", name, e.cfg.AlertWait)})
 		}
 		s.Queues = append(s.Queues, *q)
 	}

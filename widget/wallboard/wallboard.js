@@ -13,7 +13,8 @@
   'use strict';
   var TOKEN_KEY = 'omnigate.inbox.token';
   var SVGNS = 'http://www.w3.org/2000/svg';
-  var state = { token: null, ws: null, last: null, backoff: 0, pingTimer: null };
+  // skew is the browser's clock minus the server's, from each frame's at.
+  var state = { token: null, ws: null, last: null, skew: 0, backoff: 0, pingTimer: null };
 
   function $(id) { return document.getElementById(id); }
   function el(tag, attrs, text) {
@@ -60,7 +61,7 @@
   }
 
   function connect() {
-    var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/inbox/ws';
+    var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/inbox/ws?view=wallboard';
     var ws = new WebSocket(url);
     state.ws = ws;
     ws.onopen = function () { ws.send(JSON.stringify({ type: 'auth', token: state.token })); };
@@ -68,7 +69,11 @@
       var f;
       try { f = JSON.parse(m.data); } catch (e) { return; }
       if (f.type === 'ready') onReady(f);
-      else if (f.type === 'wallboard') { state.last = f.wallboard; render(); }
+      else if (f.type === 'wallboard') {
+        state.skew = Date.now() - Date.parse(f.at);
+        state.last = f.wallboard;
+        render();
+      }
     };
     ws.onclose = function (e) {
       clearInterval(state.pingTimer);
@@ -119,7 +124,9 @@
       var under = q.service_level !== null && q.service_level !== undefined && q.service_level < q.goal;
       tr.appendChild(el('td', {}, q.name));
       tr.appendChild(el('td', { 'class': 'num waiting' }, String(q.waiting)));
-      tr.appendChild(el('td', { 'class': 'num longest' + (q.waiting ? '' : ' idle') }, q.waiting ? duration(q.longest_wait_s) : '–'));
+      var longest = el('td', { 'class': 'num longest' }, '–');
+      if (q.oldest_since) longest.dataset.since = q.oldest_since;
+      tr.appendChild(longest);
       tr.appendChild(el('td', { 'class': 'num sl ' + (under ? 'bad' : 'good') }, pct(q.service_level)));
       tr.appendChild(el('td', {}, Math.round(q.goal * 100) + '% in ' + q.target_s + 's'));
       tr.appendChild(el('td', { 'class': 'num offered' }, String(q.offered)));
@@ -133,66 +140,72 @@
     $('bystate').textContent = Object.keys(byState).sort().map(function (k) { return k + ' ' + byState[k]; }).join(' · ');
     var body = $('reps').tBodies[0];
     body.textContent = '';
-    var now = Date.now();
     reps.forEach(function (r) {
       var tr = el('tr', { 'data-rep': r.id });
       tr.appendChild(el('td', {}, r.id));
       var st = el('td');
       st.appendChild(el('span', { 'class': 'state ' + r.presence }, r.presence.replace(/_/g, ' ') + (r.reason ? ' · ' + r.reason : '')));
       tr.appendChild(st);
-      tr.appendChild(el('td', { 'class': 'num since', 'data-since': r.since }, duration((now - Date.parse(r.since)) / 1000)));
+      tr.appendChild(el('td', { 'class': 'num since', 'data-since': r.since }));
       tr.appendChild(el('td', { 'class': 'num' }, String(r.active)));
       body.appendChild(tr);
     });
+    tick();
   }
-  // Times in state move every second without a frame.
-  setInterval(function () {
-    var now = Date.now();
-    document.querySelectorAll('#reps td.since').forEach(function (td) {
-      td.textContent = duration((now - Date.parse(td.dataset.since)) / 1000);
+  // Times in state and the longest waits count up here, on the server's
+  // clock, every second; frames come only when something changed.
+  function tick() {
+    var now = Date.now() - state.skew;
+    document.querySelectorAll('#reps td.since, #queues td.longest').forEach(function (td) {
+      if (td.dataset.since) td.textContent = duration((now - Date.parse(td.dataset.since)) / 1000);
     });
-  }, 1000);
+  }
+  setInterval(tick, 1000);
 
   // renderCharts draws today's slots as bars (offered, answered,
   // abandoned) and the service level as a line against the goal.
   function renderCharts(day, queues) {
-    var W = 480, H = 160, P = 24;
-    var n = Math.max(day.length, 1), bw = (W - 2 * P) / n;
+    var W = 480, H = 160, P = 24, SLOTS = 96;
+    var bw = (W - 2 * P) / SLOTS;
+    var midnight = day.length ? Date.parse(day[0].start.slice(0, 10) + 'T00:00:00Z') : 0;
+    var xOf = function (s) { return P + Math.floor((Date.parse(s.start) - midnight) / 900000) * bw; };
     var max = 1;
     day.forEach(function (s) { max = Math.max(max, s.offered, s.answered); });
+    var axes = function (g, label) {
+      g.appendChild(svg('line', { x1: P, y1: H - P, x2: W - P, y2: H - P, stroke: '#d0d7de' }));
+      [0, 6, 12, 18, 24].forEach(function (h) {
+        var t = svg('text', { x: P + h * 4 * bw - 12, y: H - 8 });
+        t.textContent = String(h).padStart(2, '0') + ':00';
+        g.appendChild(t);
+      });
+      var l = svg('text', { x: 2, y: P });
+      l.textContent = label;
+      g.appendChild(l);
+    };
     var bars = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img', 'aria-label': 'contacts today' });
-    bars.appendChild(svg('line', { x1: P, y1: H - P, x2: W - P, y2: H - P, stroke: '#d0d7de' }));
-    day.forEach(function (s, i) {
-      var x = P + i * bw, y = function (v) { return (H - P) - v / max * (H - 2 * P); };
+    axes(bars, String(max));
+    var y = function (v) { return (H - P) - v / max * (H - 2 * P); };
+    day.forEach(function (s) {
       [['offered', '#8c959f'], ['answered', '#1a7f37'], ['abandoned', '#cf222e']].forEach(function (k, j) {
         var v = s[k[0]];
-        bars.appendChild(svg('rect', { x: x + j * bw / 3, y: y(v), width: Math.max(bw / 3 - 1, 1), height: (H - P) - y(v), fill: k[1] }));
+        bars.appendChild(svg('rect', { x: xOf(s) + j * bw / 3, y: y(v), width: Math.max(bw / 3, 1), height: (H - P) - y(v), fill: k[1] }));
       });
-      if (i === 0 || i === day.length - 1) {
-        var t = svg('text', { x: x, y: H - 8 });
-        t.textContent = new Date(s.start).toISOString().slice(11, 16);
-        bars.appendChild(t);
-      }
     });
-    var label = svg('text', { x: 2, y: P });
-    label.textContent = String(max);
-    bars.appendChild(label);
     $('chart-contacts').replaceChildren(bars);
 
     var line = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img', 'aria-label': 'service level today' });
+    axes(line, '100%');
     var ys = function (v) { return (H - P) - v * (H - 2 * P); };
     var goal = queues.length ? queues[0].goal : 0.8;
     line.appendChild(svg('line', { x1: P, y1: ys(goal), x2: W - P, y2: ys(goal), stroke: '#cf222e', 'stroke-dasharray': '4 3' }));
     var pts = [];
-    day.forEach(function (s, i) {
-      if (s.service_level !== null && s.service_level !== undefined) pts.push((P + (i + 0.5) * bw) + ',' + ys(s.service_level));
+    day.forEach(function (s) {
+      if (s.service_level === null || s.service_level === undefined) return;
+      var x = xOf(s) + bw / 2, yv = ys(s.service_level);
+      pts.push(x + ',' + yv);
+      line.appendChild(svg('circle', { cx: x, cy: yv, r: 3, fill: '#0969da' }));
     });
     if (pts.length) line.appendChild(svg('polyline', { points: pts.join(' '), fill: 'none', stroke: '#0969da', 'stroke-width': 2 }));
-    [0, 1].forEach(function (v) {
-      var t = svg('text', { x: 2, y: ys(v) + 3 });
-      t.textContent = v * 100 + '%';
-      line.appendChild(t);
-    });
     $('chart-sl').replaceChildren(line);
   }
 
