@@ -199,13 +199,13 @@ func (g *Gateway) build() (err error) {
 	}
 	handler, err := api.New(g.cfg.API, api.Options{
 		Store: g.store, Auth: authn, Sender: sender, Metrics: reg, Logger: g.log, Routing: g.routing,
-		Routes: append(g.webhooks.Routes(), g.kpi.Routes()...), Contact: g.contactDeps(),
+		Routes: append(g.webhooks.Routes(), g.kpiRoutes()...), Contact: g.contactDeps(),
 	})
 	if err != nil {
 		return err
 	}
 	g.inbox, err = inbox.New(g.cfg.Inbox, inbox.Options{Store: g.store, Auth: authn, Typing: typing, Metrics: reg, Logger: g.log,
-		OnPresence: g.routing.Connected, Wallboard: g.kpi})
+		OnPresence: g.routing.Connected, Wallboard: g.wallboard()})
 	if err != nil {
 		return err
 	}
@@ -303,7 +303,7 @@ func (g *Gateway) hostPort() string {
 // Run serves until ctx ends or the server fails, then shuts down in order.
 // It returns nil after a clean shutdown.
 func (g *Gateway) Run(ctx context.Context) error {
-	if err := g.kpi.Start(); err != nil {
+	if err := g.startKPI(); err != nil {
 		return errors.Join(err, g.shutdown())
 	}
 	if err := g.routing.Start(); err != nil {

@@ -7,8 +7,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/inbox"
 	"github.com/omnigate/omnigate/internal/kpi"
 )
 
@@ -17,6 +19,9 @@ import (
 // lease who counts); told every rep state change by routing. Its routes
 // go to the API and its live view to the inbox hub's wallboard frame.
 func (g *Gateway) buildKPI(reps []auth.Rep, reg prometheus.Registerer) error {
+	if g.cfg.Reports.Disabled {
+		return nil
+	}
 	var store kpi.Store
 	if g.cfg.Store.Kind == config.StoreValkey {
 		client, err := g.valkeyClient()
@@ -41,6 +46,31 @@ func (g *Gateway) buildKPI(reps []auth.Rep, reg prometheus.Registerer) error {
 	g.kpi = e
 	g.routing.OnRepState(e.RepState)
 	return nil
+}
+
+// kpiRoutes are the report routes; none when reports are disabled.
+func (g *Gateway) kpiRoutes() []api.Route {
+	if g.kpi == nil {
+		return nil
+	}
+	return g.kpi.Routes()
+}
+
+// wallboard is the inbox's wallboard source; nil (no frames) when
+// reports are disabled.
+func (g *Gateway) wallboard() inbox.WallboardSource {
+	if g.kpi == nil {
+		return nil
+	}
+	return g.kpi
+}
+
+// startKPI starts counting, if reports are enabled.
+func (g *Gateway) startKPI() error {
+	if g.kpi == nil {
+		return nil
+	}
+	return g.kpi.Start()
 }
 
 // closeKPI stops the engine (its last counts added) and closes its store.

@@ -9,6 +9,11 @@ import (
 // targets are per queue (routing.queues[].service_level_target and
 // service_level_goal); break reasons are routing.break_reasons.
 type Config struct {
+	// Disabled turns KPIs off: nothing is counted, GET /v1/reports/kpis
+	// is not served and the wallboard gets no frames. It exists to
+	// measure what counting costs (cmd/kpiload); false (the zero value)
+	// counts.
+	Disabled bool `yaml:"disabled"`
 	// RepTeamView lets reps read the team's KPIs (by queue, channel and
 	// the whole team) besides their own; false (the zero value) shows a
 	// rep only their own rows (by=rep).
