@@ -61,7 +61,7 @@ func run() int {
 	flag.IntVar(&o.rate, "rate", 2000, fmt.Sprintf("messages per second (at most %d)", maxRate))
 	flag.DurationVar(&o.duration, "duration", 30*time.Second, fmt.Sprintf("measured time per run (at most %v)", maxDuration))
 	flag.DurationVar(&o.warmup, "warmup", 10*time.Second, "sending before measuring, so every visitor's conversation is open")
-	flag.StringVar(&modes, "modes", "off,on", "runs, in order: off (reports.disabled) and on")
+	flag.StringVar(&modes, "modes", "profile", "runs, in order: profile (KPIs on, the gateway in this process, CPU profiled: the KPIs' share of its samples), off (reports.disabled) and on (the gateway binary; compare their CPU seconds)")
 	flag.Parse()
 	o.modes = strings.Split(modes, ",")
 	switch {
@@ -71,8 +71,8 @@ func run() int {
 		return 2
 	}
 	for _, m := range o.modes {
-		if m != "on" && m != "off" {
-			fmt.Fprintf(os.Stderr, "kpiload: mode %q is not on or off\n", m)
+		if m != "on" && m != "off" && m != "profile" {
+			fmt.Fprintf(os.Stderr, "kpiload: mode %q is not profile, on or off\n", m)
 			return 2
 		}
 	}
@@ -97,21 +97,34 @@ func run() int {
 	fmt.Printf("  machine: %d CPUs, %s/%s, %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	cpu := map[string]float64{}
 	var lat []time.Duration
+	var share *result
 	for i, mode := range o.modes {
-		res, err := measure(ctx, o, bins, filepath.Join(dir, fmt.Sprintf("run%d", i)), mode)
+		rdir := filepath.Join(dir, fmt.Sprintf("run%d", i))
+		var res *result
+		var err error
+		if mode == "profile" {
+			res, err = profileRun(ctx, o, bins["loadgen"], rdir)
+			share = res
+		} else {
+			res, err = measure(ctx, o, bins, rdir, mode)
+		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "kpiload: run %s: %v\n", mode, err)
 			return 1
 		}
 		cpu[mode] = res.cpu
 		lat = append(lat, res.latency...)
-		fmt.Printf("\nrun with KPIs %s (load average %s before, %s after):\n%s", mode, res.loadBefore, res.loadAfter, indent(res.loadgen))
+		fmt.Printf("\nrun %s (load average %s before, %s after):\n%s", mode, res.loadBefore, res.loadAfter, indent(res.loadgen))
 	}
 	fmt.Println("\nSummary")
 	for _, m := range []string{"off", "on"} {
 		if v, ok := cpu[m]; ok {
 			fmt.Printf("  gateway CPU, KPIs %-3s  %.1f s\n", m, v)
 		}
+	}
+	if share != nil {
+		fmt.Printf("  KPIs' share of the gateway's CPU samples: %.2f%% of %s profiled  (pprof focus %s; target < 5%%)\n",
+			share.share, share.profiled, kpiFrames)
 	}
 	if on, off := cpu["on"], cpu["off"]; on > 0 && off > 0 {
 		fmt.Printf("  KPIs' share of the gateway's CPU: %.1f%%  ((on - off) / on; target < 5%%)\n", 100*(on-off)/on)
@@ -126,6 +139,8 @@ func run() int {
 
 type result struct {
 	cpu                   float64
+	share                 float64 // profile: % of the samples in kpiFrames
+	profiled              string  // profile: the samples' total
 	loadgen               string
 	latency               []time.Duration
 	loadBefore, loadAfter string
@@ -148,10 +163,7 @@ func measure(ctx context.Context, o options, bins map[string]string, dir, mode s
 		}
 		defer board.close()
 	}
-	cmd := exec.CommandContext(ctx, bins["loadgen"], "-target", gw.base, "-rep-token", token,
-		"-gateway-pid", strconv.Itoa(gw.cmd.Process.Pid), "-site", site, "-origin", origin,
-		"-conns", strconv.Itoa(o.conns), "-rate", strconv.Itoa(o.rate),
-		"-duration", o.duration.String(), "-warmup", o.warmup.String())
+	cmd := loadgenCmd(ctx, bins["loadgen"], gw.base, gw.cmd.Process.Pid, o)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -165,7 +177,7 @@ func measure(ctx context.Context, o options, bins map[string]string, dir, mode s
 		close(exited)
 	}()
 	if board != nil {
-		res.latency = probe(ctx, gw.base, board, o, exited)
+		res.latency = probe(ctx, gw.base, board, o, exited, nil)
 	}
 	<-exited
 	if err := waitErr; err != nil {

@@ -79,7 +79,8 @@ func (w *wallboard) close() { _ = w.conn.Close() }
 // conversation open, so the offered count holds still), then once a
 // second opens a new visitor and times its first message from send to
 // the wallboard frame counting it.
-func probe(ctx context.Context, base string, w *wallboard, o options, exited <-chan struct{}) []time.Duration {
+// steady, when set, is called once the probing starts.
+func probe(ctx context.Context, base string, w *wallboard, o options, exited <-chan struct{}, steady func()) []time.Duration {
 	var lat []time.Duration
 	start := time.Now()
 	// loadgen opens its sockets (about 1,000/s here), then warms up.
@@ -94,6 +95,10 @@ func probe(ctx context.Context, base string, w *wallboard, o options, exited <-c
 		}
 		if time.Since(start) < settle || time.Since(start) > settle+o.duration-2*time.Second {
 			continue
+		}
+		if steady != nil {
+			steady()
+			steady = nil
 		}
 		if d, err := probeOnce(ctx, base, w); err == nil {
 			lat = append(lat, d)

@@ -21,6 +21,7 @@ type assignPayload struct {
 	Kind     string  `json:"kind"`
 	RepID    string  `json:"rep_id"`
 	Queue    string  `json:"queue"`
+	Channel  string  `json:"channel"`
 	WaitedMS int64   `json:"waited_ms"`
 	Assignee *string `json:"assignee"`
 	From     string  `json:"from"`
@@ -72,9 +73,14 @@ func (e *Engine) handle(ev sessions.Event) {
 			e.count(ev.Time, cFirstRespMS, ms(ev.Time.Sub(c.opened)), dimQueue, c.queue, dimChannel, c.channel, dimRep, rep)
 		}
 	case sessions.KindAssignment, sessions.KindTransfer:
-		if c != nil {
-			e.assignment(ev, c)
+		if c == nil {
+			// A conversation from before this engine started: what the
+			// event says is all there is (the router's decision says
+			// the channel and the wait).
+			c = &conv{}
+			e.convs[ev.ConversationID] = c
 		}
+		e.assignment(ev, c)
 	case sessions.KindStatusChange:
 		var p sessions.ConversationChange
 		_ = json.Unmarshal(ev.Payload, &p)
@@ -133,6 +139,9 @@ func (e *Engine) assignment(ev sessions.Event, c *conv) {
 			c.queue = p.Queue
 		}
 		wait := time.Duration(p.WaitedMS) * time.Millisecond
+		if c.channel == "" {
+			c.channel, c.channels, c.opened = p.Channel, []string{p.Channel}, ev.Time.Add(-wait)
+		}
 		e.answer(ev.Time, c, p.RepID, wait)
 	case p.Kind == "overflow" && p.Overflow != nil:
 		if p.Overflow.Action == "move" {
