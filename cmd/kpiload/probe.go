@@ -80,17 +80,16 @@ func (w *wallboard) close() { _ = w.conn.Close() }
 // second opens a new visitor and times its first message from send to
 // the wallboard frame counting it.
 // steady, when set, is called once the probing starts.
-func probe(ctx context.Context, base string, w *wallboard, o options, exited <-chan struct{}, steady func()) []time.Duration {
-	var lat []time.Duration
+func probe(ctx context.Context, base string, w *wallboard, o options, exited <-chan struct{}, steady func()) (lat, fromAck []time.Duration) {
 	start := time.Now()
 	// loadgen opens its sockets (about 1,000/s here), then warms up.
 	settle := o.warmup + time.Duration(o.conns/1000+3)*time.Second
 	for {
 		select {
 		case <-ctx.Done():
-			return lat
+			return lat, fromAck
 		case <-exited:
-			return lat
+			return lat, fromAck
 		case <-time.After(time.Second):
 		}
 		if time.Since(start) < settle || time.Since(start) > settle+o.duration-2*time.Second {
@@ -100,48 +99,74 @@ func probe(ctx context.Context, base string, w *wallboard, o options, exited <-c
 			steady()
 			steady = nil
 		}
-		if d, err := probeOnce(ctx, base, w); err == nil {
-			lat = append(lat, d)
+		if d, a, err := probeOnce(ctx, base, w); err == nil {
+			lat, fromAck = append(lat, d), append(fromAck, a)
 		} else {
 			fmt.Println("  probe:", err)
 		}
 	}
 }
 
-func probeOnce(ctx context.Context, base string, w *wallboard) (time.Duration, error) {
+// probeOnce opens a visitor and sends its first message. It returns the
+// time from the send to the wallboard frame counting it, and from the
+// visitor's ack (the message is in the store) to that frame: the first
+// includes the gateway's own lag under load, the second is the
+// wallboard's (zero when the frame came first).
+func probeOnce(ctx context.Context, base string, w *wallboard) (sendToFrame, ackToFrame time.Duration, err error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	u := "ws" + strings.TrimPrefix(base, "http") + "/channels/webchat/ws?" +
 		url.Values{"site": {site}, "visitor": {"probe" + hex.EncodeToString(b[:])}}.Encode()
 	conn, _, err := websocket.DefaultDialer.DialContext(ctx, u, map[string][]string{"Origin": {origin}})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer conn.Close()
 	if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"hello","after":0,"lang":"en"}`)); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if _, _, err := conn.ReadMessage(); err != nil { // welcome
-		return 0, err
+		return 0, 0, err
 	}
 	n, moved := w.state()
 	sent := time.Now()
 	if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"message","client_id":"p1","text":"probe"}`)); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	deadline := time.After(10 * time.Second)
+	acked := make(chan time.Time, 1)
+	go func() {
+		for {
+			_, b, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			var f struct{ Type string }
+			if json.Unmarshal(b, &f) == nil && f.Type == "ack" {
+				acked <- time.Now()
+				return
+			}
+		}
+	}()
+	deadline := time.After(30 * time.Second)
 	for {
 		select {
 		case <-moved:
 		case <-deadline:
-			return 0, fmt.Errorf("the wallboard did not count the probe within 10s")
+			return 0, 0, fmt.Errorf("the wallboard did not count the probe within 30s")
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return 0, 0, ctx.Err()
 		}
 		var now int64
 		now, moved = w.state()
-		if now > n {
-			return time.Since(sent), nil
+		if now <= n {
+			continue
+		}
+		framed := time.Now()
+		select {
+		case at := <-acked:
+			return framed.Sub(sent), max(framed.Sub(at), 0), nil
+		case <-time.After(5 * time.Second):
+			return framed.Sub(sent), 0, nil // the ack was lost; the frame came
 		}
 	}
 }

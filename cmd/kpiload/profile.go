@@ -85,7 +85,7 @@ func profileRun(ctx context.Context, o options, loadgenBin, dir string) (*result
 	profPath := filepath.Join(dir, "cpu.pprof")
 	var prof bytes.Buffer
 	profiling := false
-	res.latency = probe(ctx, base, board, o, exited, func() {
+	res.latency, res.fromAck = probe(ctx, base, board, o, exited, func() {
 		if !profiling && pprof.StartCPUProfile(&prof) == nil {
 			profiling = true
 		}

@@ -14,7 +14,9 @@ import (
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/kpi"
 	"github.com/omnigate/omnigate/router"
+	"github.com/omnigate/omnigate/router/routing"
 	"github.com/omnigate/omnigate/sessions"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const (
@@ -30,7 +32,7 @@ const hotline = "+8613800138000"
 
 // server serves the report routes over an engine that counted one chat
 // answered by alice and one by bob, in the hotline queue.
-func server(t *testing.T, cfg kpi.Config) *httptest.Server {
+func server(t testing.TB, cfg kpi.Config) *httptest.Server {
 	t.Helper()
 	ctx := context.Background()
 	day := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
@@ -150,5 +152,65 @@ func TestReportAPI(t *testing.T) {
 	}
 	if code, _ := get(t, team, aliceToken, base+"&by=all", ""); code != 200 {
 		t.Fatalf("rep with the team view, all: %d", code)
+	}
+}
+
+// FuzzReportQuery: whatever the query string, the report route answers
+// 200, 400 or 403 (never a 500 or a panic) and changes nothing.
+func FuzzReportQuery(f *testing.F) {
+	for _, s := range []string{"", "interval=15m&by=rep", "interval=day&from=2026-12-03T00:00:00Z&to=2026-12-04T00:00:00Z",
+		"from=2026-12-03T10:00:00Z&to=2026-12-03T09:00:00Z", "format=csv&by=queue", "interval=%zz", "by=all&by=rep", "to=9999-12-31T23:59:59Z"} {
+		f.Add(s)
+	}
+	hs := server(f, kpi.Config{RepTeamView: true})
+	f.Fuzz(func(t *testing.T, q string) {
+		for _, token := range []string{carolToken, aliceToken} {
+			code, body := get(t, hs, token, "/v1/reports/kpis?"+q, "")
+			if code != 200 && code != 400 && code != 403 {
+				t.Fatalf("?%s: %d %s", q, code, body)
+			}
+		}
+	})
+}
+
+// TestGauges: the live view is served as omnigate_kpi_* gauges.
+func TestGauges(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	feed := sessions.NewMemoryStore()
+	t.Cleanup(func() { _ = feed.Close() })
+	day := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	e, err := kpi.New(kpi.Config{}, kpi.Options{Store: kpi.NewMemoryStore(), Feed: feed, Metrics: reg,
+		Router: dayRouter, Now: func() time.Time { return day.Add(42 * time.Second) }})
+	must(t, err)
+	must(t, e.Start())
+	t.Cleanup(e.Close)
+	ctx := context.Background()
+	c, _, err := feed.ResolveCustomer(ctx, sessions.Identity{Kind: sessions.IdentityVisitor, Namespace: "demo", Value: "v"}, sessions.Customer{})
+	must(t, err)
+	_, ev, _, err := feed.Intake(ctx, "", sessions.Event{CustomerID: c.ID, Kind: sessions.KindMessageIn, Channel: "webchat",
+		Author: "customer", Time: day, Payload: json.RawMessage(`{"text":"hi"}`)})
+	must(t, err)
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	must(t, e.WaitHandled(wctx, c.ID, ev.Seq))
+	e.RepState(routing.RepState{Rep: "alice", Presence: router.PresenceBreak, Reason: "lunch", Since: day})
+	mfs, err := reg.Gather()
+	must(t, err)
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "," + l.GetValue()
+			}
+			got[name] = m.GetGauge().GetValue()
+		}
+	}
+	for name, want := range map[string]float64{"omnigate_kpi_waiting,chat": 1, "omnigate_kpi_longest_wait_seconds,chat": 42,
+		"omnigate_kpi_reps,break": 1} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v (all: %v)", name, got[name], want, got)
+		}
 	}
 }
