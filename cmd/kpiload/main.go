@@ -169,12 +169,31 @@ func measure(ctx context.Context, o options, bins map[string]string, dir, mode s
 		}
 		defer board.close()
 	}
-	cmd := loadgenCmd(ctx, bins["loadgen"], gw.base, gw.cmd.Process.Pid, o)
+	err = runLoadgen(loadgenCmd(ctx, bins["loadgen"], gw.base, gw.cmd.Process.Pid, o), res, func(exited <-chan struct{}) {
+		if board != nil {
+			res.latency, res.fromAck = probe(ctx, gw.base, board, o, exited, nil)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := cpuLine.FindStringSubmatch(res.loadgen)
+	if m == nil {
+		return nil, errors.New("loadgen printed no gateway CPU:\n" + res.loadgen)
+	}
+	res.cpu, _ = strconv.ParseFloat(m[1], 64)
+	return res, nil
+}
+
+// runLoadgen runs cmd, with during called meanwhile (it returns by the
+// time exited is closed), and puts its output and the load average after
+// it into res.
+func runLoadgen(cmd *exec.Cmd, res *result, during func(exited <-chan struct{})) error {
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
 	var waitErr error
 	exited := make(chan struct{})
@@ -182,20 +201,13 @@ func measure(ctx context.Context, o options, bins map[string]string, dir, mode s
 		waitErr = cmd.Wait()
 		close(exited)
 	}()
-	if board != nil {
-		res.latency, res.fromAck = probe(ctx, gw.base, board, o, exited, nil)
-	}
+	during(exited)
 	<-exited
-	if err := waitErr; err != nil {
-		return nil, fmt.Errorf("loadgen: %w\n%s", err, out.String())
+	if waitErr != nil {
+		return fmt.Errorf("loadgen: %w\n%s", waitErr, out.String())
 	}
 	res.loadgen, res.loadAfter = out.String(), loadavg()
-	m := cpuLine.FindStringSubmatch(res.loadgen)
-	if m == nil {
-		return nil, errors.New("loadgen printed no gateway CPU:\n" + res.loadgen)
-	}
-	res.cpu, _ = strconv.ParseFloat(m[1], 64)
-	return res, nil
+	return nil
 }
 
 func loadavg() string {

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"runtime/pprof"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/omnigate/omnigate/internal/config"
@@ -70,34 +69,20 @@ func profileRun(ctx context.Context, o options, loadgenBin, dir string) (*result
 	}
 	defer board.close()
 	res := &result{loadBefore: loadavg()}
-	cmd := loadgenCmd(ctx, loadgenBin, base, os.Getpid(), o)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	var waitErr error
-	exited := make(chan struct{})
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	profPath := filepath.Join(dir, "cpu.pprof")
 	var prof bytes.Buffer
 	profiling := false
-	res.latency, res.fromAck = probe(ctx, base, board, o, exited, func() {
-		if !profiling && pprof.StartCPUProfile(&prof) == nil {
-			profiling = true
-		}
+	err = runLoadgen(loadgenCmd(ctx, loadgenBin, base, os.Getpid(), o), res, func(exited <-chan struct{}) {
+		res.latency, res.fromAck = probe(ctx, base, board, o, exited, func() {
+			profiling = pprof.StartCPUProfile(&prof) == nil
+		})
 	})
-	<-exited
 	if profiling {
 		pprof.StopCPUProfile()
 	}
-	if waitErr != nil {
-		return nil, fmt.Errorf("loadgen: %w\n%s", waitErr, out.String())
+	if err != nil {
+		return nil, err
 	}
-	res.loadgen, res.loadAfter = out.String(), loadavg()
+	profPath := filepath.Join(dir, "cpu.pprof")
 	if m := cpuLine.FindStringSubmatch(res.loadgen); m != nil {
 		res.cpu, _ = strconv.ParseFloat(m[1], 64)
 	}

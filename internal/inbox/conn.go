@@ -24,10 +24,13 @@ import (
 // the hub under Hub.mu after it; watching is guarded by Hub.mu. Fields
 // under "reader only" are touched by the reader goroutine alone.
 type conn struct {
-	h         *Hub
-	s         *melody.Session
-	boardOnly bool // the wallboard's socket: no presence (wallboard.go)
+	h   *Hub
+	s   *melody.Session
 	log *slog.Logger // set before the upgrade; read by every goroutine
+
+	// From ServeHTTP: the wallboard's socket, which sets no presence
+	// (wallboard.go).
+	boardOnly bool
 
 	// From ServeHTTP: a token given in Sec-WebSocket-Protocol, checked.
 	header    bool

@@ -56,32 +56,40 @@ func (h *Hub) startWallboard(src WallboardSource) {
 			case <-h.ctx.Done():
 				return
 			case now := <-t.C:
-				// A rebuild when something changed, and every second
-				// besides: waits grow with the clock alone.
-				if v := src.Version(); v != version || data == nil || now.Sub(built) >= wallboardEvery {
-					version, data, built = v, src.WallboardFrame(), now
-				}
-				changed := !bytes.Equal(data, sentData)
-				if changed && now.Sub(pushed) < wallboardEvery {
-					changed = false // pushed at the next check after the second is up
-				}
-				if changed {
-					sentData, pushed = data, now
-				}
-				at, _ := now.UTC().MarshalJSON()
-				frame := &outFrame{full: fmt.Appendf(nil, `{"type":%q,"at":%s,"wallboard":%s}`, frameWallboard, at, sentData)}
 				clear(nowSending)
 				h.mu.Lock()
 				for c := range h.conns {
-					if c.p.Role != auth.RoleSupervisor && c.p.Role != auth.RoleAdmin {
-						continue
+					if c.p.Role == auth.RoleSupervisor || c.p.Role == auth.RoleAdmin {
+						nowSending[c] = true
 					}
-					if sentData != nil && (changed || !sent[c]) {
-						c.write(frame)
-					}
-					nowSending[c] = true
 				}
 				h.mu.Unlock()
+				if len(nowSending) == 0 {
+					clear(sent)
+					continue // nobody watches: nothing is built
+				}
+				// Rebuilt when something changed and a push is due, and
+				// every wallboardEvery besides (alerts that come with the
+				// clock): never more than twice a wallboardEvery.
+				due := now.Sub(pushed) >= wallboardEvery
+				if v := src.Version(); (v != version && due) || data == nil || now.Sub(built) >= wallboardEvery {
+					version, data, built = v, src.WallboardFrame(), now
+				}
+				changed := due && !bytes.Equal(data, sentData)
+				if changed {
+					sentData, pushed = data, now
+				}
+				var frame *outFrame
+				for c := range nowSending {
+					if sentData == nil || (!changed && sent[c]) {
+						continue
+					}
+					if frame == nil {
+						at, _ := now.UTC().MarshalJSON()
+						frame = &outFrame{full: fmt.Appendf(nil, `{"type":%q,"at":%s,"wallboard":%s}`, frameWallboard, at, sentData)}
+					}
+					c.write(frame)
+				}
 				sent, nowSending = nowSending, sent
 			}
 		}

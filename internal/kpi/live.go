@@ -24,17 +24,17 @@ type Snapshot struct {
 
 // LiveQueue is one queue now and today.
 type LiveQueue struct {
-	Name        string `json:"name"`
-	Waiting int `json:"waiting"`
+	Name    string `json:"name"`
+	Waiting int    `json:"waiting"`
 	// OldestSince is when the longest-waiting contact started waiting; the
 	// wallboard counts the longest wait up from it, so the frame changes
 	// only when something happened, not every second.
 	OldestSince *time.Time `json:"oldest_since,omitempty"`
 	// LongestWait is now - OldestSince, in whole seconds (the gauge).
 	LongestWait int64 `json:"-"`
-	Offered     int64  `json:"offered"`
-	Answered    int64  `json:"answered"`
-	Abandoned   int64  `json:"abandoned"`
+	Offered     int64 `json:"offered"`
+	Answered    int64 `json:"answered"`
+	Abandoned   int64 `json:"abandoned"`
 	// ServiceLevel today; nil before anything was answered or abandoned.
 	ServiceLevel *float64 `json:"service_level"`
 	TargetS      float64  `json:"target_s"`
