@@ -818,9 +818,11 @@ func (r *Router) Release(ctx context.Context, conv string) ([]Decision, error) {
 	return out, err
 }
 
-// SetPresence sets a rep available, away, offline or on_call. A rep who
-// becomes available gets waiting work; a rep who goes away or offline loses
-// their open offers (routed again) and no task waits for them any more.
+// SetPresence sets a rep available, away, offline, on_call, break or
+// after_call_work (Presence.Settable). A rep who becomes available gets
+// waiting work; a rep who goes away, offline, on break or into after-call
+// work loses their open offers (routed again) and no task waits for them
+// any more.
 // Tasks the rep already holds stay with the rep.
 func (r *Router) SetPresence(ctx context.Context, rep string, p Presence) ([]Decision, error) {
 	if !p.Settable() {
