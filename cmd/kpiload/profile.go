@@ -39,7 +39,7 @@ func profileRun(ctx context.Context, o options, loadgenBin, dir string) (*result
 		lim.Cur = lim.Max
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
-	y, err := gatewayConfig(0, dir, false, o)
+	y, err := gatewayConfig(dir, o)
 	if err != nil {
 		return nil, err
 	}
@@ -83,9 +83,6 @@ func profileRun(ctx context.Context, o options, loadgenBin, dir string) (*result
 		return nil, err
 	}
 	profPath := filepath.Join(dir, "cpu.pprof")
-	if m := cpuLine.FindStringSubmatch(res.loadgen); m != nil {
-		res.cpu, _ = strconv.ParseFloat(m[1], 64)
-	}
 	if !profiling {
 		return nil, errors.New("the load never became steady enough to profile")
 	}
