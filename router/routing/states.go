@@ -71,14 +71,20 @@ func (s *Service) SetState(ctx context.Context, rep string, p router.Presence, r
 	return nil
 }
 
-// State is the rep's state now (sessions.ErrNotFound for a rep the router
-// does not route).
+// State is the rep's state (sessions.ErrNotFound for a rep the router
+// does not route): what was set through the service at once, a change
+// the router made by itself within stateInterval.
 func (s *Service) State(rep string) (RepState, error) {
-	s.observe()
+	s.mu.Lock()
+	st, ok := s.states[rep]
+	s.mu.Unlock()
+	if ok {
+		return st, nil
+	}
+	s.observe() // not looked at yet (just started)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, ok := s.states[rep]
-	if !ok {
+	if st, ok = s.states[rep]; !ok {
 		return RepState{}, fmt.Errorf("%w: rep %s is not routed", sessions.ErrNotFound, rep)
 	}
 	return st, nil
