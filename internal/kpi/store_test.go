@@ -142,3 +142,41 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestClusterCountsOnce: two nodes' engines follow the same feed and
+// share Valkey; only the lease holder adds its counts, so the scripted
+// day is counted once, and either node reports it.
+func TestClusterCountsOnce(t *testing.T) {
+	t.Parallel()
+	day := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	var kinds []storeKind
+	for _, k := range storeKinds() {
+		if k.name == "valkey" {
+			kinds = append(kinds, k)
+		}
+	}
+	first, second := kinds[0].open(t)
+	r := newRig(t, day.Add(8*time.Hour), first, kpi.Config{})
+	other, err := kpi.New(kpi.Config{}, kpi.Options{Store: second(), Feed: r.store, Router: dayRouter, Now: r.clock.Now})
+	must(t, err)
+	r.svc.OnRepState(other.RepState)
+	must(t, other.Start())
+	t.Cleanup(other.Close)
+	scriptDay(r)
+	// The second node has handled every event too before it reports.
+	for _, cv := range r.convs {
+		seq, err := r.store.LastSeq(context.Background(), cv.CustomerID)
+		must(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		must(t, other.WaitHandled(ctx, cv.CustomerID, seq))
+		cancel()
+	}
+	must(t, other.Flush(context.Background())) // not the leader: adds nothing
+	for _, e := range []*kpi.Engine{r.engine, other} {
+		checkDay(t, func(q kpi.Query) []kpi.Row {
+			rows, err := e.Report(context.Background(), q)
+			must(t, err)
+			return rows
+		}, day)
+	}
+}
