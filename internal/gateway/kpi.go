@@ -38,8 +38,12 @@ func (g *Gateway) buildKPI(reps []auth.Rep, reg prometheus.Registerer) error {
 		}
 	}
 	g.kpiStore = store
+	names := map[string]string{}
+	for _, r := range reps {
+		names[r.ID] = r.Name
+	}
 	e, err := kpi.New(g.cfg.Reports, kpi.Options{Store: store, Feed: g.store, Router: g.cfg.Routing.RouterConfig(reps),
-		Metrics: reg, Logger: g.log})
+		Names: names, Metrics: reg, Logger: g.log})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}

@@ -27,6 +27,9 @@ type Options struct {
 	// Now is the clock of rep-state time and of the live view; nil means
 	// time.Now. Events are counted at their own time.
 	Now func() time.Time
+	// Names are reps' display names for the live view, by id; a rep
+	// missing here shows by id.
+	Names map[string]string
 	// Metrics, when set, gets the live omnigate_kpi_* gauges.
 	Metrics prometheus.Registerer
 	// Logger; nil discards.
@@ -45,6 +48,7 @@ type Engine struct {
 	store  Store
 	feed   sessions.Store
 	rcfg   router.Config
+	names  map[string]string
 	now    func() time.Time
 	log    *slog.Logger
 	ctx    context.Context
@@ -88,7 +92,7 @@ func New(cfg Config, o Options) (*Engine, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{cfg: cfg.WithDefaults(), store: o.Store, feed: o.Feed, rcfg: o.Router, now: o.Now,
+	e := &Engine{cfg: cfg.WithDefaults(), store: o.Store, feed: o.Feed, rcfg: o.Router, names: o.Names, now: o.Now,
 		log: o.Logger.With("part", "kpi"), pending: map[int64]Counts{}, today: map[int64]Counts{},
 		convs: map[string]*conv{}, reps: map[string]*repLive{}, seen: map[string]time.Time{}}
 	e.ctx, e.cancel = context.WithCancel(context.Background())

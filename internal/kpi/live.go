@@ -45,6 +45,7 @@ type LiveQueue struct {
 // LiveRep is one rep's state now.
 type LiveRep struct {
 	ID       string    `json:"id"`
+	Name     string    `json:"name,omitempty"`
 	Presence string    `json:"presence"`
 	Reason   string    `json:"reason,omitempty"`
 	Since    time.Time `json:"since"`
@@ -148,7 +149,7 @@ func (e *Engine) Snapshot() Snapshot {
 	for id, r := range e.reps {
 		p := string(r.presence)
 		s.ByState[p]++
-		s.Reps = append(s.Reps, LiveRep{ID: id, Presence: p, Reason: r.reason, Since: r.since, Active: r.active})
+		s.Reps = append(s.Reps, LiveRep{ID: id, Name: e.names[id], Presence: p, Reason: r.reason, Since: r.since, Active: r.active})
 	}
 	slices.SortFunc(s.Reps, func(a, b LiveRep) int { return strings.Compare(a.ID, b.ID) })
 	return s

@@ -142,7 +142,7 @@
     body.textContent = '';
     reps.forEach(function (r) {
       var tr = el('tr', { 'data-rep': r.id });
-      tr.appendChild(el('td', {}, r.id));
+      tr.appendChild(el('td', { title: r.id }, r.name || r.id));
       var st = el('td');
       st.appendChild(el('span', { 'class': 'state ' + r.presence }, r.presence.replace(/_/g, ' ') + (r.reason ? ' · ' + r.reason : '')));
       tr.appendChild(st);
