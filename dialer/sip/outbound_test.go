@@ -1,0 +1,154 @@
+package sip
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/omnigate/omnigate/dialer"
+)
+
+// The customer answers, is bridged to a rep's phone that echoes RTP, and
+// the gateway hangs up: the customer's audio reaches the rep and the
+// rep's comes back through the relay.
+func TestSIPpAnsweredBridgedWithMedia(t *testing.T) {
+	cust := startSIPp(t, "customer_answer")
+	rep := startSIPp(t, "rep_answer", "-rtp_echo")
+	u := newTestUA(t, cust.addr, nil)
+	c := dial(t, u, 10*time.Second)
+	if p := next(t, c); p.Kind != dialer.ProgressRinging {
+		t.Fatalf("first progress %+v, want ringing", p)
+	}
+	untilAnswered(t, c)
+	if err := c.Bridge(context.Background(), dialer.RepLeg{ID: "alice", URI: "sip:alice@" + rep.addr}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "50 packets each way", func() bool {
+		return c.relay.toRep.Load() >= 50 && c.relay.toCust.Load() >= 50
+	})
+	if err := c.Hangup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p := untilEnded(t, c)
+	if p.Outcome != dialer.OutcomeAnswered || p.SIPCode != 200 || p.HungUpBy != byGateway {
+		t.Fatalf("ended %+v", p)
+	}
+	cust.wait()
+	rep.wait()
+	t.Logf("relayed %d packets to the rep, %d back", c.relay.toRep.Load(), c.relay.toCust.Load())
+}
+
+func TestSIPpRefused(t *testing.T) {
+	for _, tc := range []struct {
+		code string
+		want dialer.Outcome
+	}{
+		{"486", dialer.OutcomeBusy},
+		{"600", dialer.OutcomeBusy},
+		{"603", dialer.OutcomeDeclined},
+		{"480", dialer.OutcomeUnavailable},
+		{"404", dialer.OutcomeFailed},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			cust := startSIPp(t, rejectScenario(t, tc.code))
+			u := newTestUA(t, cust.addr, nil)
+			c := dial(t, u, 10*time.Second)
+			p := untilEnded(t, c)
+			if p.Outcome != tc.want || p.SIPCode <= 0 || p.HungUpBy != "" {
+				t.Fatalf("ended %+v, want %s", p, tc.want)
+			}
+			cust.wait()
+		})
+	}
+}
+
+// rejectScenario writes customer_reject.xml with its code filled in
+// (SIPp checks response codes when it loads a scenario, before -key
+// substitution).
+func rejectScenario(t *testing.T, code string) string {
+	b, err := os.ReadFile("testdata/customer_reject.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "reject.xml")
+	if err := os.WriteFile(p, bytes.ReplaceAll(b, []byte("[code]"), []byte(code)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSIPpNoAnswerCancelled(t *testing.T) {
+	cust := startSIPp(t, "customer_noanswer")
+	u := newTestUA(t, cust.addr, nil)
+	c := dial(t, u, 500*time.Millisecond)
+	p := untilEnded(t, c)
+	if p.Outcome != dialer.OutcomeNoAnswer || p.SIPCode != 487 {
+		t.Fatalf("ended %+v, want no_answer 487", p)
+	}
+	cust.wait()
+}
+
+func TestSIPpCustomerHangsUpFirst(t *testing.T) {
+	cust := startSIPp(t, "customer_bye", "-d", "1500")
+	rep := startSIPp(t, "rep_answer", "-rtp_echo")
+	u := newTestUA(t, cust.addr, nil)
+	c := dial(t, u, 10*time.Second)
+	untilAnswered(t, c)
+	if err := c.Bridge(context.Background(), dialer.RepLeg{ID: "alice", URI: "sip:alice@" + rep.addr}); err != nil {
+		t.Fatal(err)
+	}
+	p := untilEnded(t, c)
+	if p.Outcome != dialer.OutcomeAnswered || p.HungUpBy != byCustomer {
+		t.Fatalf("ended %+v, want answered, hung up by the customer", p)
+	}
+	cust.wait()
+	rep.wait() // the rep's phone got the gateway's BYE
+}
+
+func TestSIPpRepHangsUpFirst(t *testing.T) {
+	cust := startSIPp(t, "customer_answer")
+	rep := startSIPp(t, "rep_bye", "-rtp_echo", "-d", "1000")
+	u := newTestUA(t, cust.addr, nil)
+	c := dial(t, u, 10*time.Second)
+	untilAnswered(t, c)
+	if err := c.Bridge(context.Background(), dialer.RepLeg{ID: "alice", URI: "sip:alice@" + rep.addr}); err != nil {
+		t.Fatal(err)
+	}
+	p := untilEnded(t, c)
+	if p.Outcome != dialer.OutcomeAnswered || p.HungUpBy != byRep {
+		t.Fatalf("ended %+v, want answered, hung up by the rep", p)
+	}
+	cust.wait() // the customer got the gateway's BYE
+	rep.wait()
+}
+
+// No rep is free: the dialer abandons the answered call and the customer
+// hears the recorded message. The customer's SIPp echoes what it hears,
+// so a packet back at the relay proves the message's RTP reached it.
+func TestSIPpAbandonPlaysMessage(t *testing.T) {
+	cust := startSIPp(t, "customer_listen", "-rtp_echo")
+	u := newTestUA(t, cust.addr, nil)
+	msg := writeTestWAV(t, 1500*time.Millisecond)
+	c := dial(t, u, 10*time.Second)
+	untilAnswered(t, c)
+	answered := time.Now()
+	if err := c.Abandon(context.Background(), dialer.AbandonAction{Message: msg}); err != nil {
+		t.Fatal(err)
+	}
+	p := untilEnded(t, c)
+	if p.Outcome != dialer.OutcomeAbandoned || p.HungUpBy != byGateway {
+		t.Fatalf("ended %+v, want abandoned by the gateway", p)
+	}
+	first := c.relay.firstFromCust.Load()
+	if first == 0 || c.relay.custUnrelayed.Load() < 50 {
+		t.Fatalf("the customer echoed %d packets of the message", c.relay.custUnrelayed.Load())
+	}
+	if d := time.Unix(0, first).Sub(answered); d > 2*time.Second {
+		t.Fatalf("the message reached the customer %v after the answer, want within 2s", d)
+	}
+	t.Logf("message heard %v after the answer; %d packets echoed", time.Unix(0, first).Sub(answered), c.relay.custUnrelayed.Load())
+	cust.wait()
+}
