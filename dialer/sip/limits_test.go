@@ -9,8 +9,10 @@ func TestLimiter(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(1000, 0)
 	l := newLimiter(2, 3, func() time.Time { return now })
-	if !l.acquire() || !l.acquire() {
-		t.Fatal("the first two calls of the second are refused")
+	for i := range 2 {
+		if !l.acquire() {
+			t.Fatalf("call %d of the first second is refused", i+1)
+		}
 	}
 	if l.acquire() {
 		t.Fatal("a third call in the same second is allowed at 2 calls/s")

@@ -152,3 +152,19 @@ func TestSIPpAbandonPlaysMessage(t *testing.T) {
 	t.Logf("message heard %v after the answer; %d packets echoed", time.Unix(0, first).Sub(answered), c.relay.custUnrelayed.Load())
 	cust.wait()
 }
+
+// The trunk challenges with 401; the UA answers with the configured
+// user and the password from the environment, and SIPp verifies it.
+// (A 407 takes the same path in sipgo, with Proxy-Authorization, which
+// SIPp's verifyauth does not read.)
+func TestSIPpDigestAuth(t *testing.T) {
+	cust := startSIPp(t, "customer_auth")
+	u := newTestUA(t, cust.addr, func(tc *TrunkConfig) { tc.AuthUser, tc.AuthPasswordEnv = "omnigate", "TRUNK_PASSWORD" })
+	c := dial(t, u, 10*time.Second)
+	untilAnswered(t, c)
+	_ = c.Hangup(context.Background())
+	if p := untilEnded(t, c); p.Outcome != dialer.OutcomeAnswered {
+		t.Fatalf("ended %+v", p)
+	}
+	cust.wait()
+}

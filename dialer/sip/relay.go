@@ -29,7 +29,7 @@ type relay struct {
 	// later Bridge opens another) while the customer's reader uses it.
 	rep     atomic.Pointer[net.UDPConn]
 	custDst atomic.Pointer[net.UDPAddr]
-	repDst    atomic.Pointer[net.UDPAddr]
+	repDst  atomic.Pointer[net.UDPAddr]
 
 	// Counters for tests and the benchmark: packets forwarded each way,
 	// and packets the customer sent while no rep leg was up (an echo of
