@@ -83,7 +83,9 @@ func NewUA(cfg Config, log *slog.Logger) (*UA, error) {
 			return nil, fmt.Errorf("sip: listen tcp: %w", err)
 		}
 	}
-	if u.sua, err = sipgo.NewUA(sipgo.WithUserAgent("omnigate"), sipgo.WithUserAgentHostname(host)); err != nil {
+	if u.sua, err = sipgo.NewUA(sipgo.WithUserAgent("omnigate"), sipgo.WithUserAgentHostname(host),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(log)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(log))); err != nil {
 		return nil, u.closeSockets(err)
 	}
 	if u.srv, err = sipgo.NewServer(u.sua, sipgo.WithServerLogger(log)); err != nil {
