@@ -168,3 +168,17 @@ func TestSIPpDigestAuth(t *testing.T) {
 	}
 	cust.wait()
 }
+
+// A trunk on TCP: the same answered call, the signalling over one TCP
+// connection to SIPp.
+func TestSIPpTCPTrunk(t *testing.T) {
+	cust := startSIPp(t, "customer_answer", "-t", "t1")
+	u := newTestUA(t, cust.addr, func(tc *TrunkConfig) { tc.Transport = "tcp" })
+	c := dial(t, u, 10*time.Second)
+	untilAnswered(t, c)
+	_ = c.Hangup(context.Background())
+	if p := untilEnded(t, c); p.Outcome != dialer.OutcomeAnswered || p.HungUpBy != byGateway {
+		t.Fatalf("ended %+v", p)
+	}
+	cust.wait()
+}

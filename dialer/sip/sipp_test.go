@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,7 +66,13 @@ func startSIPp(t *testing.T, name string, extra ...string) *sipp {
 			<-s.done
 		}
 	})
-	if !waitUDPBound(port, s.done) {
+	table := "/proc/net/udp"
+	if slices.Contains(extra, "t1") { // -t t1: SIPp on one TCP socket
+		table = "/proc/net/tcp"
+	}
+	if !waitBound(table, port, s.done) {
+		_ = s.cmd.Process.Kill()
+		<-s.done
 		t.Fatalf("sipp did not start on port %d: %v\n%s", port, s.err, s.out.String())
 	}
 	return s
@@ -104,13 +111,14 @@ func freeUDPPort(t *testing.T) int {
 	}
 }
 
-// waitUDPBound waits until a socket is bound to port (the kernel's UDP
-// table), so the first INVITE is not lost to a retransmission timer.
-func waitUDPBound(port int, exited <-chan struct{}) bool {
+// waitBound waits until a socket is bound to port (in the kernel's UDP
+// or TCP table), so the first INVITE is not lost to a retransmission
+// timer or a refused connection.
+func waitBound(table string, port int, exited <-chan struct{}) bool {
 	want := fmt.Sprintf(":%04X ", port)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		b, _ := os.ReadFile("/proc/net/udp")
+		b, _ := os.ReadFile(table)
 		if bytes.Contains(b, []byte(want)) {
 			return true
 		}
