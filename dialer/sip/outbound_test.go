@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ func TestSIPpAnsweredBridgedWithMedia(t *testing.T) {
 	cust := startSIPp(t, "customer_answer")
 	rep := startSIPp(t, "rep_answer", "-rtp_echo")
 	u := newTestUA(t, cust.addr, nil)
+	baseline := runtime.NumGoroutine()
 	c := dial(t, u, 10*time.Second)
 	if p := next(t, c); p.Kind != dialer.ProgressRinging {
 		t.Fatalf("first progress %+v, want ringing", p)
@@ -39,6 +41,11 @@ func TestSIPpAnsweredBridgedWithMedia(t *testing.T) {
 	cust.wait()
 	rep.wait()
 	t.Logf("relayed %d packets to the rep, %d back", c.relay.toRep.Load(), c.relay.toCust.Load())
+	// The UA runs on; nothing of the call is left in it.
+	waitGoroutines(t, baseline)
+	if u.leg(c.id) != nil || u.leg(c.id+"-rep") != nil {
+		t.Fatal("a leg outlived its call")
+	}
 }
 
 func TestSIPpRefused(t *testing.T) {

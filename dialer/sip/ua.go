@@ -227,3 +227,28 @@ func (u *UA) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	l.call.remoteBye(l, req, tx)
 }
+
+// Stats is a snapshot of the calls up, for metrics and load tests.
+type Stats struct {
+	// Calls is the number of calls up (ringing, answered or bridged).
+	Calls int
+	// ToRep and ToCustomer count the RTP packets relayed so far by the
+	// calls up, each way.
+	ToRep, ToCustomer int64
+}
+
+// Stats sums the calls up.
+func (u *UA) Stats() Stats {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var s Stats
+	for _, l := range u.legs {
+		if l.role != byCustomer {
+			continue
+		}
+		s.Calls++
+		s.ToRep += l.call.relay.toRep.Load()
+		s.ToCustomer += l.call.relay.toCust.Load()
+	}
+	return s
+}

@@ -1,0 +1,233 @@
+// Command sipload measures the SIP trunk on loopback against SIPp: call
+// setups per second (INVITE to 200/ACK, then BYE) and bridged calls with
+// media (memory per call, the delay from the customer's answer to the
+// rep's leg being up). It starts its SIPp processes and stops them by
+// PID. Not part of CI; the README's "Voice over SIP" section quotes it.
+//
+//	go run ./dialer/sip/cmd/sipload -mode setup -rate 300 -seconds 10
+//	go run ./dialer/sip/cmd/sipload -mode bridge -calls 300 -hold 4s
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/omnigate/omnigate/dialer"
+	"github.com/omnigate/omnigate/dialer/sip"
+)
+
+func main() {
+	mode := flag.String("mode", "setup", "setup (signalling rate) or bridge (concurrent calls with media)")
+	rate := flag.Int("rate", 250, "setup: calls started per second")
+	seconds := flag.Int("seconds", 10, "setup: how long to dial")
+	calls := flag.Int("calls", 300, "bridge: concurrent bridged calls")
+	hold := flag.Duration("hold", 4*time.Second, "bridge: how long every call stays bridged")
+	testdata := flag.String("testdata", "dialer/sip/testdata", "the SIPp scenarios")
+	flag.Parse()
+
+	switch *mode {
+	case "setup":
+		cust := startSIPp(*testdata+"/rep_answer.xml", false)
+		defer stop(cust)
+		runSetup(newUA(cust.addr, *rate*2, *rate**seconds), *rate, *seconds)
+	case "bridge":
+		cust := startSIPp(*testdata+"/customer_answer.xml", false)
+		defer stop(cust)
+		rep := startSIPp(*testdata+"/rep_answer.xml", true)
+		defer stop(rep)
+		runBridge(newUA(cust.addr, 1000, *calls), rep.addr, *calls, *hold)
+	default:
+		log.Fatalf("unknown mode %q", *mode)
+	}
+}
+
+func newUA(proxy string, cps, maxCalls int) *sip.UA {
+	cfg := sip.Config{Listen: "127.0.0.1:0", Trunks: map[string]sip.TrunkConfig{"load": {
+		Proxy: proxy, FromUser: "omnigate", CallsPerSecond: cps, MaxCalls: maxCalls}}}
+	if err := cfg.Prepare(os.Getenv); err != nil {
+		log.Fatal(err)
+	}
+	u, err := sip.NewUA(cfg, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return u
+}
+
+// runSetup starts rate calls a second; each is hung up as soon as it is
+// answered. It reports the answered calls per second and the INVITE to
+// answer latency.
+func runSetup(u *sip.UA, rate, seconds int) {
+	defer u.Close()
+	tr, _ := u.Trunk("load")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var lat []time.Duration
+	var failed, busy atomic.Int64
+	start := time.Now()
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	for i := range rate * seconds {
+		<-tick.C
+		sent := time.Now()
+		c, err := tr.Dial(context.Background(), dialer.Dial{AttemptID: "load-" + strconv.Itoa(i), To: "+15550100", RingTimeout: 10 * time.Second})
+		if err != nil {
+			busy.Add(1)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range c.Events() {
+				switch p.Kind {
+				case dialer.ProgressAnswered:
+					mu.Lock()
+					lat = append(lat, p.At.Sub(sent))
+					mu.Unlock()
+					_ = c.Hangup(context.Background())
+				case dialer.ProgressEnded:
+					if p.Outcome != dialer.OutcomeAnswered {
+						failed.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	dialing := time.Since(start)
+	wg.Wait()
+	total := time.Since(start)
+	fmt.Printf("setup: %d calls offered at %d/s over %v; %d answered and hung up in %v (%.0f setups/s); %d failed, %d refused busy\n",
+		rate*seconds, rate, dialing.Round(time.Millisecond), len(lat), total.Round(time.Millisecond),
+		float64(len(lat))/dialing.Seconds(), failed.Load(), busy.Load())
+	fmt.Printf("INVITE to 200/ACK: %s\n", percentiles(lat))
+}
+
+// runBridge brings calls up to n concurrent bridged calls with RTP both
+// ways (the customer SIPp plays a pcap, the rep SIPp echoes), holds
+// them, and reports memory per call and the answer to rep-up delay.
+func runBridge(u *sip.UA, repAddr string, n int, hold time.Duration) {
+	defer u.Close()
+	tr, _ := u.Trunk("load")
+	runtime.GC()
+	before := rss()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	heapBefore := ms.HeapInuse
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		delays  []time.Duration
+		up      atomic.Int64
+		callsUp []dialer.Call
+	)
+	for i := range n {
+		c, err := tr.Dial(context.Background(), dialer.Dial{AttemptID: "bridge-" + strconv.Itoa(i), To: "+15550100", RingTimeout: 10 * time.Second})
+		if err != nil {
+			log.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range c.Events() {
+				if p.Kind != dialer.ProgressAnswered {
+					continue
+				}
+				if err := c.Bridge(context.Background(), dialer.RepLeg{ID: "rep", URI: "sip:rep@" + repAddr}); err != nil {
+					log.Printf("bridge: %v", err)
+					continue
+				}
+				mu.Lock()
+				delays = append(delays, time.Since(p.At))
+				callsUp = append(callsUp, c)
+				mu.Unlock()
+				up.Add(1)
+			}
+		}()
+		time.Sleep(5 * time.Millisecond) // 200 calls/s ramp
+	}
+	for up.Load() < int64(n) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	s0 := u.Stats()
+	time.Sleep(hold)
+	s1 := u.Stats()
+	runtime.ReadMemStats(&ms)
+	during := rss()
+	fmt.Printf("bridge: %d calls bridged, held %v; RTP relayed %.0f packets/s to reps, %.0f/s back to customers; goroutines %d\n",
+		up.Load(), hold, float64(s1.ToRep-s0.ToRep)/hold.Seconds(), float64(s1.ToCustomer-s0.ToCustomer)/hold.Seconds(), runtime.NumGoroutine())
+	fmt.Printf("memory: RSS %d KiB -> %d KiB, %.1f KiB per call; heap in use %.1f KiB per call\n",
+		before, during, float64(during-before)/float64(n), float64(ms.HeapInuse-heapBefore)/1024/float64(n))
+	fmt.Printf("customer answered -> rep leg up (rep INVITE, its 200, ACK): %s\n", percentiles(delays))
+	for _, c := range callsUp {
+		_ = c.Hangup(context.Background())
+	}
+	wg.Wait()
+}
+
+func percentiles(d []time.Duration) string {
+	if len(d) == 0 {
+		return "no samples"
+	}
+	slices.Sort(d)
+	at := func(q float64) time.Duration { return d[min(len(d)-1, int(q*float64(len(d))))].Round(10 * time.Microsecond) }
+	return fmt.Sprintf("p50 %v p90 %v p99 %v max %v (n=%d)", at(0.5), at(0.9), at(0.99), d[len(d)-1].Round(10*time.Microsecond), len(d))
+}
+
+// rss is the process's resident set in KiB.
+func rss() int64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+type sipp struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+// startSIPp runs a UAS scenario on a free loopback port until stopped.
+func startSIPp(scenario string, echo bool) *sipp {
+	port, mport := freePort(), freePort()
+	args := []string{"-sf", scenario, "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-mi", "127.0.0.1",
+		"-mp", strconv.Itoa(mport), "-nostdin", "-trace_err", "-error_file", os.DevNull, "-max_socket", "2000"}
+	if echo {
+		args = append(args, "-rtp_echo")
+	}
+	cmd := exec.Command("/usr/bin/sipp", args...)
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // SIPp binds before it reads its scenario's first message
+	return &sipp{cmd: cmd, addr: "127.0.0.1:" + strconv.Itoa(port)}
+}
+
+func stop(s *sipp) {
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+}
+
+func freePort() int {
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
