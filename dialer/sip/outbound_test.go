@@ -189,3 +189,71 @@ func TestSIPpTCPTrunk(t *testing.T) {
 	}
 	cust.wait()
 }
+
+// The reserved rep's phone is busy: Bridge fails, the customer stays
+// answered, and the dialer abandons with the recorded message.
+func TestSIPpRepBusyThenAbandon(t *testing.T) {
+	cust := startSIPp(t, "customer_listen", "-rtp_echo")
+	rep := startSIPp(t, "rep_busy")
+	u := newTestUA(t, cust.addr, nil)
+	c := dial(t, u, 10*time.Second)
+	untilAnswered(t, c)
+	if err := c.Bridge(context.Background(), dialer.RepLeg{ID: "alice", URI: "sip:alice@" + rep.addr}); err == nil {
+		t.Fatal("Bridge to a busy phone succeeded")
+	}
+	rep.wait()
+	if err := c.Abandon(context.Background(), dialer.AbandonAction{Message: writeTestWAV(t, 400*time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	if p := untilEnded(t, c); p.Outcome != dialer.OutcomeAbandoned || p.HungUpBy != byGateway {
+		t.Fatalf("ended %+v", p)
+	}
+	if c.relay.custUnrelayed.Load() == 0 {
+		t.Fatal("the customer heard nothing")
+	}
+	cust.wait()
+}
+
+// Abandon to a destination bridges the customer there; the call counts
+// as abandoned whoever hangs up.
+func TestSIPpAbandonToDestination(t *testing.T) {
+	cust := startSIPp(t, "customer_answer")
+	vm := startSIPp(t, "rep_bye", "-rtp_echo", "-d", "500")
+	u := newTestUA(t, cust.addr, nil)
+	c := dial(t, u, 10*time.Second)
+	untilAnswered(t, c)
+	if err := c.Abandon(context.Background(), dialer.AbandonAction{Destination: "sip:voicemail@" + vm.addr}); err != nil {
+		t.Fatal(err)
+	}
+	if p := untilEnded(t, c); p.Outcome != dialer.OutcomeAbandoned || p.HungUpBy != byRep {
+		t.Fatalf("ended %+v", p)
+	}
+	cust.wait()
+	vm.wait()
+}
+
+// The same attempt id twice is one call: the second Dial is refused and
+// sends nothing (the SIPp trunk takes exactly one INVITE).
+func TestSIPpDuplicateAttemptIsOneCall(t *testing.T) {
+	cust := startSIPp(t, "customer_noanswer")
+	u := newTestUA(t, cust.addr, func(tc *TrunkConfig) { tc.MaxCalls = 2 })
+	tr, _ := u.Trunk("t")
+	d := dialer.Dial{AttemptID: "dup-1", To: "+15550100", RingTimeout: 500 * time.Millisecond}
+	c, err := tr.Dial(context.Background(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Dial(context.Background(), d); err == nil {
+		t.Fatal("a second call with the same attempt id was placed")
+	}
+	if p := untilEnded(t, c.(*call)); p.Outcome != dialer.OutcomeNoAnswer {
+		t.Fatalf("%+v", p)
+	}
+	cust.wait()
+	// The refused duplicate gave its slot back: two calls fit again.
+	for range 2 {
+		if !u.trunks["t"].lim.acquire() {
+			t.Fatal("a refused Dial kept its limiter slot")
+		}
+	}
+}

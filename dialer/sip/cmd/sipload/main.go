@@ -181,7 +181,9 @@ func percentiles(d []time.Duration) string {
 		return "no samples"
 	}
 	slices.Sort(d)
-	at := func(q float64) time.Duration { return d[min(len(d)-1, int(q*float64(len(d))))].Round(10 * time.Microsecond) }
+	at := func(q float64) time.Duration {
+		return d[min(len(d)-1, int(q*float64(len(d))))].Round(10 * time.Microsecond)
+	}
 	return fmt.Sprintf("p50 %v p90 %v p99 %v max %v (n=%d)", at(0.5), at(0.9), at(0.99), d[len(d)-1].Round(10*time.Microsecond), len(d))
 }
 
