@@ -20,14 +20,13 @@ func TestSIPpCloseHangsUpEveryCall(t *testing.T) {
 	rep := startSIPp(t, "rep_answer", "-rtp_echo")
 	baseline := runtime.NumGoroutine()
 
-	u := newTestUA(t, talking.addr, nil)
+	u := newTestUAWith(t, map[string]TrunkConfig{"t": testTrunk(talking.addr), "r": testTrunk(ringing.addr)})
 	c1 := dial(t, u, 10*time.Second)
 	untilAnswered(t, c1)
 	if err := c1.Bridge(context.Background(), dialer.RepLeg{ID: "alice", URI: "sip:alice@" + rep.addr}); err != nil {
 		t.Fatal(err)
 	}
-	u.trunks["t"].host, u.trunks["t"].port = "127.0.0.1", portOf(t, ringing.addr)
-	c2 := dial(t, u, time.Minute)
+	c2 := dialOn(t, u, "r", time.Minute)
 	if p := next(t, c2); p.Kind != dialer.ProgressRinging {
 		t.Fatalf("second call: %+v, want ringing", p)
 	}

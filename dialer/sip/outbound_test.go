@@ -98,38 +98,32 @@ func TestSIPpNoAnswerCancelled(t *testing.T) {
 	cust.wait()
 }
 
-func TestSIPpCustomerHangsUpFirst(t *testing.T) {
-	cust := startSIPp(t, "customer_bye", "-d", "1500")
-	rep := startSIPp(t, "rep_answer", "-rtp_echo")
-	u := newTestUA(t, cust.addr, nil)
-	c := dial(t, u, 10*time.Second)
-	untilAnswered(t, c)
-	if err := c.Bridge(context.Background(), dialer.RepLeg{ID: "alice", URI: "sip:alice@" + rep.addr}); err != nil {
-		t.Fatal(err)
+// Either side hangs up first: the other gets the gateway's BYE (its SIPp
+// scenario ends only on it) and the call's end says who it was.
+func TestSIPpHangsUpFirst(t *testing.T) {
+	for _, tc := range []struct {
+		by            string
+		customer, rep []string
+	}{
+		{byCustomer, []string{"customer_bye", "-d", "1500"}, []string{"rep_answer", "-rtp_echo"}},
+		{byRep, []string{"customer_answer"}, []string{"rep_bye", "-rtp_echo", "-d", "1000"}},
+	} {
+		t.Run(tc.by, func(t *testing.T) {
+			cust := startSIPp(t, tc.customer[0], tc.customer[1:]...)
+			rep := startSIPp(t, tc.rep[0], tc.rep[1:]...)
+			u := newTestUA(t, cust.addr, nil)
+			c := dial(t, u, 10*time.Second)
+			untilAnswered(t, c)
+			if err := c.Bridge(context.Background(), dialer.RepLeg{ID: "alice", URI: "sip:alice@" + rep.addr}); err != nil {
+				t.Fatal(err)
+			}
+			if p := untilEnded(t, c); p.Outcome != dialer.OutcomeAnswered || p.HungUpBy != tc.by {
+				t.Fatalf("ended %+v, want answered, hung up by the %s", p, tc.by)
+			}
+			cust.wait()
+			rep.wait()
+		})
 	}
-	p := untilEnded(t, c)
-	if p.Outcome != dialer.OutcomeAnswered || p.HungUpBy != byCustomer {
-		t.Fatalf("ended %+v, want answered, hung up by the customer", p)
-	}
-	cust.wait()
-	rep.wait() // the rep's phone got the gateway's BYE
-}
-
-func TestSIPpRepHangsUpFirst(t *testing.T) {
-	cust := startSIPp(t, "customer_answer")
-	rep := startSIPp(t, "rep_bye", "-rtp_echo", "-d", "1000")
-	u := newTestUA(t, cust.addr, nil)
-	c := dial(t, u, 10*time.Second)
-	untilAnswered(t, c)
-	if err := c.Bridge(context.Background(), dialer.RepLeg{ID: "alice", URI: "sip:alice@" + rep.addr}); err != nil {
-		t.Fatal(err)
-	}
-	p := untilEnded(t, c)
-	if p.Outcome != dialer.OutcomeAnswered || p.HungUpBy != byRep {
-		t.Fatalf("ended %+v, want answered, hung up by the rep", p)
-	}
-	cust.wait() // the customer got the gateway's BYE
-	rep.wait()
 }
 
 // No rep is free: the dialer abandons the answered call and the customer

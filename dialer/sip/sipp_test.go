@@ -135,11 +135,20 @@ func waitBound(table string, port int, exited <-chan struct{}) bool {
 // the given proxy, and closes it when the test ends.
 func newTestUA(t *testing.T, proxy string, mod func(*TrunkConfig)) *UA {
 	t.Helper()
-	tc := TrunkConfig{Proxy: proxy, FromUser: "omnigate", CallerID: "+4420700000", CallsPerSecond: 50, MaxCalls: 50}
+	tc := testTrunk(proxy)
 	if mod != nil {
 		mod(&tc)
 	}
-	cfg := Config{Listen: "127.0.0.1:0", Trunks: map[string]TrunkConfig{"t": tc}}
+	return newTestUAWith(t, map[string]TrunkConfig{"t": tc})
+}
+
+func testTrunk(proxy string) TrunkConfig {
+	return TrunkConfig{Proxy: proxy, FromUser: "omnigate", CallerID: "+4420700000", CallsPerSecond: 50, MaxCalls: 50}
+}
+
+func newTestUAWith(t *testing.T, trunks map[string]TrunkConfig) *UA {
+	t.Helper()
+	cfg := Config{Listen: "127.0.0.1:0", Trunks: trunks}
 	if err := cfg.Prepare(func(string) string { return "secret" }); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +164,12 @@ var attempts int
 
 func dial(t *testing.T, u *UA, ring time.Duration) *call {
 	t.Helper()
-	tr, err := u.Trunk("t")
+	return dialOn(t, u, "t", ring)
+}
+
+func dialOn(t *testing.T, u *UA, trunk string, ring time.Duration) *call {
+	t.Helper()
+	tr, err := u.Trunk(trunk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,14 +235,4 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-func portOf(t *testing.T, addr string) int {
-	t.Helper()
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, _ := strconv.Atoi(p)
-	return n
 }
