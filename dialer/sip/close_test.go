@@ -26,6 +26,7 @@ func TestSIPpCloseHangsUpEveryCall(t *testing.T) {
 	if err := c1.Bridge(context.Background(), dialer.RepLeg{ID: "alice", URI: "sip:alice@" + rep.addr}); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, 10*time.Second, "RTP through the bridge", func() bool { return c1.relay.toCust.Load() >= 5 })
 	c2 := dialOn(t, u, "r", time.Minute)
 	if p := next(t, c2); p.Kind != dialer.ProgressRinging {
 		t.Fatalf("second call: %+v, want ringing", p)

@@ -177,6 +177,9 @@ func TestSIPpTCPTrunk(t *testing.T) {
 	u := newTestUA(t, cust.addr, func(tc *TrunkConfig) { tc.Transport = "tcp" })
 	c := dial(t, u, 10*time.Second)
 	untilAnswered(t, c)
+	// The customer's RTP arriving shows SIPp went past its ACK step (a
+	// BYE it gets during the step that starts the pcap aborts its call).
+	waitFor(t, 10*time.Second, "the customer's RTP", func() bool { return c.relay.custUnrelayed.Load() >= 5 })
 	_ = c.Hangup(context.Background())
 	if p := untilEnded(t, c); p.Outcome != dialer.OutcomeAnswered || p.HungUpBy != byGateway {
 		t.Fatalf("ended %+v", p)
