@@ -37,12 +37,21 @@ const (
 	stateEnded
 )
 
+// dialog is what a call needs of either side of a sipgo dialog: the
+// customer's leg is a client dialog on outbound calls and a server one on
+// inbound calls; the rep's is always a client dialog.
+type dialog interface {
+	Bye(ctx context.Context) error
+	ReadBye(req *sip.Request, tx sip.ServerTransaction) error
+	LoadState() sip.DialogState
+}
+
 // leg is one of a call's two dialogs, found by its Call-ID.
 type leg struct {
 	call   *call
 	role   string // byCustomer or byRep
 	callID string
-	dlg    *sipgo.DialogClientSession
+	dlg    dialog
 	// gone is set once the far end sent BYE: no BYE goes back.
 	gone bool
 }
@@ -103,7 +112,7 @@ func (c *call) start(ctx context.Context, req *sip.Request, ring time.Duration) 
 	}
 	c.cust.dlg = dlg
 	c.ua.callWG.Add(1)
-	go c.run(ring)
+	go c.run(dlg, ring)
 	return nil
 }
 
@@ -116,9 +125,8 @@ func (c *call) emit(p dialer.Progress) {
 
 // run waits for the customer's answer (cancelling at the ring timeout),
 // then for the end of the call, and finishes it.
-func (c *call) run(ring time.Duration) {
+func (c *call) run(dlg *sipgo.DialogClientSession, ring time.Duration) {
 	defer c.ua.callWG.Done()
-	dlg := c.cust.dlg
 	ringCtx, cancel := context.WithTimeout(c.ctx, ring)
 	rang := false
 	err := dlg.WaitAnswer(ringCtx, sipgo.AnswerOptions{
@@ -157,7 +165,12 @@ func (c *call) run(ring time.Duration) {
 	c.state = stateAnswered
 	c.mu.Unlock()
 	c.emit(dialer.Progress{Kind: dialer.ProgressAnswered, SIPCode: dlg.InviteResponse.StatusCode})
+	c.talk()
+}
 
+// talk waits for the end of an answered call (a BYE from either side,
+// Hangup, Close) and finishes it.
+func (c *call) talk() {
 	by := byGateway
 	select {
 	case by = <-c.byeFrom:
@@ -166,7 +179,7 @@ func (c *call) run(ring time.Duration) {
 	c.mu.Lock()
 	outcome := c.outcome
 	c.mu.Unlock()
-	c.finish(dialer.Progress{Kind: dialer.ProgressEnded, Outcome: outcome, SIPCode: dlg.InviteResponse.StatusCode, HungUpBy: by})
+	c.finish(dialer.Progress{Kind: dialer.ProgressEnded, Outcome: outcome, SIPCode: sip.StatusOK, HungUpBy: by})
 }
 
 // finalCode is the customer's final response code when WaitAnswer did
@@ -250,12 +263,19 @@ func (c *call) Hangup(context.Context) error {
 // through) and joins the legs. On an error the customer stays answered:
 // the dialer may try another rep or Abandon.
 func (c *call) Bridge(ctx context.Context, rep dialer.RepLeg) error {
+	return c.bridge(ctx, rep, stateAnswered, nil)
+}
+
+// bridge calls the rep from state want; once the rep answers, answer (if
+// any) answers the customer (an inbound caller is answered only when a
+// rep is on the line).
+func (c *call) bridge(ctx context.Context, rep dialer.RepLeg, want callState, answer func() error) error {
 	var uri sip.Uri
 	if err := sip.ParseUri(rep.URI, &uri); err != nil {
 		return fmt.Errorf("sip: bridge %s to rep %s: %w", c.id, rep.ID, err)
 	}
 	c.mu.Lock()
-	if c.state != stateAnswered || c.rep != nil {
+	if c.state != want || c.rep != nil {
 		c.mu.Unlock()
 		return errCallEnded
 	}
@@ -269,8 +289,12 @@ func (c *call) Bridge(ctx context.Context, rep dialer.RepLeg) error {
 	c.mu.Unlock()
 
 	err := c.dialRep(ctx, l, uri, pt)
+	repUp := err == nil
+	if repUp && answer != nil {
+		err = answer()
+	}
 	c.mu.Lock()
-	if err == nil && c.state == stateAnswered {
+	if err == nil && c.state == want {
 		c.state = stateBridged
 		c.mu.Unlock()
 		return nil
@@ -278,9 +302,10 @@ func (c *call) Bridge(ctx context.Context, rep dialer.RepLeg) error {
 	c.rep = nil
 	c.mu.Unlock()
 	if err == nil {
-		// The customer left while the rep answered: finish did not see
-		// the rep's leg, so it is hung up here.
-		err = errCallEnded
+		err = errCallEnded // the customer left while the rep answered
+	}
+	if repUp {
+		// finish did not see the rep's leg, so it is hung up here.
 		c.bye(l)
 	}
 	c.relay.closeRep()

@@ -31,6 +31,13 @@ type sipp struct {
 	trace string
 }
 
+// startSIPpUAC runs scenario testdata/<name>.xml as a UAC placing one
+// call to target.
+func startSIPpUAC(t *testing.T, name, target string, dFlag string, d int64) *sipp {
+	t.Helper()
+	return startSIPp(t, name, dFlag, strconv.FormatInt(d, 10), target)
+}
+
 // startSIPp runs scenario testdata/<name>.xml (or the file name) as a UAS for one call on a
 // free loopback port; extra args are SIPp flags (-key, -d, -rtp_echo).
 // The process is stopped by its PID when the test ends.

@@ -40,10 +40,11 @@ type UA struct {
 
 	// mu guards legs and closed. Lock order: UA.mu before call.mu; a call
 	// never takes UA.mu while holding its own.
-	mu     sync.Mutex
-	legs   map[string]*leg // by SIP Call-ID, both legs of every call
-	closed bool
-	callWG sync.WaitGroup
+	mu      sync.Mutex
+	legs    map[string]*leg // by SIP Call-ID, both legs of every call
+	closed  bool
+	inbound InboundHandler
+	callWG  sync.WaitGroup
 }
 
 // NewUA listens on cfg.Listen and returns the running user agent. cfg
@@ -100,7 +101,7 @@ func NewUA(cfg Config, log *slog.Logger) (*UA, error) {
 	}}
 	u.srv.OnInvite(u.onInvite)
 	u.srv.OnBye(u.onBye)
-	u.srv.OnAck(func(*sip.Request, sip.ServerTransaction) {})
+	u.srv.OnAck(u.onAck)
 	u.srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 	})
