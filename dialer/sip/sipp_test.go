@@ -110,9 +110,15 @@ func freeUDPPort(t *testing.T) int {
 		}
 		p := c.LocalAddr().(*net.UDPAddr).Port
 		c.Close()
-		// SIPp's rtp_echo also binds port+2 for video; keep it free too.
-		if c2, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(p+2)); err == nil {
-			c2.Close()
+		// SIPp's rtp_echo also binds port+2 for video, and with -t t1
+		// it listens on TCP: keep both free too.
+		c2, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(p+2))
+		if err != nil {
+			continue
+		}
+		c2.Close()
+		if l, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
+			l.Close()
 			return p
 		}
 	}

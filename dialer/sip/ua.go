@@ -59,11 +59,6 @@ func NewUA(cfg Config, log *slog.Logger) (*UA, error) {
 	if u.ip == nil {
 		return nil, fmt.Errorf("sip: listen %q: want an IPv4 address", cfg.Listen)
 	}
-	var err error
-	if u.udp, err = net.ListenPacket("udp4", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("sip: listen: %w", err)
-	}
-	u.port = u.udp.LocalAddr().(*net.UDPAddr).Port
 	needTCP := false
 	for name, tc := range cfg.Trunks {
 		h, p, _ := net.SplitHostPort(tc.Proxy)
@@ -78,12 +73,11 @@ func NewUA(cfg Config, log *slog.Logger) (*UA, error) {
 		}
 		needTCP = needTCP || tc.Transport == "tcp"
 	}
-	if needTCP {
-		if u.tcp, err = net.Listen("tcp4", net.JoinHostPort(host, strconv.Itoa(u.port))); err != nil {
-			u.udp.Close()
-			return nil, fmt.Errorf("sip: listen tcp: %w", err)
-		}
+	var err error
+	if u.udp, u.tcp, err = listen(cfg.Listen, needTCP); err != nil {
+		return nil, err
 	}
+	u.port = u.udp.LocalAddr().(*net.UDPAddr).Port
 	if u.sua, err = sipgo.NewUA(sipgo.WithUserAgent("omnigate"), sipgo.WithUserAgentHostname(host),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(log)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(log))); err != nil {
@@ -125,6 +119,31 @@ func NewUA(cfg Config, log *slog.Logger) (*UA, error) {
 		time.Sleep(time.Millisecond)
 	}
 	return u, nil
+}
+
+// listen opens the UDP socket and, when a trunk needs it, TCP on the same
+// port. With port 0 the kernel picks a free UDP port that may be taken
+// for TCP: then another is tried.
+func listen(addr string, withTCP bool) (net.PacketConn, net.Listener, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	for try := 0; ; try++ {
+		udp, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sip: listen: %w", err)
+		}
+		if !withTCP {
+			return udp, nil, nil
+		}
+		p := strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port)
+		tcp, err := net.Listen("tcp4", net.JoinHostPort(host, p))
+		if err == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+		if port != "0" || try == 10 {
+			return nil, nil, fmt.Errorf("sip: listen tcp: %w", err)
+		}
+	}
 }
 
 func (u *UA) closeSockets(err error) error {
