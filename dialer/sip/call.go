@@ -79,6 +79,8 @@ type call struct {
 	rep     *leg
 	pt      uint8
 	outcome dialer.Outcome
+	// repInvited is when the first rep INVITE was written.
+	repInvited time.Time
 }
 
 var _ dialer.Call = (*call)(nil)
@@ -337,6 +339,9 @@ func (c *call) dialRep(ctx context.Context, l *leg, uri sip.Uri, pt uint8) error
 	}
 	c.mu.Lock()
 	l.dlg = dlg
+	if c.repInvited.IsZero() {
+		c.repInvited = time.Now()
+	}
 	c.mu.Unlock()
 	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
 		return fmt.Errorf("rep's phone: %d", finalCode(dlg, err))

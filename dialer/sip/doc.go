@@ -17,13 +17,20 @@
 // destination; BYE from either side ends both legs and the call's last
 // Progress says who hung up.
 //
-// It must not: know campaigns, reps' availability or customers (the
-// dialer and the routing service decide; this package only carries
-// calls), transcode, or keep anything after a call ends. Inbound calls
-// are screened (403 unknown source, 503 over limit, 400/488 malformed)
-// and refused 480 until channels/voice routes them.
+// Inbound: INVITEs are screened (403 unknown source, 503 over the
+// trunk's limits, 400/488 malformed, 482 for a second INVITE of a call
+// being set up) and handed to the InboundHandler set with HandleInbound
+// (480 without one). The handler gets an InboundCall: the caller's number
+// (verified when a trusted trunk asserted it), Ring, Connect(rep, ring
+// time) that answers the caller only once a rep answered (ErrNoAnswer:
+// try the next rep), Gone when the caller hangs up while queued.
 //
-// Concurrency: each call has one goroutine (run) that owns its customer
+// It must not: know campaigns, reps' availability or customers (the
+// dialer, channels/voice and the routing service decide; this package
+// only carries calls), transcode, or keep anything after a call ends.
+//
+// Concurrency: each call has one goroutine (run; for an inbound call the
+// INVITE's own, which also runs the handler) that owns its customer
 // INVITE and writes its Progress; the relay has one reader goroutine per
 // socket. Bridge, Abandon and Hangup may be called from any goroutine.
 // Lock order: UA.mu before call.mu.

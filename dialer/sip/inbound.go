@@ -47,8 +47,6 @@ type InboundCall struct {
 	Trunk, CallID string
 	// Received is when the INVITE arrived.
 	Received time.Time
-	// repInvited is when the first rep's INVITE left (SetupDelay).
-	repInvited time.Time
 }
 
 // Events delivers the call's progress as for outbound calls: answered
@@ -73,9 +71,6 @@ func (ic *InboundCall) Connect(ctx context.Context, rep dialer.RepLeg, ring time
 	defer cancel()
 	stop := context.AfterFunc(ic.dlg.Context(), cancel)
 	defer stop()
-	if ic.repInvited.IsZero() {
-		ic.repInvited = time.Now()
-	}
 	c := ic.c
 	err := c.bridge(ctx, rep, stateRinging, func() error {
 		return ic.dlg.RespondSDP(offerSDP(c.ua.ip, c.relay.custPort(), time.Now().UnixNano(), c.pt))
@@ -92,7 +87,11 @@ func (ic *InboundCall) Connect(ctx context.Context, rep dialer.RepLeg, ring time
 
 // SetupDelay is the gateway's added delay: from the caller's INVITE
 // arriving to the first rep's INVITE leaving.
-func (ic *InboundCall) SetupDelay() time.Duration { return ic.repInvited.Sub(ic.Received) }
+func (ic *InboundCall) SetupDelay() time.Duration {
+	ic.c.mu.Lock()
+	defer ic.c.mu.Unlock()
+	return ic.c.repInvited.Sub(ic.Received)
+}
 
 // onInvite screens INVITEs that do not belong to a call of ours, then
 // hands them to the inbound handler. The screening stores nothing for a

@@ -6,6 +6,7 @@
 //
 //	go run ./dialer/sip/cmd/sipload -mode setup -rate 300 -seconds 10
 //	go run ./dialer/sip/cmd/sipload -mode bridge -calls 300 -hold 4s
+//	go run ./dialer/sip/cmd/sipload -mode inbound -rate 100 -calls 1000 -hold 2s
 package main
 
 import (
@@ -29,11 +30,11 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "setup", "setup (signalling rate) or bridge (concurrent calls with media)")
-	rate := flag.Int("rate", 250, "setup: calls started per second")
+	mode := flag.String("mode", "setup", "setup (signalling rate), bridge (concurrent calls with media) or inbound (caller INVITE to rep INVITE delay)")
+	rate := flag.Int("rate", 250, "setup, inbound: calls started per second")
 	seconds := flag.Int("seconds", 10, "setup: how long to dial")
-	calls := flag.Int("calls", 300, "bridge: concurrent bridged calls")
-	hold := flag.Duration("hold", 4*time.Second, "bridge: how long every call stays bridged")
+	calls := flag.Int("calls", 300, "bridge: concurrent bridged calls; inbound: calls in all")
+	hold := flag.Duration("hold", 4*time.Second, "bridge, inbound: how long every call stays bridged")
 	testdata := flag.String("testdata", "dialer/sip/testdata", "the SIPp scenarios")
 	flag.Parse()
 
@@ -48,6 +49,10 @@ func main() {
 		rep := startSIPp(*testdata+"/rep_answer.xml", true)
 		defer stop(rep)
 		runBridge(newUA(cust.addr, 1000, *calls), rep.addr, *calls, *hold)
+	case "inbound":
+		rep := startSIPp(*testdata+"/rep_answer.xml", true)
+		defer stop(rep)
+		runInbound(newUA("127.0.0.1:5060", *rate*2, *calls), rep.addr, *testdata+"/caller.xml", *rate, *calls, *hold)
 	default:
 		log.Fatalf("unknown mode %q", *mode)
 	}
@@ -174,6 +179,34 @@ func runBridge(u *sip.UA, repAddr string, n int, hold time.Duration) {
 		_ = c.Hangup(context.Background())
 	}
 	wg.Wait()
+}
+
+// runInbound has SIPp call the UA at rate; each call rings and is
+// connected to the rep SIPp at once. It reports the delay from the
+// caller's INVITE arriving to the rep's INVITE leaving.
+func runInbound(u *sip.UA, repAddr, scenario string, rate, n int, hold time.Duration) {
+	defer u.Close()
+	var mu sync.Mutex
+	var delays []time.Duration
+	var failed atomic.Int64
+	u.HandleInbound(func(ctx context.Context, ic *sip.InboundCall) {
+		_ = ic.Ring()
+		if err := ic.Connect(ctx, dialer.RepLeg{ID: "rep", URI: "sip:rep@" + repAddr}, 5*time.Second); err != nil {
+			failed.Add(1)
+			return
+		}
+		mu.Lock()
+		delays = append(delays, ic.SetupDelay())
+		mu.Unlock()
+	})
+	port, mport := freePort(), freePort()
+	cmd := exec.Command("/usr/bin/sipp", "-sf", scenario, u.Addr(), "-i", "127.0.0.1", "-p", strconv.Itoa(port),
+		"-mi", "127.0.0.1", "-mp", strconv.Itoa(mport), "-r", strconv.Itoa(rate), "-m", strconv.Itoa(n),
+		"-d", strconv.FormatInt(hold.Milliseconds(), 10), "-nostdin", "-trace_err", "-error_file", os.DevNull, "-max_socket", "2000")
+	start := time.Now()
+	err := cmd.Run() // SIPp exits when its n calls are done; non-zero if any failed
+	fmt.Printf("inbound: %d calls at %d/s, held %v, in %v; SIPp: %v; %d not connected\n", n, rate, hold, time.Since(start).Round(time.Millisecond), err, failed.Load())
+	fmt.Printf("caller INVITE in -> rep INVITE out: %s\n", percentiles(delays))
 }
 
 func percentiles(d []time.Duration) string {
