@@ -56,6 +56,20 @@ type leg struct {
 	gone bool
 }
 
+// dialog returns the leg's dialog: nil until its INVITE went out (the
+// leg's Call-ID is registered before, so a duplicate is refused first).
+func (l *leg) dialog() dialog {
+	l.call.mu.Lock()
+	defer l.call.mu.Unlock()
+	return l.dlg
+}
+
+func (l *leg) setDialog(d dialog) {
+	l.call.mu.Lock()
+	l.dlg = d
+	l.call.mu.Unlock()
+}
+
 // call is a customer call and, once bridged, its rep leg. One goroutine
 // (run) owns the customer's INVITE and writes every Progress; Bridge,
 // Abandon and Hangup run on the dialer's goroutines and meet run through
@@ -73,6 +87,7 @@ type call struct {
 	// byeFrom carries who sent the BYE that ended an answered call.
 	byeFrom chan string
 
+	// mu guards what follows and both legs' dlg and gone.
 	mu      sync.Mutex
 	state   callState
 	cust    *leg
@@ -112,7 +127,7 @@ func (c *call) start(ctx context.Context, req *sip.Request, ring time.Duration) 
 		c.t.lim.release()
 		return err
 	}
-	c.cust.dlg = dlg
+	c.cust.setDialog(dlg)
 	c.ua.callWG.Add(1)
 	go c.run(dlg, ring)
 	return nil
@@ -233,7 +248,7 @@ func (c *call) finish(end dialer.Progress) {
 func (c *call) bye(l *leg) {
 	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
 	defer cancel()
-	if err := l.dlg.Bye(ctx); err != nil {
+	if err := l.dialog().Bye(ctx); err != nil {
 		c.ua.log.Warn("sip: bye", "call_id", l.callID, "error", err)
 	}
 }
@@ -243,11 +258,12 @@ func (c *call) remoteBye(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Lock()
 	l.gone = true
 	c.mu.Unlock()
-	if l.dlg == nil {
+	d := l.dialog()
+	if d == nil {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 		return
 	}
-	_ = l.dlg.ReadBye(req, tx)
+	_ = d.ReadBye(req, tx)
 	select {
 	case c.byeFrom <- l.role:
 	default:

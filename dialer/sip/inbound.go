@@ -103,7 +103,7 @@ func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
 	}
 	if l := u.leg(req.CallID().Value()); l != nil {
-		if l.dlg == nil || l.dlg.LoadState() != sip.DialogStateConfirmed {
+		if d := l.dialog(); d == nil || d.LoadState() != sip.DialogStateConfirmed {
 			// The same call again on a new transaction before it is up:
 			// a merged request (RFC 3261 8.2.2.2), not a second call.
 			respond(sip.StatusLoopDetected, "Loop Detected")
@@ -170,7 +170,7 @@ func (u *UA) newInbound(t *trunk, req *sip.Request, tx sip.ServerTransaction, m 
 	if err != nil {
 		return nil, err
 	}
-	c.cust.dlg = dlg
+	c.cust.setDialog(dlg)
 	c.pt = m.pt
 	c.relay.custDst.Store(m.addr)
 	ic := &InboundCall{c: c, dlg: dlg, CallID: callID, Trunk: t.name, From: req.From().Address.User}
@@ -212,7 +212,7 @@ func (u *UA) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if l == nil {
 		return
 	}
-	if d, ok := l.dlg.(*sipgo.DialogServerSession); ok {
+	if d, ok := l.dialog().(*sipgo.DialogServerSession); ok {
 		_ = d.ReadAck(req, tx)
 	}
 }
