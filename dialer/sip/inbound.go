@@ -47,6 +47,11 @@ type InboundCall struct {
 	Trunk, CallID string
 	// Received is when the INVITE arrived.
 	Received time.Time
+
+	// sdp is the gateway's answer, the same in a 183 (Hold) and the 200.
+	sdp []byte
+	// stopHold ends the hold file's playback and waits for it.
+	stopHold func()
 }
 
 // Events delivers the call's progress as for outbound calls: answered
@@ -62,6 +67,46 @@ func (ic *InboundCall) Ring() error { return ic.dlg.Respond(sip.StatusRinging, "
 // or the call ends for any other reason.
 func (ic *InboundCall) Gone() <-chan struct{} { return ic.dlg.Context().Done() }
 
+// Hold plays the WAV file (16-bit PCM, 8 kHz, mono) to the waiting
+// caller on a loop, as early media (183 Session Progress with the
+// gateway's SDP), until Connect answers the call or the call ends: the
+// queue's hold music instead of ringback. Call it from the handler only.
+func (ic *InboundCall) Hold(wav string) error {
+	samples, err := loadWAV(wav)
+	if err != nil {
+		return err
+	}
+	if len(samples) == 0 {
+		return errWAV
+	}
+	if err := ic.dlg.Respond(sip.StatusSessionInProgress, "Session Progress", ic.sdp, sip.NewHeader("Content-Type", "application/sdp")); err != nil {
+		return err
+	}
+	ic.unhold()
+	c := ic.c
+	payload := encodeG711(samples, c.pt)
+	ctx, cancel := context.WithCancel(c.ctx)
+	done := make(chan struct{})
+	ic.stopHold = func() { cancel(); <-done }
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			if c.relay.play(ctx, payload, c.pt) != nil {
+				return // the call ended: its socket is closed
+			}
+		}
+	}()
+	return nil
+}
+
+// hold stops a playing hold file, if any.
+func (ic *InboundCall) unhold() {
+	if ic.stopHold != nil {
+		ic.stopHold()
+		ic.stopHold = nil
+	}
+}
+
 // Connect rings rep for up to ring; when the rep answers, the caller is
 // answered and the two are bridged. ErrNoAnswer means the rep's phone
 // rang out; any other error, that the rep refused or the caller left.
@@ -73,7 +118,8 @@ func (ic *InboundCall) Connect(ctx context.Context, rep dialer.RepLeg, ring time
 	defer stop()
 	c := ic.c
 	err := c.bridge(ctx, rep, stateRinging, func() error {
-		return ic.dlg.RespondSDP(offerSDP(c.ua.ip, c.relay.custPort(), time.Now().UnixNano(), c.pt))
+		ic.unhold()
+		return ic.dlg.RespondSDP(ic.sdp)
 	})
 	if err != nil {
 		if errors.Is(context.Cause(ctx), ErrNoAnswer) {
@@ -173,7 +219,8 @@ func (u *UA) newInbound(t *trunk, req *sip.Request, tx sip.ServerTransaction, m 
 	c.cust.setDialog(dlg)
 	c.pt = m.pt
 	c.relay.custDst.Store(m.addr)
-	ic := &InboundCall{c: c, dlg: dlg, CallID: callID, Trunk: t.name, From: req.From().Address.User}
+	ic := &InboundCall{c: c, dlg: dlg, CallID: callID, Trunk: t.name, From: req.From().Address.User,
+		sdp: offerSDP(u.ip, c.relay.custPort(), time.Now().UnixNano(), m.pt)}
 	if pai := req.GetHeader("P-Asserted-Identity"); pai != nil && t.cfg.Trusted {
 		var a sip.Uri
 		v := strings.Trim(strings.TrimSpace(pai.Value()), "<>")
@@ -190,6 +237,7 @@ func (ic *InboundCall) run(h InboundHandler) {
 	c := ic.c
 	defer c.ua.callWG.Done()
 	h(c.ctx, ic)
+	ic.unhold()
 	c.mu.Lock()
 	bridged := c.state == stateBridged
 	c.mu.Unlock()

@@ -79,3 +79,31 @@ func TestSIPpInboundCallerAbandons(t *testing.T) {
 	caller.wait()
 	rep.wait()
 }
+
+// A queued caller hears the hold file (its SIPp echoes the RTP back to
+// the relay) until it gives up; the rep's ringing phone is CANCELled.
+func TestSIPpInboundHoldMusic(t *testing.T) {
+	rep := startSIPp(t, "customer_noanswer")
+	u := newTestUA(t, "127.0.0.1:5060", nil)
+	music := writeTestWAV(t, 300*time.Millisecond)
+	calls := make(chan *InboundCall, 1)
+	u.HandleInbound(func(ctx context.Context, ic *InboundCall) {
+		calls <- ic
+		_ = ic.Ring()
+		if err := ic.Hold(music); err != nil {
+			t.Error(err)
+		}
+		_ = ic.Connect(ctx, dialer.RepLeg{ID: "a", URI: "sip:a@" + rep.addr}, time.Minute)
+	})
+	caller := startSIPpUAC(t, "caller_hold", u.Addr(), "-d", 1500, "-rtp_echo")
+	ic := <-calls
+	if p := <-ic.Events(); p.Outcome != dialer.OutcomeAbandoned {
+		t.Fatalf("%+v, want abandoned", p)
+	}
+	// 1.5 s of hold is 75 packets; the file loops every 15.
+	if n := ic.c.relay.custUnrelayed.Load(); n < 40 {
+		t.Fatalf("the caller echoed %d packets of hold music", n)
+	}
+	caller.wait()
+	rep.wait()
+}

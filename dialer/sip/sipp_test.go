@@ -33,9 +33,9 @@ type sipp struct {
 
 // startSIPpUAC runs scenario testdata/<name>.xml as a UAC placing one
 // call to target.
-func startSIPpUAC(t *testing.T, name, target string, dFlag string, d int64) *sipp {
+func startSIPpUAC(t *testing.T, name, target string, dFlag string, d int64, extra ...string) *sipp {
 	t.Helper()
-	return startSIPp(t, name, dFlag, strconv.FormatInt(d, 10), target)
+	return startSIPp(t, name, append([]string{dFlag, strconv.FormatInt(d, 10), target}, extra...)...)
 }
 
 // startSIPp runs scenario testdata/<name>.xml (or the file name) as a UAS for one call on a
