@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ func TestSIPpInboundNextRepAnswers(t *testing.T) {
 			t.Errorf("rep B: %v", err)
 		}
 	})
+	baseline := runtime.NumGoroutine()
 	caller := runCaller(t, u, "caller", 2500*time.Millisecond)
 	ic := <-calls
 	if ic.From != "+15550123" || !ic.Verified {
@@ -53,6 +55,10 @@ func TestSIPpInboundNextRepAnswers(t *testing.T) {
 	repA.wait()
 	repB.wait()
 	t.Logf("INVITE in -> rep A's INVITE out: %v", ic.SetupDelay())
+	waitGoroutines(t, baseline) // nothing of the call is left in the UA
+	if u.leg(ic.CallID) != nil {
+		t.Fatal("the caller's leg outlived the call")
+	}
 }
 
 // The caller hangs up while queued (rep ringing): the rep's phone is
