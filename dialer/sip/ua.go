@@ -66,10 +66,12 @@ func NewUA(cfg Config, log *slog.Logger) (*UA, error) {
 		t := &trunk{name: name, ua: u, cfg: tc, host: h, port: port,
 			lim: newLimiter(tc.CallsPerSecond, tc.MaxCalls, time.Now)}
 		u.trunks[name] = t
-		if ips, err := net.LookupIP(h); err == nil {
-			for _, ip := range ips {
-				u.bySource[ip.String()] = t
-			}
+		ips, err := net.LookupIP(h)
+		if err != nil {
+			log.Warn("sip: trunk proxy does not resolve; its inbound calls will be refused 403", "trunk", name, "error", err)
+		}
+		for _, ip := range ips {
+			u.bySource[ip.String()] = t
 		}
 		needTCP = needTCP || tc.Transport == "tcp"
 	}
