@@ -1,12 +1,15 @@
 package sip
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/omnigate/omnigate/dialer"
 )
 
 // rawPhone sends hand-written SIP over UDP and reads status codes: the
@@ -152,4 +155,53 @@ func TestInboundFloodAndRetransmissions(t *testing.T) {
 	if len(u.legs) != 0 {
 		t.Fatalf("%d dialogs stored for refused calls", len(u.legs))
 	}
+}
+
+// A second INVITE of a call being set up (same Call-ID, new transaction:
+// a forked or resent request) is one call: it gets 482 and the handler
+// sees the call once.
+func TestSIPpInboundDuplicateInviteIsOneCall(t *testing.T) {
+	rep := startSIPp(t, "customer_noanswer")
+	u := newTestUA(t, "127.0.0.1:5060", nil)
+	handled := make(chan *InboundCall, 2)
+	u.HandleInbound(func(ctx context.Context, ic *InboundCall) {
+		handled <- ic
+		_ = ic.Ring()
+		_ = ic.Connect(ctx, dialer.RepLeg{ID: "a", URI: "sip:a@" + rep.addr}, time.Minute)
+	})
+	p := newRawPhone(t, u)
+	first := p.invite(1, nil)
+	p.send(first)
+	ic := <-handled
+	p.send(strings.Replace(first, "z9hG4bK-raw-1", "z9hG4bK-raw-1b", 1))
+	if got := p.final(); got != 482 {
+		t.Fatalf("the duplicate got %d, want 482", got)
+	}
+	// The caller gives up: CANCEL the first INVITE.
+	p.send(cancelOf(first))
+	if e := <-ic.Events(); e.Outcome != dialer.OutcomeAbandoned {
+		t.Fatalf("%+v, want abandoned", e)
+	}
+	rep.wait()
+	select {
+	case <-handled:
+		t.Fatal("the duplicate INVITE reached the handler")
+	default:
+	}
+}
+
+// cancelOf is the CANCEL of a raw INVITE: its request URI, Via, From, To,
+// Call-ID and CSeq number, no body (RFC 3261 9.1).
+func cancelOf(invite string) string {
+	var b strings.Builder
+	for i, line := range strings.Split(invite, "\r\n") {
+		switch {
+		case i == 0, strings.HasPrefix(line, "CSeq:"):
+			b.WriteString(strings.Replace(line, "INVITE", "CANCEL", 1) + "\r\n")
+		case strings.HasPrefix(line, "Via:"), strings.HasPrefix(line, "From:"), strings.HasPrefix(line, "To:"),
+			strings.HasPrefix(line, "Call-ID:"), strings.HasPrefix(line, "Max-Forwards:"):
+			b.WriteString(line + "\r\n")
+		}
+	}
+	return b.String() + "Content-Length: 0\r\n\r\n"
 }
