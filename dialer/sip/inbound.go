@@ -99,7 +99,7 @@ func (ic *InboundCall) Hold(wav string) error {
 	return nil
 }
 
-// hold stops a playing hold file, if any.
+// unhold stops a playing hold file, if any.
 func (ic *InboundCall) unhold() {
 	if ic.stopHold != nil {
 		ic.stopHold()
