@@ -165,13 +165,14 @@ func runBridge(u *sip.UA, repAddr string, n int, hold time.Duration) {
 	for up.Load() < int64(n) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	s0 := u.Stats()
+	s0, d0 := u.Stats(), ownUDPDrops()
 	time.Sleep(hold)
-	s1 := u.Stats()
+	s1, d1 := u.Stats(), ownUDPDrops()
 	runtime.ReadMemStats(&ms)
 	during := rss()
 	fmt.Printf("bridge: %d calls bridged, held %v; RTP relayed %.0f packets/s to reps, %.0f/s back to customers; goroutines %d\n",
 		up.Load(), hold, float64(s1.ToRep-s0.ToRep)/hold.Seconds(), float64(s1.ToCustomer-s0.ToCustomer)/hold.Seconds(), runtime.NumGoroutine())
+	fmt.Printf("kernel UDP drops on this process's sockets (the relay's) during the hold: %d\n", d1-d0)
 	fmt.Printf("memory: RSS %d KiB -> %d KiB, %.1f KiB per call; heap in use %.1f KiB per call\n",
 		before, during, float64(during-before)/float64(n), float64(ms.HeapInuse-heapBefore)/1024/float64(n))
 	fmt.Printf("customer answered -> rep leg up (rep INVITE, its 200, ACK): %s\n", percentiles(delays))
@@ -218,6 +219,29 @@ func percentiles(d []time.Duration) string {
 		return d[min(len(d)-1, int(q*float64(len(d))))].Round(10 * time.Microsecond)
 	}
 	return fmt.Sprintf("p50 %v p90 %v p99 %v max %v (n=%d)", at(0.5), at(0.9), at(0.99), d[len(d)-1].Round(10*time.Microsecond), len(d))
+}
+
+// ownUDPDrops sums the kernel's drop counters (/proc/net/udp) of the UDP
+// sockets this process holds: packets lost because the relay did not
+// read them in time.
+func ownUDPDrops() int64 {
+	mine := map[string]bool{}
+	fds, _ := os.ReadDir("/proc/self/fd")
+	for _, fd := range fds {
+		if l, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil && strings.HasPrefix(l, "socket:[") {
+			mine[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	b, _ := os.ReadFile("/proc/net/udp")
+	var drops int64
+	for _, l := range strings.Split(string(b), "\n")[1:] {
+		// sl local rem st queues tr retrnsmt uid timeout inode ref pointer drops
+		if f := strings.Fields(l); len(f) >= 13 && mine[f[9]] {
+			n, _ := strconv.ParseInt(f[12], 10, 64)
+			drops += n
+		}
+	}
+	return drops
 }
 
 // rss is the process's resident set in KiB.
