@@ -64,16 +64,7 @@ func TestSIPpInboundNextRepAnswers(t *testing.T) {
 // The caller hangs up while queued (rep ringing): the rep's phone is
 // CANCELled and the call ends abandoned by the customer.
 func TestSIPpInboundCallerAbandons(t *testing.T) {
-	rep := startSIPp(t, "customer_noanswer")
-	u := newTestUA(t, "127.0.0.1:5060", nil)
-	calls := make(chan *InboundCall, 1)
-	u.HandleInbound(func(ctx context.Context, ic *InboundCall) {
-		calls <- ic
-		_ = ic.Ring()
-		if err := ic.Connect(ctx, dialer.RepLeg{ID: "a", URI: "sip:a@" + rep.addr}, time.Minute); err == nil {
-			t.Error("connected to a phone that only rings")
-		}
-	})
+	u, rep, calls := queueToRingingRep(t, "")
 	caller := runCaller(t, u, "caller_abandon", 500*time.Millisecond)
 	ic := <-calls
 	if ic.Verified {
@@ -89,18 +80,7 @@ func TestSIPpInboundCallerAbandons(t *testing.T) {
 // A queued caller hears the hold file (its SIPp echoes the RTP back to
 // the relay) until it gives up; the rep's ringing phone is CANCELled.
 func TestSIPpInboundHoldMusic(t *testing.T) {
-	rep := startSIPp(t, "customer_noanswer")
-	u := newTestUA(t, "127.0.0.1:5060", nil)
-	music := writeTestWAV(t, 300*time.Millisecond)
-	calls := make(chan *InboundCall, 1)
-	u.HandleInbound(func(ctx context.Context, ic *InboundCall) {
-		calls <- ic
-		_ = ic.Ring()
-		if err := ic.Hold(music); err != nil {
-			t.Error(err)
-		}
-		_ = ic.Connect(ctx, dialer.RepLeg{ID: "a", URI: "sip:a@" + rep.addr}, time.Minute)
-	})
+	u, rep, calls := queueToRingingRep(t, writeTestWAV(t, 300*time.Millisecond))
 	caller := startSIPpUAC(t, "caller_hold", u.Addr(), "-d", 1500, "-rtp_echo")
 	ic := <-calls
 	if p := <-ic.Events(); p.Outcome != dialer.OutcomeAbandoned {
@@ -112,4 +92,28 @@ func TestSIPpInboundHoldMusic(t *testing.T) {
 	}
 	caller.wait()
 	rep.wait()
+}
+
+// queueToRingingRep starts a rep's phone that only rings and a UA whose
+// handler rings the caller, plays hold (a WAV path, or nothing), and
+// offers the call to that phone for a minute; each call the handler gets
+// arrives on the channel.
+func queueToRingingRep(t *testing.T, hold string) (*UA, *sipp, <-chan *InboundCall) {
+	t.Helper()
+	rep := startSIPp(t, "customer_noanswer")
+	u := newTestUA(t, "127.0.0.1:5060", nil)
+	calls := make(chan *InboundCall, 2)
+	u.HandleInbound(func(ctx context.Context, ic *InboundCall) {
+		calls <- ic
+		_ = ic.Ring()
+		if hold != "" {
+			if err := ic.Hold(hold); err != nil {
+				t.Error(err)
+			}
+		}
+		if err := ic.Connect(ctx, dialer.RepLeg{ID: "a", URI: "sip:a@" + rep.addr}, time.Minute); err == nil {
+			t.Error("connected to a phone that only rings")
+		}
+	})
+	return u, rep, calls
 }

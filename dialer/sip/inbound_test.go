@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"strconv"
@@ -161,14 +160,7 @@ func TestInboundFloodAndRetransmissions(t *testing.T) {
 // a forked or resent request) is one call: it gets 482 and the handler
 // sees the call once.
 func TestSIPpInboundDuplicateInviteIsOneCall(t *testing.T) {
-	rep := startSIPp(t, "customer_noanswer")
-	u := newTestUA(t, "127.0.0.1:5060", nil)
-	handled := make(chan *InboundCall, 2)
-	u.HandleInbound(func(ctx context.Context, ic *InboundCall) {
-		handled <- ic
-		_ = ic.Ring()
-		_ = ic.Connect(ctx, dialer.RepLeg{ID: "a", URI: "sip:a@" + rep.addr}, time.Minute)
-	})
+	u, rep, handled := queueToRingingRep(t, "")
 	p := newRawPhone(t, u)
 	first := p.invite(1, nil)
 	p.send(first)
