@@ -26,8 +26,9 @@ var _ dialer.Trunk = (*trunk)(nil)
 // answer, or why there was none, arrives on Events. Beyond the trunk's
 // limits it returns dialer.ErrTrunkBusy and sends nothing.
 func (t *trunk) Dial(ctx context.Context, d dialer.Dial) (dialer.Call, error) {
-	if !isToken(d.AttemptID) {
-		return nil, fmt.Errorf("sip: dial: attempt id %q is not a SIP token", d.AttemptID)
+	callID := callIDFor(d.AttemptID)
+	if callID == "" {
+		return nil, fmt.Errorf("sip: dial: attempt id %q: want 1 to 128 bytes", d.AttemptID)
 	}
 	if !isNumber(d.To) {
 		return nil, fmt.Errorf("sip: dial %s: number is not E.164", d.AttemptID)
@@ -45,12 +46,12 @@ func (t *trunk) Dial(ctx context.Context, d dialer.Dial) (dialer.Call, error) {
 	if !t.lim.acquire() {
 		return nil, dialer.ErrTrunkBusy
 	}
-	c, err := t.ua.newCall(t, d.AttemptID)
+	c, err := t.ua.newCall(t, callID)
 	if err != nil {
 		t.lim.release()
 		return nil, err
 	}
-	req := t.invite(d.To, callerID, d.AttemptID, offerSDP(t.ua.ip, c.relay.custPort(), rand.Int64N(1<<40), ptPCMU, ptPCMA))
+	req := t.invite(d.To, callerID, callID, offerSDP(t.ua.ip, c.relay.custPort(), rand.Int64N(1<<40), ptPCMU, ptPCMA))
 	if err := c.start(ctx, req, d.RingTimeout); err != nil {
 		return nil, fmt.Errorf("sip: dial %s: %w", d.AttemptID, err)
 	}
@@ -83,4 +84,24 @@ func (t *trunk) invite(to, callerID, callID string, sdp []byte) *sip.Request {
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(sdp)
 	return req
+}
+
+// callIDFor derives the customer leg's Call-ID from the attempt id: the
+// id itself when it is a plain SIP word, with any other byte
+// percent-encoded, so a call is traceable to its attempt whatever the
+// dialer's id alphabet. Empty for an empty or over-long id.
+func callIDFor(attempt string) string {
+	if attempt == "" || len(attempt) > 128 {
+		return ""
+	}
+	var b strings.Builder
+	for i := 0; i < len(attempt); i++ {
+		ch := attempt[i]
+		if ch != '%' && isToken(string(ch)) || strings.IndexByte(":/()[]{}?`", ch) >= 0 {
+			b.WriteByte(ch)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", ch)
+		}
+	}
+	return b.String()
 }
