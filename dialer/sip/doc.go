@@ -9,7 +9,7 @@
 // gateway's file), ua := NewUA(cfg, log), tr := ua.Trunk(name) is the
 // dialer.Trunk; ua.Close() on shutdown hangs up every call.
 //
-// Outbound: Dial sends the INVITE (Call-ID = the attempt id, SDP
+// Outbound: Dial sends the INVITE (Call-ID: the attempt id, SDP
 // offering G.711), answers digest challenges, CANCELs at the ring
 // timeout, and maps the final response to an outcome in one table
 // (outcome.go). Bridge INVITEs the rep with the customer's codec and
