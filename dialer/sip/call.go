@@ -94,6 +94,8 @@ type call struct {
 	rep     *leg
 	pt      uint8
 	outcome dialer.Outcome
+	// inbound is set on calls the trunk sent us.
+	inbound bool
 	// repInvited is when the first rep INVITE was written.
 	repInvited time.Time
 }
@@ -240,8 +242,16 @@ func (c *call) finish(end dialer.Progress) {
 	}
 	c.relay.close()
 	c.t.lim.release()
+	c.ua.metrics.ends.WithLabelValues(c.direction(), string(end.Outcome)).Inc()
 	c.emit(end)
 	close(c.events)
+}
+
+func (c *call) direction() string {
+	if c.inbound {
+		return "inbound"
+	}
+	return "outbound"
 }
 
 // bye hangs up one leg from the gateway's side.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/dialer"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Close with one call bridged and one ringing: the bridged call's legs
@@ -21,6 +22,10 @@ func TestSIPpCloseHangsUpEveryCall(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 
 	u := newTestUAWith(t, map[string]TrunkConfig{"t": testTrunk(talking.addr), "r": testTrunk(ringing.addr)})
+	reg := prometheus.NewRegistry()
+	if err := u.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
 	c1 := dial(t, u, 10*time.Second)
 	untilAnswered(t, c1)
 	if err := c1.Bridge(context.Background(), dialer.RepLeg{ID: "alice", URI: "sip:alice@" + rep.addr}); err != nil {
@@ -30,6 +35,9 @@ func TestSIPpCloseHangsUpEveryCall(t *testing.T) {
 	c2 := dialOn(t, u, "r", time.Minute)
 	if p := next(t, c2); p.Kind != dialer.ProgressRinging {
 		t.Fatalf("second call: %+v, want ringing", p)
+	}
+	if n := gathered(t, reg, "omnigate_sip_calls"); n != 2 {
+		t.Fatalf("omnigate_sip_calls = %v with two calls up", n)
 	}
 	if err := u.Close(); err != nil {
 		t.Fatal(err)
@@ -84,4 +92,20 @@ func TestSIPpTrunkBusyBeyondLimit(t *testing.T) {
 	if u.leg("second") != nil {
 		t.Fatal("the refused call left a dialog behind")
 	}
+}
+
+// gathered is the value of the unlabelled metric name in reg.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

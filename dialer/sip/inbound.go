@@ -146,6 +146,7 @@ func (ic *InboundCall) SetupDelay() time.Duration {
 func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	received := time.Now()
 	respond := func(code int, reason string) {
+		u.metrics.refuse(code)
 		_ = tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
 	}
 	if l := u.leg(req.CallID().Value()); l != nil {
@@ -217,6 +218,7 @@ func (u *UA) newInbound(t *trunk, req *sip.Request, tx sip.ServerTransaction, m 
 		return nil, err
 	}
 	c.cust.setDialog(dlg)
+	c.inbound = true
 	c.pt = m.pt
 	c.relay.custDst.Store(m.addr)
 	ic := &InboundCall{c: c, dlg: dlg, CallID: callID, Trunk: t.name, From: req.From().Address.User,

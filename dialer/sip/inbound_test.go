@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/dialer"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // rawPhone sends hand-written SIP over UDP and reads status codes: the
@@ -148,6 +149,9 @@ func TestInboundFloodAndRetransmissions(t *testing.T) {
 	// while the flood is sent (3 a second), so count loosely.
 	if codes[503] < 15 || codes[480]+codes[503] != 20 {
 		t.Fatalf("flood answered %v, want mostly 503", codes)
+	}
+	if got := testutil.ToFloat64(u.metrics.refused.WithLabelValues("503")); int(got) != codes[503] {
+		t.Errorf("refused{code=503} = %v, want %d", got, codes[503])
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/dialer"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // The customer answers, is bridged to a rep's phone that echoes RTP, and
@@ -66,6 +67,9 @@ func TestSIPpRefused(t *testing.T) {
 			p := untilEnded(t, c)
 			if p.Outcome != tc.want || p.SIPCode <= 0 || p.HungUpBy != "" {
 				t.Fatalf("ended %+v, want %s", p, tc.want)
+			}
+			if n := testutil.ToFloat64(u.metrics.ends.WithLabelValues("outbound", string(tc.want))); n != 1 {
+				t.Errorf("calls_ended_total{outbound,%s} = %v, want 1", tc.want, n)
 			}
 			cust.wait()
 		})

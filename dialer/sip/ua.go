@@ -41,6 +41,8 @@ type UA struct {
 	// mu guards legs and closed. Lock order: UA.mu before call.mu; a call
 	// never takes UA.mu while holding its own.
 	mu      sync.Mutex
+	metrics *metrics
+
 	legs    map[string]*leg // by SIP Call-ID, both legs of every call
 	closed  bool
 	inbound InboundHandler
@@ -53,7 +55,7 @@ func NewUA(cfg Config, log *slog.Logger) (*UA, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	u := &UA{cfg: cfg, log: log, trunks: map[string]*trunk{}, bySource: map[string]*trunk{}, legs: map[string]*leg{}}
+	u := &UA{cfg: cfg, log: log, trunks: map[string]*trunk{}, bySource: map[string]*trunk{}, legs: map[string]*leg{}, metrics: newMetrics()}
 	host, _, _ := net.SplitHostPort(cfg.Listen)
 	u.ip = net.ParseIP(host).To4()
 	if u.ip == nil {
