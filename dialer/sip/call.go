@@ -220,7 +220,7 @@ func finalCode(dlg *sipgo.DialogClientSession, err error) int {
 
 // finish ends the call: the ringing rep is cancelled, every leg still up
 // gets a BYE, the relay and the Call-IDs go, and the last Progress is
-// sent. Called once, by run.
+// sent. Called once, by the call's own goroutine.
 func (c *call) finish(end dialer.Progress) {
 	c.cancel()
 	c.mu.Lock()
