@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/omnigate/omnigate/sessions"
@@ -86,6 +87,51 @@ type QueueConfig struct {
 	Overflow OverflowConfig `yaml:"overflow" json:"overflow"`
 	// Offer says whether a rep must accept a task.
 	Offer OfferConfig `yaml:"offer" json:"offer"`
+	// ServiceLevelTarget is the wait within which a contact counts as
+	// answered in time, for the service level the reports and the
+	// wallboard show (the router does not use it); zero means 20s.
+	ServiceLevelTarget time.Duration `yaml:"service_level_target" json:"service_level_target,omitempty"`
+	// ServiceLevelGoal is the percentage of contacts to answer within
+	// ServiceLevelTarget (80 for "80/20"); the wallboard alerts below it.
+	// Zero means 80.
+	ServiceLevelGoal int `yaml:"service_level_goal" json:"service_level_goal,omitempty"`
+}
+
+// Service-level defaults: 80% of contacts answered within 20s.
+const (
+	DefaultServiceLevelTarget = 20 * time.Second
+	DefaultServiceLevelGoal   = 80
+)
+
+// SLTarget is ServiceLevelTarget, its zero value as the default.
+func (q QueueConfig) SLTarget() time.Duration {
+	if q.ServiceLevelTarget <= 0 {
+		return DefaultServiceLevelTarget
+	}
+	return q.ServiceLevelTarget
+}
+
+// SLGoal is ServiceLevelGoal, its zero value as the default.
+func (q QueueConfig) SLGoal() int {
+	if q.ServiceLevelGoal <= 0 {
+		return DefaultServiceLevelGoal
+	}
+	return q.ServiceLevelGoal
+}
+
+// QueueOf is the queue a task on channel that names no queue waits in,
+// as the router picks it: the first queue listing the channel, else the
+// first queue ("default" when none is configured).
+func (c Config) QueueOf(channel string) QueueConfig {
+	for _, q := range c.Queues {
+		if slices.Contains(q.Channels, channel) {
+			return q
+		}
+	}
+	if len(c.Queues) == 0 {
+		return QueueConfig{Name: "default"}
+	}
+	return c.Queues[0]
 }
 
 // OwnerConfig is the owner ring.
@@ -295,6 +341,9 @@ func (c Config) Validate() error {
 		case "", SelectLongestIdle, SelectFewestActive, SelectRoundRobin:
 		default:
 			bad("queue %q: select %q is not longest_idle, fewest_active or round_robin", q.Name, q.Select)
+		}
+		if q.ServiceLevelTarget < 0 || q.ServiceLevelGoal < 0 || q.ServiceLevelGoal > 100 {
+			bad("queue %q: service_level_target must not be negative, service_level_goal 0 to 100", q.Name)
 		}
 		if q.Owner.Wait < 0 {
 			bad("queue %q: owner.wait is negative", q.Name)

@@ -52,7 +52,7 @@ func presenceReason(rs *repState, now time.Time) reason {
 		return rNone
 	}
 	switch rs.presence {
-	case PresenceAway:
+	case PresenceAway, PresenceBreak, PresenceAfterCallWork:
 		return rAway
 	case PresenceOnCall:
 		return rOnCall

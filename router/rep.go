@@ -88,7 +88,28 @@ const (
 	// PresenceWrapUp is the wrap-up after a task ends; only the router sets
 	// it, and ends it when the wrap-up time is over.
 	PresenceWrapUp Presence = "wrap_up"
+	// PresenceBreak is a break the rep or a supervisor set, with a reason
+	// code the routing service keeps: logged in, takes no new work, loses
+	// standing offers like away, and (routing.reassign_after) the open
+	// conversations of a rep on a long break go to others. A state of its
+	// own rather than away with a reason, so occupancy can take breaks out
+	// of the time a rep could work and the wallboard can count them apart.
+	PresenceBreak Presence = "break"
+	// PresenceAfterCallWork is after-call work the rep set (notes, a
+	// follow-up): busy with a contact that ended, so takes no new work
+	// and counts as handling time for occupancy; held conversations stay.
+	PresenceAfterCallWork Presence = "after_call_work"
 )
+
+// Settable reports whether p is a presence a rep may be set to (wrap-up
+// is the router's own).
+func (p Presence) Settable() bool {
+	switch p {
+	case PresenceAvailable, PresenceAway, PresenceOffline, PresenceOnCall, PresenceBreak, PresenceAfterCallWork:
+		return true
+	}
+	return false
+}
 
 // RepStatus is a rep's state as the router sees it.
 type RepStatus struct {

@@ -818,14 +818,14 @@ func (r *Router) Release(ctx context.Context, conv string) ([]Decision, error) {
 	return out, err
 }
 
-// SetPresence sets a rep available, away, offline or on_call. A rep who
-// becomes available gets waiting work; a rep who goes away or offline loses
-// their open offers (routed again) and no task waits for them any more.
+// SetPresence sets a rep available, away, offline, on_call, break or
+// after_call_work (Presence.Settable). A rep who becomes available gets
+// waiting work; a rep who goes away, offline, on break or into after-call
+// work loses their open offers (routed again) and no task waits for them
+// any more.
 // Tasks the rep already holds stay with the rep.
 func (r *Router) SetPresence(ctx context.Context, rep string, p Presence) ([]Decision, error) {
-	switch p {
-	case PresenceAvailable, PresenceAway, PresenceOffline, PresenceOnCall:
-	default:
+	if !p.Settable() {
 		return nil, fmt.Errorf("%w: presence %q cannot be set", ErrInvalid, p)
 	}
 	r.mu.Lock()
@@ -858,7 +858,7 @@ func (r *Router) setPresence(ctx context.Context, rs *repState, p Presence, now 
 			}
 		}
 		return r.fillRep(ctx, rs, now, out)
-	case PresenceAway, PresenceOffline:
+	case PresenceAway, PresenceOffline, PresenceBreak, PresenceAfterCallWork:
 		for _, ts := range r.sortedHeld(rs) {
 			if ts.status == statusOffered {
 				if err := r.endOffer(ctx, ts, now, KindOfferWithdrawn, out); err != nil {
@@ -1086,9 +1086,7 @@ func (r *Router) Sync(ctx context.Context) ([]Decision, error) {
 		if !ok {
 			p = PresenceOffline
 		}
-		switch p {
-		case PresenceAvailable, PresenceAway, PresenceOffline, PresenceOnCall:
-		default:
+		if !p.Settable() {
 			p = PresenceOffline // written by a newer version, or garbage
 		}
 		if p != rs.presence {

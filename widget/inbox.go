@@ -35,8 +35,7 @@ type inboxFile struct {
 // is the more specific pattern and wins. The page talks to /v1 and
 // /inbox/ws of the same origin only; its Content-Security-Policy says so.
 func InboxHandler() http.Handler {
-	h := inboxHandler{}
-	for path, f := range map[string]struct{ name, ctype string }{
+	return appHandler(inboxFiles, map[string]appFile{
 		"/inbox":           {"inbox/inbox.html", "text/html; charset=utf-8"},
 		"/inbox/":          {"inbox/inbox.html", "text/html; charset=utf-8"},
 		"/inbox/inbox.js":  {"inbox/inbox.js", "text/javascript; charset=utf-8"},
@@ -46,8 +45,18 @@ func InboxHandler() http.Handler {
 		"/inbox/dialer.js":    {"inbox/dialer.js", "text/javascript; charset=utf-8"},
 		"/inbox/campaigns.js": {"inbox/campaigns.js", "text/javascript; charset=utf-8"},
 		"/inbox/dialer.css":   {"inbox/dialer.css", "text/css; charset=utf-8"},
-	} {
-		b, err := inboxFiles.ReadFile(f.name)
+	})
+}
+
+// appFile is an embedded file of a page app and its content type.
+type appFile struct{ name, ctype string }
+
+// appHandler serves an app's embedded files by URL path (the inbox, the
+// wallboard), with the inbox's headers and CSP.
+func appHandler(fsys embed.FS, files map[string]appFile) inboxHandler {
+	h := inboxHandler{}
+	for path, f := range files {
+		b, err := fsys.ReadFile(f.name)
 		if err != nil {
 			panic(err) // the embed directive names every file; a miss is a build bug
 		}

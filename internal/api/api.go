@@ -174,6 +174,7 @@ func (s *Server) register(reg *prometheus.Registry) {
 
 	s.handle("GET /v1/reps", s.listReps, admin, supervisor, rep)
 	s.handle("POST /v1/reps/{id}/presence", s.setPresence, admin, supervisor, rep)
+	s.handle("GET /v1/break-reasons", s.breakReasons, admin, supervisor, rep)
 
 	s.registerContact()
 }

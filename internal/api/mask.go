@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"net/http"
+	"strings"
 
 	"github.com/omnigate/omnigate/sessions/redact"
 )
@@ -36,7 +37,12 @@ func (m *maskingWriter) flush() {
 		return
 	}
 	body := m.body.Bytes()
-	if len(body) > 0 {
+	switch {
+	case len(body) == 0:
+	case strings.HasPrefix(m.Header().Get("Content-Type"), "text/csv"):
+		// A CSV export (reports): masked as text, cell by cell alike.
+		body = []byte(redact.Text(string(body)))
+	default:
 		body = redact.JSON(body)
 	}
 	m.ResponseWriter.WriteHeader(m.status)

@@ -11,6 +11,7 @@ import (
 	"github.com/omnigate/omnigate/docs"
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/internal/kpi"
 	"github.com/omnigate/omnigate/internal/webhooks"
 	"github.com/omnigate/omnigate/sessions"
 )
@@ -58,8 +59,12 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reports, err := kpi.New(kpi.Config{}, kpi.Options{Store: kpi.NewMemoryStore(), Feed: store})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := api.New(api.Config{}, api.Options{Store: store, Auth: auth.New(authConfig), Metrics: prometheus.NewRegistry(),
-		Routes: append(wh.Routes(), api.DialerRoutes(nil)...)})
+		Routes: append(append(wh.Routes(), reports.Routes()...), api.DialerRoutes(nil)...)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,14 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/router"
+	"github.com/omnigate/omnigate/router/routing"
 )
 
 // Routing is what the API needs of the router: each rep's routing status
@@ -17,14 +21,15 @@ type Routing interface {
 	// Rep is the rep's status as the router sees it now (tier and capacity
 	// in force); an error for a rep the router does not know.
 	Rep(id string) (router.RepStatus, error)
-	// SetPresence sets the presence of a rep the router knows; presence is
-	// one of Presences.
-	SetPresence(ctx context.Context, rep string, presence router.Presence) error
+	// SetState sets the presence of a rep the router knows, with a break's
+	// reason (routing.ErrBadState for a presence that cannot be set or a
+	// reason that does not go with it).
+	SetState(ctx context.Context, rep string, presence router.Presence, reason string) error
+	// State is the rep's state now: presence, break reason, since when.
+	State(rep string) (routing.RepState, error)
+	// BreakReasons are the configured break reason codes.
+	BreakReasons() []routing.BreakReason
 }
-
-// Presences are the values a rep's presence may be set to. Wrap-up is the
-// router's own and cannot be set.
-var Presences = []string{"available", "away", "offline", "on_call"}
 
 // RepRouting is a rep's routing status in the directory.
 type RepRouting struct {
@@ -38,6 +43,10 @@ type RepRouting struct {
 	Skills    map[string]int `json:"skills,omitempty"`
 	Languages []string       `json:"languages,omitempty"`
 	Tier      int            `json:"tier,omitempty"`
+	// Reason is the break reason code while on break.
+	Reason string `json:"reason,omitempty"`
+	// Since is when the rep entered the current state (RFC 3339).
+	Since time.Time `json:"since,omitzero"`
 }
 
 // repView is one entry of the rep directory: who a conversation can be
@@ -60,6 +69,9 @@ func (s *Server) repView(rep auth.Rep) repView {
 		if st, err := s.routing.Rep(rep.ID); err == nil {
 			v.RepRouting = &RepRouting{Presence: string(st.Presence), Used: st.Used, Capacity: st.Capacity,
 				Active: st.Active, Skills: st.Skills, Languages: st.Languages, Tier: st.Tier}
+			if rs, err := s.routing.State(rep.ID); err == nil {
+				v.Reason, v.Since = rs.Reason, rs.Since
+			}
 		}
 	}
 	return v
@@ -82,6 +94,21 @@ func (s *Server) listReps(w http.ResponseWriter, r *http.Request, p auth.Princip
 
 type presenceRequest struct {
 	Status string `json:"status"`
+	// Reason is required with "break": one of GET /v1/break-reasons.
+	Reason string `json:"reason"`
+}
+
+// breakReasons lists the break reason codes a rep on break gives.
+func (s *Server) breakReasons(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	if _, err := Query(r); err != nil {
+		return err
+	}
+	reasons := []routing.BreakReason{}
+	if s.routing != nil {
+		reasons = s.routing.BreakReasons()
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"reasons": reasons})
+	return nil
 }
 
 // setPresence sets a rep's presence: reps their own, supervisors and
@@ -103,17 +130,17 @@ func (s *Server) setPresence(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if p.Role == auth.RoleRep && p.ID != id {
 		return errorf(CodeForbidden, "reps may set only their own presence")
 	}
-	valid := false
-	for _, v := range Presences {
-		valid = valid || v == req.Status
-	}
-	if !valid {
-		return errorf(CodeInvalid, "status %q is not available, away, offline or on_call", req.Status)
+	if !router.Presence(req.Status).Settable() {
+		return errorf(CodeInvalid, "status %q is not available, away, offline, on_call, break or after_call_work", req.Status)
 	}
 	if s.routing == nil {
 		return errorf(CodeNotFound, "routing is not running, so there is no presence")
 	}
-	if err := s.routing.SetPresence(r.Context(), id, router.Presence(req.Status)); err != nil {
+	err := s.routing.SetState(r.Context(), id, router.Presence(req.Status), req.Reason)
+	if errors.Is(err, routing.ErrBadState) {
+		return errorf(CodeInvalid, "%s", strings.TrimPrefix(err.Error(), "routing: "))
+	}
+	if err != nil {
 		return err
 	}
 	WriteJSON(w, http.StatusOK, s.repView(rep))

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/router"
+	"github.com/omnigate/omnigate/router/routing"
 )
 
 func TestListReps(t *testing.T) {
@@ -57,6 +59,7 @@ func TestListReps(t *testing.T) {
 type fakeRouting struct {
 	mu       sync.Mutex
 	presence map[string]router.Presence
+	reasons  map[string]string
 }
 
 func (f *fakeRouting) Rep(id string) (router.RepStatus, error) {
@@ -73,11 +76,26 @@ func (f *fakeRouting) Rep(id string) (router.RepStatus, error) {
 		Presence: p, Used: 25, Active: 1}, nil
 }
 
-func (f *fakeRouting) SetPresence(_ context.Context, rep string, p router.Presence) error {
+func (f *fakeRouting) SetState(_ context.Context, rep string, p router.Presence, reason string) error {
+	if (p == router.PresenceBreak) != (reason == "lunch") {
+		return routing.ErrBadState
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.presence[rep] = p
+	f.reasons[rep] = reason
 	return nil
+}
+
+func (f *fakeRouting) State(rep string) (routing.RepState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return routing.RepState{Rep: rep, Presence: f.presence[rep], Reason: f.reasons[rep],
+		Since: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}, nil
+}
+
+func (f *fakeRouting) BreakReasons() []routing.BreakReason {
+	return []routing.BreakReason{{Code: "lunch", Label: "Lunch"}}
 }
 
 func TestRepPresence(t *testing.T) {
@@ -87,7 +105,7 @@ func TestRepPresence(t *testing.T) {
 	if r := f.do("POST", "/v1/reps/alice/presence", aliceToken, `{"status":"available"}`); r.status != 404 {
 		t.Fatalf("without routing: %d %s", r.status, r.body)
 	}
-	routing := &fakeRouting{presence: map[string]router.Presence{}}
+	routing := &fakeRouting{presence: map[string]router.Presence{}, reasons: map[string]string{}}
 	srv, err := api.New(api.Config{}, api.Options{Store: f.store, Auth: auth.New(authConfig), Routing: routing})
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +124,13 @@ func TestRepPresence(t *testing.T) {
 		{"wrap_up is the router's", "/v1/reps/alice/presence", aliceToken, `{"status":"wrap_up"}`, 400},
 		{"unknown field", "/v1/reps/alice/presence", aliceToken, `{"status":"away","x":1}`, 400},
 		{"no body", "/v1/reps/alice/presence", aliceToken, ``, 400},
+		{"break without a reason", "/v1/reps/alice/presence", aliceToken, `{"status":"break"}`, 400},
+		{"break with an unknown reason", "/v1/reps/alice/presence", aliceToken, `{"status":"break","reason":"nap"}`, 400},
+		{"a reason without a break", "/v1/reps/alice/presence", aliceToken, `{"status":"away","reason":"lunch"}`, 400},
+		{"a supervisor sets a rep's break", "/v1/reps/bob/presence", carolToken, `{"status":"break","reason":"lunch"}`, 200},
+		{"after-call work", "/v1/reps/alice/presence", aliceToken, `{"status":"after_call_work"}`, 200},
+		{"back to available", "/v1/reps/alice/presence", aliceToken, `{"status":"available"}`, 200},
+		{"admin sets on_call", "/v1/reps/bob/presence", adminToken, `{"status":"on_call"}`, 200},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if r := f.do("POST", tt.path, tt.token, tt.body); r.status != tt.want {
@@ -126,6 +151,12 @@ func TestRepPresence(t *testing.T) {
 	if len(page.Data) != 3 || page.Data[0]["presence"] != "available" || page.Data[0]["used"] != 25.0 ||
 		page.Data[1]["presence"] != "on_call" {
 		t.Fatalf("reps = %s", resp.body)
+	}
+	if page.Data[0]["since"] != "2026-12-03T09:00:00Z" {
+		t.Errorf("since = %v, want the state's start in RFC 3339", page.Data[0]["since"])
+	}
+	if r := f.do("GET", "/v1/break-reasons", aliceToken, ""); r.status != 200 || string(r.body) != `{"reasons":[{"code":"lunch","label":"Lunch"}]}`+"\n" {
+		t.Errorf("break reasons: %d %s", r.status, r.body)
 	}
 	if _, ok := page.Data[2]["presence"]; ok {
 		t.Errorf("carol is not routed, yet shows presence: %s", resp.body)

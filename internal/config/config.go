@@ -22,6 +22,7 @@ import (
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/inbox"
+	"github.com/omnigate/omnigate/internal/kpi"
 	"github.com/omnigate/omnigate/internal/webhooks"
 	"github.com/omnigate/omnigate/router"
 	"github.com/omnigate/omnigate/router/routing"
@@ -64,6 +65,9 @@ type Config struct {
 	// for 72h after an abandoned call, no caps; a rep's reply in an open
 	// conversation is never held back but by do-not-contact.
 	ContactPolicy contact.Config `yaml:"contact_policy"`
+	// Reports is the KPIs (GET /v1/reports/kpis) and the wallboard: who
+	// may read what, and when the wallboard alerts (kpi Config).
+	Reports kpi.Config `yaml:"reports"`
 	// Dialer is outbound calling campaigns (Dialer). The zero value is no
 	// dialer.
 	Dialer Dialer `yaml:"dialer"`
@@ -331,6 +335,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Routing.validate(c.Auth.Reps)...)
 	// contact_policy names itself in its errors.
 	errs = append(errs, c.ContactPolicy.Validate())
+	errs = append(errs, c.Reports.Validate()...)
 	errs = append(errs, c.Dialer.validate(c.DialerKnown())...)
 	return errors.Join(errs...)
 }

@@ -7,8 +7,6 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-const carolToken = "e2e-carol-token-0123456789abcdef"
-
 // TestBrowserCampaignAndPreviewCard drives the dialer's inbox pages in a
 // real headless Chromium against the gateway binary on the simulated
 // trunk: a supervisor creates a preview campaign from a CSV on the

@@ -24,6 +24,7 @@ import (
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/inbox"
+	"github.com/omnigate/omnigate/internal/kpi"
 	"github.com/omnigate/omnigate/internal/webhooks"
 	"github.com/omnigate/omnigate/router/routing"
 	"github.com/omnigate/omnigate/sessions"
@@ -33,15 +34,17 @@ import (
 
 // Gateway is one running gateway process's parts.
 type Gateway struct {
-	cfg     config.Config
-	log     *slog.Logger
-	lock    *lockfile.Lock // data_dir's, held from New until shutdown
-	store   sessions.Store
-	srv     *http.Server
-	ln      net.Listener
-	inbox   *inbox.Hub
-	webchat *webchat.Adapter
-	routing *routing.Service
+	cfg      config.Config
+	log      *slog.Logger
+	lock     *lockfile.Lock // data_dir's, held from New until shutdown
+	store    sessions.Store
+	srv      *http.Server
+	ln       net.Listener
+	inbox    *inbox.Hub
+	webchat  *webchat.Adapter
+	routing  *routing.Service
+	kpi      *kpi.Engine // KPIs and the wallboard's live view
+	kpiStore kpi.Store
 
 	wechat   *wechat.Adapter       // nil when no account is configured
 	wnonces  io.Closer             // wechat's used callback nonces on one node; nil otherwise
@@ -142,6 +145,9 @@ func (g *Gateway) build() (err error) {
 	if err := g.buildRouting(authn.Reps(), reg); err != nil {
 		return err
 	}
+	if err := g.buildKPI(authn.Reps(), reg); err != nil {
+		return err
+	}
 	g.webchat, err = webchat.New(g.cfg.Webchat, webchat.Options{
 		Store: g.store, Logger: g.log.With("channel", "webchat"), Typing: typing,
 		RepName: func(_ context.Context, id string) string { return repNames[id] },
@@ -197,13 +203,13 @@ func (g *Gateway) build() (err error) {
 	}
 	handler, err := api.New(g.cfg.API, api.Options{
 		Store: g.store, Auth: authn, Sender: sender, Metrics: reg, Logger: g.log, Routing: g.routing,
-		Routes: append(g.webhooks.Routes(), g.dialerRoutes()...), Contact: g.contactDeps(),
+		Routes: append(append(g.webhooks.Routes(), g.kpiRoutes()...), g.dialerRoutes()...), Contact: g.contactDeps(),
 	})
 	if err != nil {
 		return err
 	}
 	g.inbox, err = inbox.New(g.cfg.Inbox, inbox.Options{Store: g.store, Auth: authn, Typing: typing, Metrics: reg, Logger: g.log,
-		OnPresence: g.routing.Connected})
+		OnPresence: g.routing.Connected, Wallboard: g.wallboard()})
 	if err != nil {
 		return err
 	}
@@ -221,6 +227,8 @@ func (g *Gateway) build() (err error) {
 	requests("GET /widget.css", page)
 	requests("GET /inbox", widget.InboxHandler())
 	requests("GET /inbox/", widget.InboxHandler())
+	requests("GET /wallboard", widget.WallboardHandler())
+	requests("GET /wallboard/", widget.WallboardHandler())
 	if g.wechat != nil {
 		requests("GET /channels/wechat/{key}", g.wechat)
 		requests("POST /channels/wechat/{key}", g.wechat)
@@ -278,6 +286,7 @@ func (g *Gateway) URLs() []string {
 	return []string{
 		base + "/        widget demo",
 		base + "/inbox   rep inbox",
+		base + "/wallboard supervisors' wallboard",
 		base + "/v1      REST API index (OpenAPI at /v1/openapi.yaml)",
 		base + "/metrics Prometheus metrics",
 	}
@@ -298,6 +307,9 @@ func (g *Gateway) hostPort() string {
 // Run serves until ctx ends or the server fails, then shuts down in order.
 // It returns nil after a clean shutdown.
 func (g *Gateway) Run(ctx context.Context) error {
+	if err := g.startKPI(); err != nil {
+		return errors.Join(err, g.shutdown())
+	}
 	if err := g.routing.Start(); err != nil {
 		return errors.Join(err, g.shutdown())
 	}

@@ -28,6 +28,10 @@ type conn struct {
 	s   *melody.Session
 	log *slog.Logger // set before the upgrade; read by every goroutine
 
+	// From ServeHTTP: the wallboard's socket, which sets no presence
+	// (wallboard.go).
+	boardOnly bool
+
 	// From ServeHTTP: a token given in Sec-WebSocket-Protocol, checked.
 	header    bool
 	headerP   auth.Principal

@@ -47,6 +47,9 @@ type Options struct {
 	// Metrics receives the hub's collectors (namespace omnigate, subsystem
 	// inbox); nil means no metrics.
 	Metrics prometheus.Registerer
+	// Wallboard is pushed to supervisor and admin sockets (wallboard.go);
+	// nil means no wallboard frames.
+	Wallboard WallboardSource
 }
 
 // Hub serves reps' inbox sockets (ServeHTTP) and fans the store's change
@@ -104,6 +107,7 @@ func New(cfg Config, o Options) (*Hub, error) {
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.m = h.newMelody()
+	h.startWallboard(o.Wallboard)
 	if h.typing != nil {
 		h.untype = h.typing.Subscribe("", h.typed)
 	}
@@ -184,7 +188,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "inbox: shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	c := &conn{h: h, log: h.log}
+	c := &conn{h: h, log: h.log, boardOnly: boardOnly(r)}
 	if token, ok := headerToken(r); ok {
 		c.header = true
 		c.headerP, c.headerErr = h.auth.Authenticate(token)
@@ -338,7 +342,7 @@ func (h *Hub) join(c *conn, ready *outFrame) {
 	h.conns[c] = struct{}{}
 	c.write(ready)
 	first := false
-	if c.p.IsRep() {
+	if c.countsPresence() {
 		h.online[c.p.ID]++
 		first = h.online[c.p.ID] == 1
 	}
@@ -356,7 +360,7 @@ func (h *Hub) leave(c *conn) {
 	delete(h.conns, c)
 	h.unwatchLocked(c)
 	last := false
-	if c.p.IsRep() {
+	if c.countsPresence() {
 		h.online[c.p.ID]--
 		if h.online[c.p.ID] <= 0 {
 			delete(h.online, c.p.ID)

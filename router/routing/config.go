@@ -2,6 +2,7 @@ package routing
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -39,6 +40,10 @@ type Config struct {
 	// (dedicated advisor) of a customer who has none. False (the zero
 	// value) leaves owners to supervisors and admins.
 	OwnerOnResolve bool `yaml:"owner_on_resolve"`
+	// BreakReasons are the codes a rep on break must give (the inbox
+	// offers them, GET /v1/break-reasons lists them); empty means
+	// DefaultBreakReasons: lunch, training, meeting, personal.
+	BreakReasons []BreakReason `yaml:"break_reasons"`
 }
 
 // Defaults of the fields whose zero value means one.
@@ -65,6 +70,15 @@ func (c Config) WithDefaults() Config {
 			*d.v = d.def
 		}
 	}
+	if len(c.BreakReasons) == 0 {
+		c.BreakReasons = DefaultBreakReasons
+	}
+	c.BreakReasons = slices.Clone(c.BreakReasons)
+	for i, b := range c.BreakReasons {
+		if b.Label == "" {
+			c.BreakReasons[i].Label = b.Code
+		}
+	}
 	return c
 }
 
@@ -82,6 +96,13 @@ func (c Config) Validate() []error {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("routing.%s: %v is negative", d.name, d.v))
 		}
+	}
+	codes := map[string]bool{}
+	for i, b := range c.BreakReasons {
+		if b.Code == "" || codes[b.Code] {
+			errs = append(errs, fmt.Errorf("routing.break_reasons[%d]: code %q is empty or appears twice", i, b.Code))
+		}
+		codes[b.Code] = true
 	}
 	c = c.WithDefaults()
 	if c.NodeLease < 3*c.SyncInterval {

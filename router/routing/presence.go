@@ -50,6 +50,7 @@ func (s *Service) notifyPresence() {
 	for _, fn := range ls {
 		fn()
 	}
+	s.observe()
 }
 
 func (s *Service) presenceLoop() {

@@ -32,7 +32,7 @@ func (s *Service) reassignAway() {
 	now := s.clock.Now()
 	gone := map[string]bool{}
 	for _, st := range s.r.Reps() {
-		if st.Presence == router.PresenceAway || st.Presence == router.PresenceOffline {
+		if st.Presence == router.PresenceAway || st.Presence == router.PresenceOffline || st.Presence == router.PresenceBreak {
 			gone[st.ID] = true
 		}
 	}

@@ -90,6 +90,11 @@ type Service struct {
 	grace      map[string]*time.Timer // reps whose last socket here closed
 	awaySince  map[string]time.Time   // reps seen away or offline, since when
 	listeners  []func()               // told after a presence changed
+
+	observeMu      sync.Mutex          // one observe at a time (states.go)
+	reasons        map[string]string   // break reason each rep last set
+	states         map[string]RepState // each rep's state as last observed
+	stateListeners []func(RepState)
 }
 
 type metrics struct {
@@ -119,7 +124,8 @@ func New(cfg Config, rcfg router.Config, o Options) (*Service, error) {
 	}
 	s := &Service{cfg: cfg.WithDefaults(), store: o.Store, r: r, state: o.State, log: o.Logger, clock: o.Clock,
 		langs: map[string]bool{}, presenceCh: make(chan presenceChange, 1024),
-		sockets: map[string]bool{}, grace: map[string]*time.Timer{}, awaySince: map[string]time.Time{}}
+		sockets: map[string]bool{}, grace: map[string]*time.Timer{}, awaySince: map[string]time.Time{},
+		reasons: map[string]string{}, states: map[string]RepState{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -181,6 +187,7 @@ func (s *Service) Start() error {
 	}
 	s.every(s.cfg.ReconcileInterval, func() { s.reconcile(false) })
 	s.every(reassignInterval, s.reassignAway)
+	s.every(stateInterval, s.observe)
 	s.wg.Go(s.presenceLoop)
 	return nil
 }
