@@ -97,8 +97,8 @@ func campaignOf(attemptID string) string {
 	return c
 }
 
-// next returns the customer's next try, due at due, or ok false when the
-// id does not parse (it always does for ids this package made).
+// next returns the customer's next try, due at due: the same customer
+// index, the try number one more.
 func (a Attempt) next(due time.Time) Attempt {
 	base := a.ID[:strings.LastIndexByte(a.ID, '.')]
 	return Attempt{ID: fmt.Sprintf("%s.%d", base, a.Try+1), Campaign: a.Campaign, CustomerID: a.CustomerID,

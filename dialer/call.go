@@ -81,14 +81,31 @@ func (s *Service) dial(ctx context.Context, c Campaign, a Attempt, rep string) (
 		a.State, a.DialedAt, a.Rep, a.Node = AttemptDialing, now, rep, s.o.Node
 		ev.Step = StepDialed
 	}
+	// The call is this node's from before it is stored as dialing, so
+	// a runner looking for calls nobody follows never takes it for one.
+	lc := &liveCall{a: a, rep: rep, dialedAt: now}
+	forget := func() {
+		s.mu.Lock()
+		delete(s.calls, a.ID)
+		s.mu.Unlock()
+	}
+	if a.State == AttemptDialing {
+		s.mu.Lock()
+		s.calls[a.ID] = lc
+		s.mu.Unlock()
+	}
 	saved, err := s.o.Store.SaveAttempts(ctx, a)
 	if err != nil {
 		if a.State == AttemptDialing {
+			forget()
 			release()
 		}
 		return a, fmt.Errorf("dialer: attempt %s: %w", a.ID, err)
 	}
 	a = saved[0]
+	s.mu.Lock()
+	lc.a = a // as stored
+	s.mu.Unlock()
 	if a.State != AttemptDialing {
 		if a.State == AttemptDone {
 			s.m.outcome(a.Outcome)
@@ -100,25 +117,24 @@ func (s *Service) dial(ctx context.Context, c Campaign, a Attempt, rep string) (
 	call, err := s.o.Trunk.Dial(ctx, Dial{AttemptID: a.ID, To: a.Number, CallerID: c.Spec.CallerID,
 		RingTimeout: time.Duration(c.Spec.RingTimeout)})
 	if err != nil {
-		// No call was placed: the trunk says so. A busy trunk gives the
-		// attempt back to the queue; anything else ends it as failed.
+		// No call was placed: the trunk says so. A busy trunk (or a
+		// shutdown) gives the attempt back to the queue; anything else
+		// ends it as failed.
+		forget()
 		release()
-		if errors.Is(err, ErrTrunkBusy) {
-			a.State, a.DialedAt, a.Rep = AttemptDue, time.Time{}, ""
-			saved, serr := s.o.Store.SaveAttempts(ctx, a)
+		if errors.Is(err, ErrTrunkBusy) || ctx.Err() != nil {
+			a.State, a.DialedAt, a.Rep, a.Node = AttemptDue, time.Time{}, "", ""
+			saved, serr := s.o.Store.SaveAttempts(context.WithoutCancel(ctx), a)
 			if serr != nil {
 				return a, serr
 			}
 			return saved[0], err
 		}
 		s.log.Warn("dialer: trunk refused a call", slog.String("attempt", a.ID), slog.Any("error", err))
-		return s.conclude(ctx, c, &liveCall{a: a, dialedAt: now}, Progress{Kind: ProgressEnded, At: now, Outcome: OutcomeFailed}), nil
+		lc.rep = ""
+		return s.conclude(ctx, c, lc, Progress{Kind: ProgressEnded, At: now, Outcome: OutcomeFailed}), nil
 	}
 	s.record(ctx, a, ev)
-	lc := &liveCall{a: a, rep: rep, dialedAt: now}
-	s.mu.Lock()
-	s.calls[a.ID] = lc
-	s.mu.Unlock()
 	s.wg.Go(func() { s.follow(context.WithoutCancel(ctx), c, lc, call) })
 	return a, nil
 }

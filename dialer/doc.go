@@ -25,6 +25,8 @@
 //     dialed; each call is followed by a goroutine to its end.
 //   - Store (store.go and store_*.go): campaigns and attempts, memory,
 //     bolt (one node) and Valkey (cluster), held to one conformance suite.
+//   - SimTrunk (simtrunk.go): calls without SIP, outcomes by number, on
+//     the dialer's Clock; it records every dial.
 //
 // # Exactly once
 //
@@ -35,8 +37,11 @@
 // next try by the retry rules, atomically with the conclusion, so nobody
 // is skipped either. In a cluster one node runs a campaign under a lease
 // it renews every tick; when it lapses another node takes over the same
-// way. A node that lost its lease lets its calls finish; its writes about
-// them then lose their compare-and-set and are logged.
+// way. Each node also renews a heartbeat every tick, and an attempt
+// names the node that placed its call: a runner concludes a call only
+// when its node's heartbeat has lapsed (or it is its own node, restarted),
+// so a call a live node follows (a rep's preview dial served there, or
+// calls of a campaign whose lease moved) is left to finish there.
 //
 // # What it must not do
 //

@@ -1,9 +1,11 @@
 package dialer
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -213,5 +215,51 @@ func TestCreateAfterACrashMidCreate(t *testing.T) {
 	}
 	if _, err := h.s.Create(h.ctx, h.spec("nophone", []string{c.ID})); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("an audience without phones: %v", err)
+	}
+}
+
+// flakyTrunk refuses calls: busy for the first busy dials, failed for
+// numbers ending in 9.
+type flakyTrunk struct {
+	*SimTrunk
+	mu   sync.Mutex
+	busy int
+}
+
+func (t *flakyTrunk) Dial(ctx context.Context, d Dial) (Call, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.busy > 0 {
+		t.busy--
+		return nil, ErrTrunkBusy
+	}
+	if strings.HasSuffix(d.To, "9") {
+		return nil, errors.New("no route")
+	}
+	return t.SimTrunk.Dial(ctx, d)
+}
+
+func TestTrunkRefusals(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil, 2)
+	trunk := &flakyTrunk{SimTrunk: h.trunk, busy: 3}
+	s := h.serviceWith("node-a", h.store, h.reps, trunk)
+	custs := h.customers(2, "09")
+	spec := h.spec("flaky", custs)
+	spec.Attempts = 1
+	if _, err := s.Create(h.ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Start(h.ctx, "flaky"); err != nil {
+		t.Fatal(err)
+	}
+	h.runUntil(s, 5*time.Minute, func() bool { return h.state("flaky") == StateDone })
+	as, _ := h.store.Attempts(h.ctx, "flaky")
+	if len(as) != 2 || as[0].Outcome != OutcomeAnswered || as[1].Outcome != OutcomeFailed || h.reps.holding() != 0 {
+		t.Fatalf("attempts %+v, %d reps held", as, h.reps.holding())
+	}
+	// The busy trunk's refusals placed nothing: one call went out.
+	if n := len(h.trunk.Dials()); n != 1 {
+		t.Fatalf("%d calls placed", n)
 	}
 }

@@ -132,3 +132,28 @@ func FuzzParseSpec(f *testing.F) {
 		}
 	})
 }
+
+func TestSegmentMatches(t *testing.T) {
+	t.Parallel()
+	yes, no := true, false
+	c := sessions.Customer{ID: "c", Tier: sessions.TierB, VIP: true, Owner: "rep1", Tags: []string{"renewal", "cn"}}
+	for _, tc := range []struct {
+		seg  Segment
+		want bool
+	}{
+		{Segment{Tiers: []sessions.Tier{"A", "B"}}, true},
+		{Segment{Tiers: []sessions.Tier{"A"}}, false},
+		{Segment{Tags: []string{"renewal", "cn"}, VIP: &yes}, true},
+		{Segment{Tags: []string{"renewal", "us"}}, false},
+		{Segment{VIP: &no}, false},
+		{Segment{Owner: "rep2"}, false},
+	} {
+		if got := tc.seg.Matches(c); got != tc.want {
+			t.Errorf("%+v matches %v, want %v", tc.seg, got, tc.want)
+		}
+	}
+	c.MergedInto = "d"
+	if (Segment{Owner: "rep1"}).Matches(c) {
+		t.Error("a merged customer matched")
+	}
+}
