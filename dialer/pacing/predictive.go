@@ -11,36 +11,41 @@ const (
 	ringOther // machine, busy, failed, no answer
 )
 
-// Tuning of Predictive. The defaults were chosen on the simulator's
-// scenario (README, "Dialer pacing simulation").
+// Tuning of Predictive, chosen on the simulator's scenario (README,
+// "Dialer pacing simulation").
 const (
-	// predictiveWarmup: until this many answers, talks and wrap-ups have
-	// been seen, Predictive dials progressively.
+	// predictiveWarmup: until this many people have answered, and while
+	// a call rings longer than any ring seen (the ring table knows
+	// nothing of such ages yet), Predictive dials progressively. Talk and
+	// wrap-up need no warm-up: until some have ended, their life tables
+	// see no end coming and count no rep freeing, which errs on the side
+	// of idle reps.
 	predictiveWarmup = 20
 	// ringDecay and workDecay are the time constants of the learned
 	// distributions: the answer mix drifts within hours, talk and wrap
 	// less.
 	ringDecay = 30 * time.Minute
 	workDecay = 2 * time.Hour
-	// minAnswerShare: horizons by which a new call is answered by a
-	// person with less than this probability are not constraints (the
-	// new calls hardly change them).
-	minAnswerShare = 0.02
-	// riskStep is how far one abandoned call moves the risk quantile;
-	// riskMin and riskMax bound it (in standard deviations).
-	riskStep = 0.05
-	riskMin  = -1.0
-	riskMax  = 4.0
-	riskInit = 1.0
+	// correctable (seconds): a shortfall that shows more than this long
+	// before a horizon is made up by the decisions in between (they
+	// place fewer or more calls), so only the answers and frees of the
+	// last correctable seconds before a horizon count in its variance.
+	correctable = 10
+	// riskInit, riskMin, riskMax: the per-call abandonment risk the
+	// pacer accepts, at the start and its bounds; riskStep is the step
+	// of its logarithm for one abandoned call.
+	riskInit = 0.01
+	riskMin  = 0.0005
+	riskMax  = 0.2
+	riskStep = 0.1
 	// goalShare: the measured abandonment is steered to this share of
-	// the target; guardShare: over this share of the target the day's
-	// rate stops the quantile from going down.
-	goalShare  = 0.6
+	// the target, or to the share of reps idle if that is lower;
+	// guardShare: over this share of the target, the day's rate stops
+	// the risk from going up and doubles its steps down. idleDecay is
+	// the time constant of the idle share's average.
+	goalShare  = 0.7
 	guardShare = 0.85
-	// idleRef: with fewer reps idle than this share, lowering the
-	// quantile buys little talk time, so it goes down more slowly.
-	idleRef   = 0.03
-	idleDecay = 5 * time.Minute
+	idleDecay  = 5 * time.Minute
 )
 
 // Predictive paces on a model of the next seconds. At each decision, for
@@ -55,18 +60,25 @@ const (
 //   - demand: the customers waiting plus the people expected to answer
 //     by h among the calls ringing, each by the learned chance that a
 //     call which has rung this long is answered by a person within h
-//     (the answer/machine/unanswered mix and the time-to-answer together,
-//     as competing causes in one life table);
+//     (the answer/machine/unanswered mix and the time to answer
+//     together, as competing causes in one life table);
 //
-// with their variances (each rep and call a Bernoulli), and places the
-// most new calls n such that, at every horizon, demand plus the answers
-// expected from n new calls stays under the supply by z standard
-// deviations of the shortfall. z, the risk quantile, is closed-loop: each
-// abandoned call raises it, each answered call lowers it a little (less
-// while reps are seldom idle, where more lines buy little talk time), so
-// the measured abandonment settles at goalShare of the target; while the
-// day's rate is over guardShare of the target, z does not come down.
-// Nothing locks the dial level: the loop only moves z.
+// and the variance of the shortfall (each rep and call a Bernoulli,
+// counted over the last correctable seconds before h). It then places
+// calls one by one while the next call's risk stays at most the
+// accepted risk: the chance that, answered by a person, it finds demand
+// (the calls placed before it included) over supply, by the normal
+// approximation with continuity correction, averaged over when it would
+// be answered.
+//
+// The accepted risk closes the loop on measured abandonment as a
+// quantile tracker: each answer raises it a little, each abandoned call
+// lowers it, so the measured rate settles where they balance: at
+// goalShare of the target, or at the share of reps idle if lower (at
+// scale, where reps are seldom idle, more risk buys little talk time, so
+// one abandoned call is traded for no more than one idle rep). While the
+// day's rate is over guardShare of the target the risk only goes down.
+// Nothing locks the dial level: the loop moves the risk, never to zero.
 type Predictive struct {
 	target  float64
 	connect float64 // seconds
@@ -75,14 +87,14 @@ type Predictive struct {
 	nHumans, nTalks, nWrap int64
 	longestRing            time.Duration
 
-	z                   float64
+	risk                float64
 	answered, abandoned int64
 	idle                float64
 	lastIdle            time.Time
 
 	// scratch, reused across decisions
-	supply, demand, variance, fresh []float64
-	ringBins                        []int
+	supply, demand, variance, fresh, cum []float64
+	ringBins                             []int
 }
 
 // NewPredictive builds a Predictive with nothing learned. New validates
@@ -95,14 +107,15 @@ func NewPredictive(c Config) *Predictive {
 		ring:      newLifeTable(500*time.Millisecond, 2*time.Minute, 2, ringDecay),
 		talk:      newLifeTable(time.Second, time.Hour, 1, workDecay),
 		wrap:      newLifeTable(500*time.Millisecond, 10*time.Minute, 1, workDecay),
-		z:         riskInit,
+		risk:      riskInit,
 		answered:  c.Answered,
 		abandoned: c.Abandoned,
 	}
 }
 
-// Risk is the current risk quantile z, for supervisors and tests.
-func (p *Predictive) Risk() float64 { return p.z }
+// Risk is the per-call abandonment risk the pacer accepts now, for
+// supervisors and tests.
+func (p *Predictive) Risk() float64 { return p.risk }
 
 func seconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
@@ -114,16 +127,20 @@ func (p *Predictive) Observe(o Observation) {
 		p.nHumans++
 		p.answered++
 		p.longestRing = max(p.longestRing, o.Duration)
-		if float64(p.abandoned) < guardShare*p.target*float64(p.answered) {
-			gate := min(max(p.idle/idleRef, 0.1), 1)
-			p.z = max(p.z-riskStep*goalShare*p.target*gate, riskMin)
+		if !p.overGuard() {
+			goal := min(goalShare*p.target, p.idle)
+			p.risk = min(p.risk*math.Exp(riskStep*goal), riskMax)
 		}
 	case ObserveMachine, ObserveUnanswered:
 		p.ring.add(now, ringOther, o.Duration)
 		p.longestRing = max(p.longestRing, o.Duration)
 	case ObserveAbandoned:
 		p.abandoned++
-		p.z = min(p.z+riskStep, riskMax)
+		step := riskStep
+		if p.overGuard() {
+			step *= 2
+		}
+		p.risk = max(p.risk*math.Exp(-step), riskMin)
 	case ObserveTalk:
 		p.talk.add(now, 0, o.Duration)
 		p.nTalks++
@@ -133,13 +150,19 @@ func (p *Predictive) Observe(o Observation) {
 	}
 }
 
+// overGuard says whether the day's abandonment is over guardShare of
+// the target.
+func (p *Predictive) overGuard() bool {
+	return float64(p.abandoned) > guardShare*p.target*float64(p.answered)
+}
+
 func (p *Predictive) Decide(s Snapshot) int {
 	reps := s.Ready + len(s.Talking) + len(s.Wrapping)
 	p.noteIdle(s, reps)
 	if reps == 0 {
 		return 0
 	}
-	if p.nHumans < predictiveWarmup || p.nTalks < predictiveWarmup || p.nWrap < predictiveWarmup {
+	if p.nHumans < predictiveWarmup || oldest(s.Ringing) > p.longestRing {
 		return Progressive{}.Decide(s)
 	}
 	now := seconds(s.Now)
@@ -148,54 +171,36 @@ func (p *Predictive) Decide(s Snapshot) int {
 	p.wrap.refresh(now, s.Wrapping)
 	k := max(int(math.Ceil(p.longestRing.Seconds())), 1)
 	p.forecast(s, k)
-	best := math.Inf(1)
-	for h := 1; h <= k; h++ {
-		f := p.fresh[h]
-		if f < minAnswerShare {
-			continue
-		}
-		u := newAnswers(p.supply[h]-p.demand[h], p.variance[h], f, p.z)
-		best = min(best, u/f)
-	}
-	if math.IsInf(best, 1) {
+	if p.fresh[k] <= 0 {
 		return Progressive{}.Decide(s)
 	}
-	// A campaign never needs more lines than every rep's worth of calls
-	// over a second; the cap keeps a model gone wrong from flooding.
-	return min(int(best), 10*reps)
+	// A campaign never needs more than ten new lines a rep in a second;
+	// the cap keeps a model gone wrong from flooding the trunk.
+	n := 0
+	for n < 10*reps && p.callRisk(n, k) <= p.risk {
+		n++
+	}
+	return n
 }
 
 // forecast fills, for horizons 1..k seconds: supply (reps free by
-// h+connect), demand (answers by h, waiting customers included), their
-// summed variance, and fresh (the chance a call placed now is answered
-// by a person by h).
+// h+connect), demand (answers by h, waiting customers included), the
+// variance of their difference, and fresh (the chance a call placed now
+// is answered by a person by h).
 func (p *Predictive) forecast(s Snapshot, k int) {
 	p.supply = resize(p.supply, k+1, float64(s.Ready))
 	p.demand = resize(p.demand, k+1, float64(s.Waiting))
 	p.variance = resize(p.variance, k+1, 0)
 	p.fresh = resize(p.fresh, k+1, 0)
+	p.cum = resize(p.cum, k+1, 0)
 	for _, a := range s.Wrapping {
-		w := p.wrap.walk(a, -1)
-		for h := 1; h <= k; h++ {
-			e, _ := w.to(float64(h) + p.connect)
-			p.supply[h] += e
-			p.variance[h] += e * (1 - e)
-		}
+		p.add(p.wrap.walk(a, -1), p.connect, 1, p.supply)
 	}
 	// A talk ending frees its rep a wrap-up later: the mean wrap-up
 	// stands for its distribution (exact when wrap-up is fixed).
 	wrapMean := p.wrap.mean()
 	for _, a := range s.Talking {
-		w := p.talk.walk(a, -1)
-		for h := 1; h <= k; h++ {
-			x := float64(h) + p.connect - wrapMean
-			if x <= 0 {
-				continue
-			}
-			e, _ := w.to(x)
-			p.supply[h] += e
-			p.variance[h] += e * (1 - e)
-		}
+		p.add(p.talk.walk(a, -1), p.connect-wrapMean, 1, p.supply)
 	}
 	// Calls ringing, grouped by their bin of age: with hundreds ringing
 	// there are far fewer bins than calls.
@@ -204,14 +209,9 @@ func (p *Predictive) forecast(s Snapshot, k int) {
 		p.ringBins[p.ring.idx(a.Seconds())]++
 	}
 	for i, n := range p.ringBins {
-		if n == 0 {
-			continue
-		}
-		w := p.ring.walk(time.Duration((float64(i)+0.5)*p.ring.bin*1e9), ringHuman)
-		for h := 1; h <= k; h++ {
-			_, q := w.to(float64(h))
-			p.demand[h] += float64(n) * q
-			p.variance[h] += float64(n) * q * (1 - q)
+		if n > 0 {
+			age := time.Duration((float64(i) + 0.5) * p.ring.bin * float64(time.Second))
+			p.add(p.ring.walk(age, ringHuman), 0, float64(n), p.demand)
 		}
 	}
 	w := p.ring.walk(0, ringHuman)
@@ -220,29 +220,60 @@ func (p *Predictive) forecast(s Snapshot, k int) {
 	}
 }
 
-// newAnswers solves u + z·sqrt(v + u(1-f)) = room for u >= 0, the answers
-// new calls may bring by a horizon: room is the supply less the demand
-// forecast, v their variance, f the chance that one new call is
-// answered by then (so u new answers add about u(1-f) of variance), z
-// the risk quantile.
-func newAnswers(room, v, f, z float64) float64 {
-	if z == 0 {
-		return max(room, 0)
-	}
-	// (room-u)² = z²(v + u(1-f)), with u below room for z > 0 and above
-	// it for z < 0.
-	b := 2*room + z*z*(1-f)
-	disc := b*b - 4*(room*room-z*z*v)
-	if disc < 0 {
-		return 0
-	}
-	if z > 0 {
-		if room-z*math.Sqrt(v) <= 0 {
-			return 0
+// add walks n items alike through the horizons: at horizon h, the
+// chance each has ended (of the walker's cause, if it has one) by
+// h+shift seconds is added n times to into, and the variance of the
+// count ending in the correctable seconds before h to p.variance.
+func (p *Predictive) add(w walker, shift, n float64, into []float64) {
+	for h := 1; h < len(into); h++ {
+		x := float64(h) + shift
+		if x <= 0 {
+			p.cum[h] = 0
+			continue
 		}
-		return (b - math.Sqrt(disc)) / 2
+		e, c := w.to(x)
+		if w.cause >= 0 {
+			e = c
+		}
+		p.cum[h] = e
+		into[h] += n * e
+		q := e
+		if h > correctable {
+			q -= p.cum[h-correctable]
+		}
+		p.variance[h] += n * q * (1 - q)
 	}
-	return max((b+math.Sqrt(disc))/2, 0)
+}
+
+// callRisk is the chance that one more call, after n placed now, finds
+// no rep if a person answers it: over the horizons at which it may be
+// answered, the chance that demand there (the n before it included)
+// overruns supply.
+func (p *Predictive) callRisk(n, k int) float64 {
+	others := float64(n)
+	total := 0.0
+	for h := 1; h <= k; h++ {
+		f := p.fresh[h]
+		room := p.supply[h] - p.demand[h] - others*f - 1
+		v := p.variance[h] + others*f*(1-f)
+		var over float64
+		switch {
+		case v > 1e-9:
+			over = 0.5 * math.Erfc((room+0.5)/math.Sqrt(2*v))
+		case room < -0.5:
+			over = 1
+		}
+		total += (f - p.fresh[h-1]) * over
+	}
+	return total / p.fresh[k]
+}
+
+func oldest(ringing []time.Duration) time.Duration {
+	var o time.Duration
+	for _, a := range ringing {
+		o = max(o, a)
+	}
+	return o
 }
 
 // noteIdle follows the share of reps idle, the benefit of dialing more.
