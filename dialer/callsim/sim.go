@@ -101,7 +101,6 @@ type sim struct {
 	res  Result
 
 	snap pacing.Snapshot
-	dX   dbgStats
 }
 
 // Run simulates one shift of sc with pacer p, deterministic for seed.
@@ -134,7 +133,6 @@ func Run(sc Scenario, p pacing.Pacer, seed uint64) (Result, error) {
 			s.push(s.now+Decide, evDecide, 0)
 		}
 	}
-	s.dX.print("ready-waiting")
 	s.res.Reps = sc.Reps
 	s.res.Seed = seed
 	s.res.Ringing = len(s.ringing)
@@ -166,7 +164,6 @@ func (s *sim) decide() {
 	sn.Now = epoch.Add(s.now)
 	sn.Ready = len(s.ready)
 	sn.Waiting = s.nWait
-	s.dX.add(len(s.ready) - s.nWait)
 	sn.Talking, sn.Wrapping, sn.Ringing = sn.Talking[:0], sn.Wrapping[:0], sn.Ringing[:0]
 	for r, st := range s.state {
 		switch st {

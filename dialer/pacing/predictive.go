@@ -40,11 +40,14 @@ const (
 	riskStep = 0.1
 	// goalShare: the measured abandonment is steered to this share of
 	// the target, or to the share of reps idle if that is lower;
-	// guardShare: over this share of the target, the day's rate stops
-	// the risk from going up and doubles its steps down. idleDecay is
-	// the time constant of the idle share's average.
-	goalShare  = 0.7
+	// guardShare: over this share of the target, once guardAfter people
+	// have answered (before, one early abandonment would freeze the
+	// loop), the day's rate stops the risk from going up and doubles its
+	// steps down. idleDecay is the time constant of the idle share's
+	// average.
+	goalShare  = 0.8
 	guardShare = 0.85
+	guardAfter = 100
 	idleDecay  = 5 * time.Minute
 )
 
@@ -153,7 +156,7 @@ func (p *Predictive) Observe(o Observation) {
 // overGuard says whether the day's abandonment is over guardShare of
 // the target.
 func (p *Predictive) overGuard() bool {
-	return float64(p.abandoned) > guardShare*p.target*float64(p.answered)
+	return p.answered >= guardAfter && float64(p.abandoned) > guardShare*p.target*float64(p.answered)
 }
 
 func (p *Predictive) Decide(s Snapshot) int {
