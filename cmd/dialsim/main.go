@@ -48,7 +48,7 @@ func parse(args []string) (options, error) {
 	first := fs.Uint64("seed", 1, "first seed")
 	jobs := fs.Int("jobs", runtime.NumCPU(), "runs in parallel")
 	hours := fs.Float64("hours", def.Shift.Hours(), "shift length in hours")
-	answer := fs.Float64("answer", def.Answer, "chance a person answers")
+	answer := fs.Float64("answer", def.Answer, "chance a person answers (alone, the other chances keep their proportions and fill the rest)")
 	machine := fs.Float64("machine", def.Machine, "chance an answering machine answers (detected)")
 	busy := fs.Float64("busy", def.Busy, "chance the call is busy or fails")
 	noanswer := fs.Float64("noanswer", def.NoAnswer, "chance nobody answers")
@@ -92,6 +92,14 @@ func parse(args []string) (options, error) {
 	o.sc = def
 	o.sc.Shift = time.Duration(*hours * float64(time.Hour))
 	o.sc.Answer, o.sc.Machine, o.sc.Busy, o.sc.NoAnswer = *answer, *machine, *busy, *noanswer
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["machine"] && !set["busy"] && !set["noanswer"] {
+		// Only -answer given: the other outcomes keep the default
+		// proportions and fill the rest.
+		scale := (1 - o.sc.Answer) / (def.Machine + def.Busy + def.NoAnswer)
+		o.sc.Machine, o.sc.Busy, o.sc.NoAnswer = def.Machine*scale, def.Busy*scale, def.NoAnswer*scale
+	}
 	o.sc.RingTimeout, o.sc.AnswerMean, o.sc.AnswerCV = *ring, *answerMean, *answerCV
 	o.sc.TalkMean, o.sc.TalkCV, o.sc.Wrap = *talkMean, *talkCV, *wrap
 	o.sc.ConnectLimit, o.sc.DriftTo = *connect, *driftTo

@@ -27,7 +27,13 @@ type lifeTable struct {
 	sumDur float64     // decayed weight × duration, for the mean
 	sumW   float64
 
-	// refreshed by refresh
+	// above[i] is the weight of items ended in bin i or later, rebuilt
+	// when dirty (an item ended since).
+	above []float64
+	dirty bool
+
+	// refreshed by refresh, for bins up to top
+	top    int
 	live   []float64
 	hazard []float64   // all causes
 	cause  [][]float64 // hazard by cause
@@ -36,7 +42,7 @@ type lifeTable struct {
 func newLifeTable(bin time.Duration, span time.Duration, causes int, tau time.Duration) *lifeTable {
 	n := int(span/bin) + 1
 	t := &lifeTable{bin: bin.Seconds(), tau: tau.Seconds(), causes: causes,
-		all: make([]float64, n), live: make([]float64, n), hazard: make([]float64, n)}
+		all: make([]float64, n), above: make([]float64, n), live: make([]float64, n), hazard: make([]float64, n)}
 	for range causes {
 		t.ended = append(t.ended, make([]float64, n))
 		t.cause = append(t.cause, make([]float64, n))
@@ -73,6 +79,7 @@ func (t *lifeTable) weight(now float64) float64 {
 		}
 		t.sumDur /= w
 		t.sumW /= w
+		t.dirty = true
 		t.ref = now
 		w = 1
 	}
@@ -87,6 +94,7 @@ func (t *lifeTable) add(now float64, c int, d time.Duration) {
 	t.all[i] += w
 	t.sumDur += w * d.Seconds()
 	t.sumW += w
+	t.dirty = true
 }
 
 // mean is the mean duration observed, in seconds.
@@ -98,16 +106,29 @@ func (t *lifeTable) mean() float64 {
 }
 
 // refresh computes the hazards at now with the live items' ages as
-// censored observations.
-func (t *lifeTable) refresh(now float64, ages []time.Duration) {
+// censored observations, for the bins that walks of up to span seconds
+// from those ages reach.
+func (t *lifeTable) refresh(now float64, ages []time.Duration, span float64) {
 	w := t.weight(now)
-	clear(t.live)
+	if t.dirty {
+		sum := 0.0
+		for i := len(t.all) - 1; i >= 0; i-- {
+			sum += t.all[i]
+			t.above[i] = sum
+		}
+		t.dirty = false
+	}
+	clear(t.live[:t.top+1])
+	oldest := 0.0
 	for _, a := range ages {
 		t.live[t.idx(a.Seconds())] += w
+		oldest = max(oldest, a.Seconds())
 	}
-	risk := 0.0
-	for i := len(t.all) - 1; i >= 0; i-- {
-		risk += t.all[i] + t.live[i]
+	t.top = t.idx(oldest + span)
+	live := 0.0
+	for i := t.top; i >= 0; i-- {
+		live += t.live[i]
+		risk := t.above[i] + live
 		if risk <= 0 {
 			t.hazard[i] = 0
 			for c := range t.cause {
@@ -139,7 +160,8 @@ func (t *lifeTable) walk(age time.Duration, cause int) walker {
 	return walker{t: t, age: a, next: t.idx(a), survive: 1, cause: cause}
 }
 
-// to advances to age+x seconds and reports the probability that the
+// to advances to age+x seconds (x at most the span of the last
+// refresh) and reports the probability that the
 // item has ended by then, and ended of the walker's cause.
 func (w *walker) to(x float64) (ended, byCause float64) {
 	last := w.t.idx(w.age + x)

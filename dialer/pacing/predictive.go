@@ -169,21 +169,34 @@ func (p *Predictive) Decide(s Snapshot) int {
 		return Progressive{}.Decide(s)
 	}
 	now := seconds(s.Now)
-	p.ring.refresh(now, s.Ringing)
-	p.talk.refresh(now, s.Talking)
-	p.wrap.refresh(now, s.Wrapping)
 	k := max(int(math.Ceil(p.longestRing.Seconds())), 1)
+	span := float64(k) + p.connect
+	p.ring.refresh(now, s.Ringing, span)
+	p.talk.refresh(now, s.Talking, span)
+	p.wrap.refresh(now, s.Wrapping, span)
 	p.forecast(s, k)
 	if p.fresh[k] <= 0 {
 		return Progressive{}.Decide(s)
 	}
-	// A campaign never needs more than ten new lines a rep in a second;
-	// the cap keeps a model gone wrong from flooding the trunk.
-	n := 0
-	for n < 10*reps && p.callRisk(n, k) <= p.risk {
-		n++
+	// The most calls n such that the last one's risk is within the
+	// accepted risk: the risk grows with n, so search by doubling then
+	// halving. A campaign never needs more than ten new lines a rep in a
+	// second; the cap keeps a model gone wrong from flooding the trunk.
+	ok := func(n int) bool { return p.callRisk(n-1, k) <= p.risk }
+	limit := 10 * reps
+	lo, hi := 0, 1 // ok(lo) holds; hi is the first n tried beyond it
+	for hi <= limit && ok(hi) {
+		lo, hi = hi, 2*hi
 	}
-	return n
+	hi = min(hi, limit+1)
+	for hi-lo > 1 {
+		if mid := (lo + hi) / 2; ok(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }
 
 // forecast fills, for horizons 1..k seconds: supply (reps free by
@@ -257,6 +270,9 @@ func (p *Predictive) callRisk(n, k int) float64 {
 	total := 0.0
 	for h := 1; h <= k; h++ {
 		f := p.fresh[h]
+		if f == p.fresh[h-1] {
+			continue // no answer comes in this second
+		}
 		room := p.supply[h] - p.demand[h] - others*f - 1
 		v := p.variance[h] + others*f*(1-f)
 		var over float64
