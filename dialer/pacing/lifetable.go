@@ -18,6 +18,7 @@ import (
 // exp((t-ref)/tau), renormalised when that grows large.
 type lifeTable struct {
 	bin    float64 // seconds a bin
+	inv    float64 // 1/bin
 	tau    float64 // seconds; 0 means no decay
 	ref    float64 // seconds since epoch of the weight 1
 	causes int
@@ -27,25 +28,22 @@ type lifeTable struct {
 	sumDur float64     // decayed weight × duration, for the mean
 	sumW   float64
 
-	// above[i] is the weight of items ended in bin i or later, rebuilt
-	// when dirty (an item ended since).
-	above []float64
-	dirty bool
-
-	// refreshed by refresh, for bins up to top
-	top    int
-	live   []float64
-	hazard []float64   // all causes
-	cause  [][]float64 // hazard by cause
+	// refreshed by refresh, for bins up to top: surv[i] is the chance to
+	// last past bins 0..i-1, upTo[c][i] the chance to end of cause c in
+	// bins 0..i-1.
+	top  int
+	live []float64
+	surv []float64
+	upTo [][]float64
 }
 
 func newLifeTable(bin time.Duration, span time.Duration, causes int, tau time.Duration) *lifeTable {
 	n := int(span/bin) + 1
-	t := &lifeTable{bin: bin.Seconds(), tau: tau.Seconds(), causes: causes,
-		all: make([]float64, n), above: make([]float64, n), live: make([]float64, n), hazard: make([]float64, n)}
+	t := &lifeTable{bin: bin.Seconds(), inv: 1 / bin.Seconds(), tau: tau.Seconds(), causes: causes,
+		all: make([]float64, n), live: make([]float64, n), surv: make([]float64, n+1)}
 	for range causes {
 		t.ended = append(t.ended, make([]float64, n))
-		t.cause = append(t.cause, make([]float64, n))
+		t.upTo = append(t.upTo, make([]float64, n+1))
 	}
 	return t
 }
@@ -55,7 +53,7 @@ func (t *lifeTable) idx(sec float64) int {
 	if sec <= 0 {
 		return 0
 	}
-	return min(int(sec/t.bin), len(t.all)-1)
+	return min(int(sec*t.inv), len(t.all)-1)
 }
 
 // weight is the weight of an observation made at now (seconds), after
@@ -79,7 +77,6 @@ func (t *lifeTable) weight(now float64) float64 {
 		}
 		t.sumDur /= w
 		t.sumW /= w
-		t.dirty = true
 		t.ref = now
 		w = 1
 	}
@@ -94,7 +91,6 @@ func (t *lifeTable) add(now float64, c int, d time.Duration) {
 	t.all[i] += w
 	t.sumDur += w * d.Seconds()
 	t.sumW += w
-	t.dirty = true
 }
 
 // mean is the mean duration observed, in seconds.
@@ -105,19 +101,11 @@ func (t *lifeTable) mean() float64 {
 	return t.sumDur / t.sumW
 }
 
-// refresh computes the hazards at now with the live items' ages as
-// censored observations, for the bins that walks of up to span seconds
+// refresh computes the table at now with the live items' ages as
+// censored observations, for the bins that spans of up to span seconds
 // from those ages reach.
 func (t *lifeTable) refresh(now float64, ages []time.Duration, span float64) {
 	w := t.weight(now)
-	if t.dirty {
-		sum := 0.0
-		for i := len(t.all) - 1; i >= 0; i-- {
-			sum += t.all[i]
-			t.above[i] = sum
-		}
-		t.dirty = false
-	}
 	clear(t.live[:t.top+1])
 	oldest := 0.0
 	for _, a := range ages {
@@ -125,51 +113,55 @@ func (t *lifeTable) refresh(now float64, ages []time.Duration, span float64) {
 		oldest = max(oldest, a.Seconds())
 	}
 	t.top = t.idx(oldest + span)
-	live := 0.0
+	// At risk in bin i: the items ended in bin i or later and the live
+	// ones at least that old. Sum them from the top down, starting from
+	// the items ended beyond top.
+	atRisk := t.sumW
+	for _, e := range t.all[:t.top+1] {
+		atRisk -= e
+	}
+	atRisk = max(atRisk, 0)
 	for i := t.top; i >= 0; i-- {
-		live += t.live[i]
-		risk := t.above[i] + live
+		atRisk += t.all[i] + t.live[i]
+		t.live[i] = atRisk // reused: live becomes the count at risk
+	}
+	t.surv[0] = 1
+	for i := 0; i <= t.top; i++ {
+		risk := t.live[i]
+		t.live[i] = 0
 		if risk <= 0 {
-			t.hazard[i] = 0
-			for c := range t.cause {
-				t.cause[c][i] = 0
+			t.surv[i+1] = t.surv[i]
+			for c := range t.upTo {
+				t.upTo[c][i+1] = t.upTo[c][i]
 			}
 			continue
 		}
-		t.hazard[i] = t.all[i] / risk
-		for c := range t.cause {
-			t.cause[c][i] = t.ended[c][i] / risk
+		for c := range t.upTo {
+			t.upTo[c][i+1] = t.upTo[c][i] + t.surv[i]*t.ended[c][i]/risk
 		}
+		t.surv[i+1] = t.surv[i] * (1 - t.all[i]/risk)
 	}
 }
 
-// walker follows one item (or a group of items of one age) forward
-// through the bins: the probability that it ends, and ends of a cause,
-// by each horizon.
-type walker struct {
-	t       *lifeTable
-	age     float64
-	next    int // next bin to account
-	survive float64
-	byCause float64
-	cause   int
-}
-
-func (t *lifeTable) walk(age time.Duration, cause int) walker {
-	a := age.Seconds()
-	return walker{t: t, age: a, next: t.idx(a), survive: 1, cause: cause}
-}
-
-// to advances to age+x seconds (x at most the span of the last
-// refresh) and reports the probability that the
-// item has ended by then, and ended of the walker's cause.
-func (w *walker) to(x float64) (ended, byCause float64) {
-	last := w.t.idx(w.age + x)
-	for ; w.next <= last; w.next++ {
-		if w.cause >= 0 {
-			w.byCause += w.survive * w.t.cause[w.cause][w.next]
-		}
-		w.survive *= 1 - w.t.hazard[w.next]
+// within fills out[h], for h from first to len(out)-1, with the chance
+// that an item aged age seconds ends by age+h+shift seconds (of cause,
+// if not negative); h+shift is at most the span of the last refresh.
+// Within the bin of its age, and the bin of age+h+shift, an item is
+// counted as ending at once: bins are short next to the horizons.
+func (t *lifeTable) within(age, shift float64, cause, first int, out []float64) {
+	i := t.idx(age)
+	base := t.surv[i]
+	if base <= 0 {
+		clear(out[first:]) // older than every item that ended: no end in sight
+		return
 	}
-	return 1 - w.survive, w.byCause
+	inv := 1 / base
+	for h := first; h < len(out); h++ {
+		j := t.idx(age+float64(h)+shift) + 1
+		if cause >= 0 {
+			out[h] = (t.upTo[cause][j] - t.upTo[cause][i]) * inv
+		} else {
+			out[h] = 1 - t.surv[j]*inv
+		}
+	}
 }

@@ -210,13 +210,13 @@ func (p *Predictive) forecast(s Snapshot, k int) {
 	p.fresh = resize(p.fresh, k+1, 0)
 	p.cum = resize(p.cum, k+1, 0)
 	for _, a := range s.Wrapping {
-		p.add(p.wrap.walk(a, -1), p.connect, 1, p.supply)
+		p.add(p.wrap, a.Seconds(), -1, p.connect, 1, p.supply)
 	}
 	// A talk ending frees its rep a wrap-up later: the mean wrap-up
 	// stands for its distribution (exact when wrap-up is fixed).
 	wrapMean := p.wrap.mean()
 	for _, a := range s.Talking {
-		p.add(p.talk.walk(a, -1), p.connect-wrapMean, 1, p.supply)
+		p.add(p.talk, a.Seconds(), -1, p.connect-wrapMean, 1, p.supply)
 	}
 	// Calls ringing, grouped by their bin of age: with hundreds ringing
 	// there are far fewer bins than calls.
@@ -226,32 +226,25 @@ func (p *Predictive) forecast(s Snapshot, k int) {
 	}
 	for i, n := range p.ringBins {
 		if n > 0 {
-			age := time.Duration((float64(i) + 0.5) * p.ring.bin * float64(time.Second))
-			p.add(p.ring.walk(age, ringHuman), 0, float64(n), p.demand)
+			age := (float64(i) + 0.5) * p.ring.bin
+			p.add(p.ring, age, ringHuman, 0, float64(n), p.demand)
 		}
 	}
-	w := p.ring.walk(0, ringHuman)
-	for h := 1; h <= k; h++ {
-		_, p.fresh[h] = w.to(float64(h))
-	}
+	p.ring.within(0, 0, ringHuman, 1, p.fresh)
 }
 
-// add walks n items alike through the horizons: at horizon h, the
-// chance each has ended (of the walker's cause, if it has one) by
+// add counts n items alike, aged age seconds, in the horizons: at
+// horizon h, the chance each has ended (of cause, if not negative) by
 // h+shift seconds is added n times to into, and the variance of the
 // count ending in the correctable seconds before h to p.variance.
-func (p *Predictive) add(w walker, shift, n float64, into []float64) {
-	for h := 1; h < len(into); h++ {
-		x := float64(h) + shift
-		if x <= 0 {
-			p.cum[h] = 0
-			continue
-		}
-		e, c := w.to(x)
-		if w.cause >= 0 {
-			e = c
-		}
-		p.cum[h] = e
+func (p *Predictive) add(t *lifeTable, age float64, cause int, shift, n float64, into []float64) {
+	// Horizons before the item can end (a talk's wrap-up still to
+	// come) add nothing.
+	first := max(1, int(math.Floor(-shift))+1)
+	clear(p.cum[:first])
+	t.within(age, shift, cause, first, p.cum)
+	for h := first; h < len(into); h++ {
+		e := p.cum[h]
 		into[h] += n * e
 		q := e
 		if h > correctable {
