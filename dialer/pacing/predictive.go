@@ -86,9 +86,9 @@ type Predictive struct {
 	target  float64
 	connect float64 // seconds
 
-	ring, talk, wrap       *lifeTable
-	nHumans, nTalks, nWrap int64
-	longestRing            time.Duration
+	ring, talk, wrap *lifeTable
+	nHumans          int64
+	longestRing      time.Duration
 
 	risk                float64
 	answered, abandoned int64
@@ -146,10 +146,8 @@ func (p *Predictive) Observe(o Observation) {
 		p.risk = max(p.risk*math.Exp(-step), riskMin)
 	case ObserveTalk:
 		p.talk.add(now, 0, o.Duration)
-		p.nTalks++
 	case ObserveWrap:
 		p.wrap.add(now, 0, o.Duration)
-		p.nWrap++
 	}
 }
 
