@@ -23,6 +23,10 @@ func (h *Hub) registerMetrics(reg prometheus.Registerer) error {
 			Namespace: "omnigate", Subsystem: "inbox", Name: "reps_online",
 			Help: "Reps with at least one inbox socket open on this node.",
 		}, func() float64 { return float64(len(h.Online())) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "omnigate", Subsystem: "inbox", Name: "queue_depth_max",
+			Help: "The most frames ever waiting at once for one rep socket on this node (MessageBufferSize closes it as slow).",
+		}, func() float64 { return float64(h.MaxQueueDepth()) }),
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
