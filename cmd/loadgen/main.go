@@ -24,6 +24,12 @@
 // with status 1 if any acknowledged message is lost or stored twice:
 //
 //	go run ./cmd/loadgen -crash 3 -conns 200 -rate 400 -duration 30s
+//
+// -inbox-reps N adds N rep inbox sockets (inbox.go) to a load run; with
+// one message per visitor it measures conversations opening (issue 15:
+// 5,000 in 10 s, 200 reps, none cut off):
+//
+//	go run ./cmd/loadgen -conns 5000 -rate 500 -warmup 0 -duration 10s -inbox-reps 200
 package main
 
 import (
@@ -53,6 +59,7 @@ func loadgen() int {
 	flag.IntVar(&o.gatewayPID, "gateway-pid", 0, "with -target: the gateway's PID, to read its resident memory")
 	flag.BoolVar(&o.perSecond, "per-second", false, "also print the latency for each second of the measured period")
 	flag.IntVar(&o.crash, "crash", 0, fmt.Sprintf("SIGKILL the gateway this many times while -conns visitors send for -duration, restart it, and check every acknowledged message is stored once (at most %d; -warmup, -dial-concurrency and -per-second do not apply)", maxCrashes))
+	flag.IntVar(&o.inboxReps, "inbox-reps", 0, fmt.Sprintf("also open this many rep inbox sockets (role rep, unassigned view) and report cut-offs, queue depth and time to each socket (at most %d)", maxReps))
 	flag.Parse()
 	if err := o.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
