@@ -299,7 +299,7 @@ type goStats struct {
 	goroutines, heapInuse, stackInuse float64
 	// Counters: garbage collections so far, bytes ever allocated.
 	gcCycles, allocBytes float64
-	// inboxDepth is omnigate_inbox_queue_depth_max.
+	// inboxDepth is omnigate_inbox_queue_depth_max of rep sockets.
 	inboxDepth float64
 }
 
@@ -335,7 +335,7 @@ func gatewayMetrics(ctx context.Context, base string) goStats {
 			st.gcCycles = v
 		case "go_memstats_alloc_bytes_total":
 			st.allocBytes = v
-		case "omnigate_inbox_queue_depth_max":
+		case `omnigate_inbox_queue_depth_max{role="rep"}`:
 			st.inboxDepth = v
 		}
 	}

@@ -169,7 +169,7 @@ type inboxResult struct {
 	seen          int // conversations seen, summed over sockets
 	cutoffs       map[string]int
 	latency       []time.Duration
-	queueDepthMax float64 // the gateway's omnigate_inbox_queue_depth_max; -1 unknown
+	queueDepthMax float64 // the gateway's omnigate_inbox_queue_depth_max{role="rep"}; -1 unknown
 }
 
 func (ir inboxResult) print(p func(string, ...any)) {
@@ -178,7 +178,7 @@ func (ir inboxResult) print(p func(string, ...any)) {
 	p("  cut off:          %s", map[bool]string{true: "none", false: counts(ir.cutoffs)}[len(ir.cutoffs) == 0])
 	p("  frames received:  %d (%.1f MiB), conversations seen %d in all (%.0f per socket)", ir.frames,
 		float64(ir.bytes)/(1<<20), ir.seen, float64(ir.seen)/float64(max(ir.reps, 1)))
-	p("  queue depth max:  %.0f frames on one socket (the gateway's high-water mark; closed as slow at inbox.message_buffer_size)", ir.queueDepthMax)
+	p("  queue depth max:  %.0f frames on one rep socket (the gateway's high-water mark; closed as slow at inbox.message_buffer_size, 1024)", ir.queueDepthMax)
 	p("  open → socket:    p50 %s, p99 %s, max %s (first sight of a conversation on a socket; includes list_flush_interval)",
 		pct(ir.latency, 50), pct(ir.latency, 99), pct(ir.latency, 100))
 }

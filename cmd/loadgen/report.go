@@ -40,7 +40,7 @@ type report struct {
 	gatewayLog                           string // warnings and errors the started gateway logged
 	cpuTicks                             int64
 	loadgenCPU                           time.Duration
-	loadStart, loadEnd                   string // /proc/loadavg
+	loadStart, loadEnd                   string       // /proc/loadavg
 	inbox                                *inboxResult // -inbox-reps only
 }
 

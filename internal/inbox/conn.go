@@ -218,9 +218,9 @@ func (c *conn) write(f *outFrame) {
 // queue hands b to melody, counting it until HandleSentMessage sees it
 // written.
 func (c *conn) queue(b []byte) {
-	n := c.queued.Add(1)
-	for m := c.h.maxDepth.Load(); n > m; m = c.h.maxDepth.Load() {
-		if c.h.maxDepth.CompareAndSwap(m, n) {
+	n, hwm := c.queued.Add(1), &c.h.maxDepth[depthIndex(c.supervises())]
+	for m := hwm.Load(); n > m; m = hwm.Load() {
+		if hwm.CompareAndSwap(m, n) {
 			break
 		}
 	}

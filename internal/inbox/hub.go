@@ -83,8 +83,9 @@ type Hub struct {
 	// convs is the feed worker's own (dispatch): the state of each active
 	// conversation it has seen, so an event knows whose it was before.
 	convs map[string]sessions.Conversation
-	// maxDepth is the most frames ever queued for one socket.
-	maxDepth atomic.Int64
+	// maxDepth is the most frames ever queued for one socket, for reps'
+	// sockets [0] and supervisors' and admins' [1].
+	maxDepth [2]atomic.Int64
 }
 
 const connKey = "inbox.conn"
@@ -235,9 +236,19 @@ func (h *Hub) Connections() int {
 }
 
 // MaxQueueDepth is the most frames ever waiting at once for one socket
-// on this node (a high-water mark, for the load program and the
-// queue_depth_max metric).
-func (h *Hub) MaxQueueDepth() int64 { return h.maxDepth.Load() }
+// of a rep (or, with supervisors true, of a supervisor or admin) on this
+// node: a high-water mark, for the load program and the queue_depth_max
+// metric.
+func (h *Hub) MaxQueueDepth(supervisors bool) int64 {
+	return h.maxDepth[depthIndex(supervisors)].Load()
+}
+
+func depthIndex(supervisors bool) int {
+	if supervisors {
+		return 1
+	}
+	return 0
+}
 
 // Online lists the reps with an inbox socket open on this node, sorted.
 func (h *Hub) Online() []string {
