@@ -140,6 +140,20 @@ func (ir *inboxReps) frame(rep *inboxRep, b []byte) {
 	}
 }
 
+// quiesce waits until no frame has reached the rep sockets for quiet (the
+// list views flush every 250ms), or for at most limit.
+func (ir *inboxReps) quiesce(ctx context.Context, quiet, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for last := int64(-1); ctx.Err() == nil && time.Now().Before(deadline); {
+		n := ir.frames.Load()
+		if n == last {
+			return
+		}
+		last = n
+		_ = sleep(ctx, quiet)
+	}
+}
+
 // close ends every rep socket with a normal close and waits for its
 // reader.
 func (ir *inboxReps) close() {

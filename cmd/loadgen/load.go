@@ -171,6 +171,9 @@ func runLoad(ctx context.Context, o options) (rep *report, err error) {
 	for (rs.received.Load() < rep.sentMeasured || r.acks.Load() < rep.sentTotal) && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
+	if reps != nil {
+		reps.quiesce(ctx, time.Second, drainTimeout)
+	}
 	r.closing.Store(true)
 	if reps != nil {
 		res := reps.result()

@@ -35,6 +35,11 @@ type Config struct {
 	// rate_limited. Zero means 10. Supervisors, admins and integrators
 	// are not limited: they see numbers in full anyway.
 	RepPhoneLookupsPerMinute int `yaml:"rep_phone_lookups_per_minute"`
+	// DefaultRegion is the ISO 3166 region ("CN", "US") in which a phone
+	// number searched without its country code (GET /v1/customers?phone=
+	// or ?q=) is read. Empty, the zero value, means searches need the
+	// country code.
+	DefaultRegion string `yaml:"default_region"`
 }
 
 // Validate reports every problem at once.
@@ -48,6 +53,9 @@ func (c Config) Validate() error {
 	}
 	if c.RepPhoneLookupsPerMinute < 0 {
 		errs = append(errs, fmt.Errorf("rep_phone_lookups_per_minute: %d is negative", c.RepPhoneLookupsPerMinute))
+	}
+	if c.DefaultRegion != "" && !sessions.ValidPhoneRegion(c.DefaultRegion) {
+		errs = append(errs, fmt.Errorf("default_region: %q is not a region phone numbers know", c.DefaultRegion))
 	}
 	return errors.Join(errs...)
 }
@@ -169,6 +177,7 @@ func (s *Server) register(reg *prometheus.Registry) {
 	s.handle("POST /v1/conversations/{id}/assign", s.assign, admin, supervisor, rep)
 	s.handle("POST /v1/conversations/{id}/resolve", s.resolve, admin, supervisor, rep)
 	s.handle("POST /v1/conversations/{id}/reopen", s.reopen, admin, supervisor, rep)
+	s.handle("POST /v1/conversations/{id}/pending", s.pending, admin, supervisor, rep)
 	s.handle("POST /v1/conversations/{id}/accept", s.acceptOffer, supervisor, rep)
 	s.handle("POST /v1/conversations/{id}/decline", s.declineOffer, supervisor, rep)
 
