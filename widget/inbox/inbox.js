@@ -370,7 +370,8 @@
   // list, so no change falls between the load and the live updates.
   function sendView() {
     var scope = state.filter.scope, views = [];
-    if (scope === 'all' && (state.views || []).indexOf('all') >= 0) views = ['all'];
+    if (state.paused) views = []; // on a break: nothing new, only one's own
+    else if (scope === 'all' && (state.views || []).indexOf('all') >= 0) views = ['all'];
     else if (scope !== 'mine') views = ['unassigned'];
     wsSend({ type: 'view', views: views });
   }
@@ -1530,7 +1531,14 @@
   // snooze, rep state) builds on; nothing else is shared.
   window.OmnigateInbox = {
     api: api, el: el, clear: clear, state: state, repName: repName, customerName: customerName,
-    selectConversation: selectConversation, refreshCustomer: refreshCustomer, act: act, newClientID: newClientID
+    selectConversation: selectConversation, refreshCustomer: refreshCustomer, act: act, newClientID: newClientID,
+    // setPaused stops (or restarts) following new work in the list while
+    // the rep is away or on a break.
+    setPaused: function (paused) {
+      if (state.paused === paused) return;
+      state.paused = paused;
+      if (state.wsReady) sendView();
+    }
   };
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);

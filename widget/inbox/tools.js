@@ -96,11 +96,22 @@
       renderPicker();
     } else if (e.key === 'Enter' || e.key === 'Tab') {
       insertCanned(canned.shown[canned.active]);
+      canned.swallow = true; // the key's own character, if a browser still sends it
     } else if (e.key === 'Escape') {
       hidePicker();
     } else {
       return;
     }
+    e.preventDefault();
+    e.stopPropagation();
+  }
+
+  // swallowKey drops the Enter or Tab that picked a response, as a
+  // character: some input paths (automation, IMEs) deliver it apart from
+  // its keydown.
+  function swallowKey(e) {
+    if (!canned.swallow || e.target.id !== 'reply-text') return;
+    if (e.type === 'keyup') { canned.swallow = false; return; }
     e.preventDefault();
     e.stopPropagation();
   }
@@ -264,6 +275,9 @@
       }
       if (v) sel.value = v;
       sel.dataset.state = v || '';
+      // Away, on a break or in after-call work, the list follows no new
+      // work: a rep on a break receives nothing.
+      app.setPaused(!!v && v !== 'available' && v !== 'on_call');
     } catch (e) { /* the directory is optional */ }
   }
 
@@ -291,6 +305,7 @@
     $('reply-text').addEventListener('input', updatePicker);
     $('reply-text').addEventListener('blur', function () { setTimeout(hidePicker, 150); });
     $('composer').addEventListener('keydown', pickerKeys, true);
+    ['keypress', 'beforeinput', 'keyup'].forEach(function (t) { $('composer').addEventListener(t, swallowKey, true); });
     $('search-form').addEventListener('submit', search);
     $('contact-edit').addEventListener('click', editContact);
     $('contact-form').addEventListener('submit', saveContact);
