@@ -1,6 +1,9 @@
 package webchat
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestVisitorHints(t *testing.T) {
 	t.Parallel()
@@ -42,4 +45,27 @@ func TestVisitorHints(t *testing.T) {
 	if c := (visitorHints{}).seed(""); c.Attributes != nil {
 		t.Errorf("empty hints gave attributes %v", c.Attributes)
 	}
+}
+
+// FuzzVisitorHints: hello's tz and page and the User-Agent header come
+// from any browser; what is kept is a zone name or an http(s) origin and
+// path, never anything else.
+func FuzzVisitorHints(f *testing.F) {
+	f.Add("Asia/Shanghai", "https://shop.example.com/a?b=c#d", "Mozilla/5.0 Chrome/1 Safari/1")
+	f.Add("../x", "javascript:alert(1)", "")
+	f.Add("America/Argentina/Buenos_Aires", "http://[::1]:8080/%2e%2e/", "MicroMessenger/8")
+	f.Fuzz(func(t *testing.T, tz, page, ua string) {
+		if z := checkZone(tz); z != "" && (z != tz || !zoneRe.MatchString(z)) {
+			t.Fatalf("checkZone(%q) = %q", tz, z)
+		}
+		if p := checkPage(page); p != "" && (len(p) > 300 || strings.ContainsAny(p, "?#") ||
+			!(strings.HasPrefix(p, "http://") || strings.HasPrefix(p, "https://"))) {
+			t.Fatalf("checkPage(%q) = %q", page, p)
+		}
+		b, o := parseUserAgent(ua)
+		_ = visitorHints{timeZone: checkZone(tz), page: checkPage(page), userAgent: ua}.seed("")
+		if len(b) > 10 || len(o) > 10 {
+			t.Fatalf("parseUserAgent(%q) = %q, %q", ua, b, o)
+		}
+	})
 }

@@ -179,3 +179,17 @@ func TestPendingWithSnooze(t *testing.T) {
 		t.Errorf("pending on resolved = %d, want 409", r.status)
 	}
 }
+
+// FuzzCustomerSearch: a search box's text from any rep is read as a tag,
+// email, phone or name: 200 or 400, never a crash or another status.
+func FuzzCustomerSearch(f *testing.F) {
+	for _, s := range []string{"#vip", "WANG@example.com", "+86 138-1234-5678", "fang", "(415) 555-0100", "#", "@", "+"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		r := newFixture(t).do("GET", "/v1/customers?q="+url.QueryEscape(q), carolToken, "")
+		if r.status != 200 && r.status != 400 {
+			t.Fatalf("q=%q: %d %s", q, r.status, r.body)
+		}
+	})
+}
