@@ -186,6 +186,7 @@ func TestWatchAndUnwatch(t *testing.T) {
 	h := newHarness(t, manual)
 	alice, _ := h.connect(t, aliceToken)
 	bobs := h.assigned(t, "bob", "first")
+	h.settle(t, bobs) // "first" went nowhere near alice
 	h.watch(t, alice, bobs.CustomerID)
 	h.appendIn(t, bobs, "while watching")
 	if ev := nextEvent(t, alice, sessions.KindMessageIn); !strings.Contains(string(ev.Payload), "while watching") {

@@ -292,6 +292,9 @@ func (h *Hub) gap(_ context.Context, cause error) {
 		h.log.Error("inbox: change feed failed; reconnecting every socket", "err", cause)
 		code = CloseServerError
 	}
+	// What the feed worker knew of conversations may have changed in the
+	// gap; it reads them again. No handler runs during OnGap.
+	clear(h.convs)
 	h.closeAll(code)
 }
 
