@@ -522,7 +522,9 @@ func TestEventsAndConversationChangesArriveLive(t *testing.T) {
 
 func TestSlowSocketGetsReconnectCode(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, harnessOpts{cfg: inbox.Config{MessageBufferSize: 4}, sndbuf: 8 << 10})
+	// The client reads only once every event was dispatched, which on a
+	// loaded machine under -race can outlast the default 10s write timeout.
+	h := newHarness(t, harnessOpts{cfg: inbox.Config{MessageBufferSize: 4, WriteTimeout: time.Minute}, sndbuf: 8 << 10})
 	ws, _, err := h.dial(t, dialOpts{rcvbuf: 8 << 10})
 	if err != nil {
 		t.Fatal(err)
