@@ -139,6 +139,8 @@ func TestBrowserInboxTools(t *testing.T) {
 	// Pending with a snooze: the conversation shows pending.
 	rep.do("snooze for an hour", chromedp.SetValue(chromedp.ID("snooze-select"), "1h"), chromedp.Click(chromedp.ID("pending")))
 	rep.waitFor("pending", `document.querySelector('#conversation').dataset.status === 'pending'`)
+	rep.waitFor("the snooze on the timeline", `[...document.querySelectorAll('#timeline > li.ev[data-kind="status_change"]')].some(li =>
+		li.textContent.includes('pending by You, snoozed until'))`)
 }
 
 // TestBrowserRepOnBreakReceivesNothing: bob takes a break (with a reason

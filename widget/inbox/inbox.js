@@ -1089,11 +1089,14 @@
     return el('details', { class: 'why' }, [el('summary', { text: 'Why this rep' })].concat(rows));
   }
 
+  // REOPENED says why the snooze timer opened a conversation again.
+  var REOPENED = { snooze_ended: ': the snooze ended', customer_replied: ': the customer wrote' };
+
   function statusText(ev, p) {
     var by = ev.author && ev.author !== 'system' ? ' by ' + authorLabel(ev.author) : '';
     switch (p.status) {
-      case 'open': return 'Conversation open' + by;
-      case 'pending': return 'Conversation pending' + by;
+      case 'open': return 'Conversation open' + by + (REOPENED[p.reason] || '');
+      case 'pending': return 'Conversation pending' + by + (p.snooze_until ? ', snoozed until ' + fmtTime(p.snooze_until) : '');
       case 'resolved': return 'Conversation resolved' + by;
     }
     return 'Status changed' + by;
