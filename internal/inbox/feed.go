@@ -91,22 +91,22 @@ func routed(ev sessions.Event) string {
 // however many sockets are open, and a burst of new conversations costs
 // each list socket one frame per interval.
 func (h *Hub) dispatch(ev sessions.Event) {
-	f := newFrame(eventFrame{Type: frameEvent, Event: ev})
 	if ev.ConversationID == "" {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if ev.Kind == sessions.KindMerged { // rare, and any list may hold the customer
+			f := newFrame(eventFrame{Type: frameEvent, Event: ev})
 			for c := range h.conns {
 				c.write(f)
 			}
 			return
 		}
-		h.deliverLocked(f, nil, ev.CustomerID)
+		h.deliverLocked(ev, nil, ev.CustomerID)
 		return
 	}
 	prev, known := h.convs[ev.ConversationID]
 	cur := prev
-	var conv *outFrame
+	var conv *sessions.Conversation
 	if !known || changesConversation(ev.Kind) {
 		ctx, cancel := context.WithTimeout(h.ctx, 2*time.Second)
 		c, err := h.store.Conversation(ctx, ev.ConversationID)
@@ -115,7 +115,7 @@ func (h *Hub) dispatch(ev sessions.Event) {
 		case err == nil:
 			cur = c
 			if changesConversation(ev.Kind) {
-				conv = newFrame(conversationFrame{Type: frameConversation, Conversation: c})
+				conv = &c
 			}
 		case h.ctx.Err() == nil:
 			// The event still goes to those watching; its payload says
@@ -136,7 +136,7 @@ func (h *Hub) dispatch(ev sessions.Event) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.deliverLocked(f, conv, ev.CustomerID, prev.Assignee, cur.Assignee, routed(ev))
+	h.deliverLocked(ev, conv, ev.CustomerID, prev.Assignee, cur.Assignee, routed(ev))
 	if cur.ID == "" {
 		return
 	}
@@ -153,19 +153,27 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-// deliverLocked writes the event frame f, then conv if set, once to every
+// deliverLocked writes ev's frame, then conv's if set, once to every
 // socket watching customerID, of one of reps, or following the events
-// view.
-func (h *Hub) deliverLocked(f, conv *outFrame, customerID string, reps ...string) {
-	seen := map[*conn]struct{}{}
+// view. The frames are built for the first of them: most events of a
+// burst concern no socket at all.
+func (h *Hub) deliverLocked(ev sessions.Event, conv *sessions.Conversation, customerID string, reps ...string) {
+	var seen []*conn
+	var f, cf *outFrame
 	send := func(c *conn) {
-		if _, dup := seen[c]; dup {
+		if slices.Contains(seen, c) {
 			return
 		}
-		seen[c] = struct{}{}
+		seen = append(seen, c)
+		if f == nil {
+			f = newFrame(eventFrame{Type: frameEvent, Event: ev})
+			if conv != nil {
+				cf = newFrame(conversationFrame{Type: frameConversation, Conversation: *conv})
+			}
+		}
 		c.write(f)
-		if conv != nil {
-			c.write(conv)
+		if cf != nil {
+			c.write(cf)
 		}
 	}
 	for c := range h.watchers[customerID] {
