@@ -509,10 +509,14 @@
     renderList();
   }
 
-  // upsertMany applies a list view's coalesced changes, one render.
+  // upsertMany applies a list view's coalesced changes, one render. A
+  // conversation new to the page that is waiting for someone rings once:
+  // list views carry no message events to ring on.
   function upsertMany(cs) {
+    var fresh = cs.some(function (c) { return !state.all.has(c.id) && !c.assignee && c.status === 'open' && matches(c); });
     cs.forEach(upsertOne);
     renderList();
+    if (fresh) notify();
   }
 
   function upsertOne(c) {
