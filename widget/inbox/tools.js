@@ -246,18 +246,20 @@
   // The states a rep sets from the inbox. Break needs a reason from
   // GET /v1/break-reasons; a gateway without them answers 404 and the
   // inbox offers no break.
-  var STATES = [['available', 'Available'], ['away', 'Away'], ['after_call_work', 'After-call work']];
+  // After-call work comes with break reasons (the same gateway version).
+  var STATES = [['available', 'Available'], ['away', 'Away']];
   var stateBusy = false;
 
   async function loadStates() {
     var sel = $('rep-state');
     var me = app.state.me;
     if (!me || me.role === 'admin') { sel.hidden = true; return; }
-    var reasons = [];
+    var reasons = null;
     try { reasons = (await app.api('GET', '/v1/break-reasons')).reasons || []; } catch (e) { /* 404: no breaks */ }
     app.clear(sel);
     STATES.forEach(function (s) { sel.appendChild(app.el('option', { value: s[0], text: s[1] })); });
-    reasons.forEach(function (r) {
+    if (reasons) sel.appendChild(app.el('option', { value: 'after_call_work', text: 'After-call work' }));
+    (reasons || []).forEach(function (r) {
       sel.appendChild(app.el('option', { value: 'break:' + r.code, text: 'Break: ' + r.label }));
     });
     await showState();
