@@ -133,4 +133,6 @@ func BenchmarkFeedBurst(b *testing.B) {
 	b.ReportMetric(float64(h.hub.MaxQueueDepth(false)), "max-queue")
 }
 
-func repID(i int) string { return "r" + string(rune('a'+i/26%26)) + string(rune('a'+i%26)) + string(rune('0'+i/676)) }
+func repID(i int) string {
+	return "r" + string(rune('a'+i/26%26)) + string(rune('a'+i%26)) + string(rune('0'+i/676))
+}
