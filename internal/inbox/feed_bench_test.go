@@ -47,7 +47,7 @@ func BenchmarkFeedBurst(b *testing.B) {
 		hub   *inbox.Hub
 		srv   *httptest.Server
 	}{store, hub, srv}
-	var frames, bytes, pongs, closed atomic.Int64
+	var frames, bytes, pongs, closed, views atomic.Int64
 	socks := make([]*websocket.Conn, reps)
 	for i := range reps {
 		ws, _, err := websocket.DefaultDialer.Dial("ws"+h.srv.URL[len("http"):]+"/inbox/ws", nil)
@@ -67,8 +67,12 @@ func BenchmarkFeedBurst(b *testing.B) {
 					closed.Add(1)
 					return
 				}
-				if strings.Contains(string(m), `"type":"pong"`) {
+				switch {
+				case strings.Contains(string(m), `"type":"pong"`):
 					pongs.Add(1)
+					continue
+				case strings.Contains(string(m), `"type":"views"`):
+					views.Add(1)
 					continue
 				}
 				frames.Add(1)
@@ -81,7 +85,9 @@ func BenchmarkFeedBurst(b *testing.B) {
 			ws.Close()
 		}
 	}()
-	time.Sleep(200 * time.Millisecond) // the sockets' view frames applied
+	for views.Load() < reps { // every socket follows the view
+		time.Sleep(time.Millisecond)
+	}
 	ctx := context.Background()
 	var last []sessions.Event
 	tick := time.NewTicker(time.Millisecond)
