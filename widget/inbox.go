@@ -15,6 +15,7 @@ import (
 // independently.
 //
 //go:embed inbox/inbox.html inbox/inbox.js inbox/inbox.css
+//go:embed inbox/tools.js
 var inboxFiles embed.FS
 
 type inboxFile struct {
@@ -39,6 +40,7 @@ func InboxHandler() http.Handler {
 		"/inbox/":          {"inbox/inbox.html", "text/html; charset=utf-8"},
 		"/inbox/inbox.js":  {"inbox/inbox.js", "text/javascript; charset=utf-8"},
 		"/inbox/inbox.css": {"inbox/inbox.css", "text/css; charset=utf-8"},
+		"/inbox/tools.js":  {"inbox/tools.js", "text/javascript; charset=utf-8"},
 	})
 }
 

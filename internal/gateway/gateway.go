@@ -52,6 +52,7 @@ type Gateway struct {
 	vtyping  *webchat.ValkeyTyping // typing across nodes; nil on one node
 	sms      *sms.Adapter          // nil when no provider is configured
 	contact  contactParts          // the contact policy and its stores
+	tools    toolParts             // canned responses and the snooze timer
 	webhooks *webhooks.Service     // always built: /v1/events and the admin API
 	outbox   *webhooks.BoltOutbox
 	valkey   valkey.Client // typing and wechat's tokens in a cluster (valkeyClient); nil otherwise
@@ -192,6 +193,9 @@ func (g *Gateway) build() (err error) {
 	if err != nil {
 		return err
 	}
+	if err := g.buildTools(); err != nil {
+		return err
+	}
 	sender, err := channels.NewSender(channels.SenderOptions{Store: g.store, Channels: chans, Policy: g.contact.policy,
 		SendTimeout: g.cfg.API.SendTimeout, Metrics: reg, Logger: g.log.With("part", "sender")})
 	if err != nil {
@@ -199,7 +203,7 @@ func (g *Gateway) build() (err error) {
 	}
 	handler, err := api.New(g.cfg.API, api.Options{
 		Store: g.store, Auth: authn, Sender: sender, Metrics: reg, Logger: g.log, Routing: g.routing,
-		Routes: append(g.webhooks.Routes(), g.kpiRoutes()...), Contact: g.contactDeps(),
+		Routes: append(g.webhooks.Routes(), g.kpiRoutes()...), Contact: g.contactDeps(), Canned: g.tools.canned,
 	})
 	if err != nil {
 		return err
