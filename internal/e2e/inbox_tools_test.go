@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -93,12 +91,6 @@ func TestBrowserInboxTools(t *testing.T) {
 	rep.waitFor("the picker with /greet", `!document.querySelector('#canned-picker').hidden &&
 		document.querySelector('#canned-picker li[aria-selected="true"]')?.dataset.shortcut === 'greet'`)
 	rep.screenshot("inbox-tools.png")
-	if os.Getenv("OMNIGATE_SCREENSHOTS") == "1" { // the README shows it as docs/inbox.png
-		docs := filepath.Join(moduleRoot(t), "docs")
-		if err := os.Rename(filepath.Join(docs, "screenshots", "inbox-tools.png"), filepath.Join(docs, "inbox.png")); err != nil {
-			t.Fatal(err)
-		}
-	}
 	rep.do("pick it", chromedp.SendKeys(chromedp.ID("reply-text"), "\r"))
 	rep.waitFor("the greeting in the reply box", fmt.Sprintf(`document.querySelector('#reply-text').value === %s`, js(greeting)))
 	// Sent with the button: automation delivers Enter's character apart
