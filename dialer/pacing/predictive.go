@@ -33,11 +33,16 @@ const (
 	correctable = 10
 	// riskInit, riskMin, riskMax: the per-call abandonment risk the
 	// pacer accepts, at the start and its bounds; riskStep is the step
-	// of its logarithm for one abandoned call.
+	// of its logarithm for one abandoned call. Talk time is concave in
+	// the risk, so a risk that jitters buys less of it than a steady one
+	// at the same abandonment: a step of 0.05 (20 abandoned calls move
+	// the risk by a factor e) gave 0.3-0.4 points more occupancy with 10
+	// reps than 0.1 (seeds 1-40), and the same at 50 and 500 reps; 0.03
+	// and below reacted too slowly to early abandonment.
 	riskInit = 0.01
 	riskMin  = 0.0005
 	riskMax  = 0.2
-	riskStep = 0.1
+	riskStep = 0.05
 	// goalShare: the measured abandonment is steered to this share of
 	// the target, or to the share of reps idle if that is lower;
 	// guardShare: over this share of the target, once guardAfter people
