@@ -53,6 +53,7 @@ type Gateway struct {
 	sms      *sms.Adapter          // nil when no provider is configured
 	contact  contactParts          // the contact policy and its stores
 	dialer   dialerParts           // campaigns; empty without dialer.trunk
+	tools    toolParts             // canned responses and the snooze timer
 	webhooks *webhooks.Service     // always built: /v1/events and the admin API
 	outbox   *webhooks.BoltOutbox
 	valkey   valkey.Client // typing and wechat's tokens in a cluster (valkeyClient); nil otherwise
@@ -196,6 +197,9 @@ func (g *Gateway) build() (err error) {
 	if err != nil {
 		return err
 	}
+	if err := g.buildTools(); err != nil {
+		return err
+	}
 	sender, err := channels.NewSender(channels.SenderOptions{Store: g.store, Channels: chans, Policy: g.contact.policy,
 		SendTimeout: g.cfg.API.SendTimeout, Metrics: reg, Logger: g.log.With("part", "sender")})
 	if err != nil {
@@ -203,7 +207,7 @@ func (g *Gateway) build() (err error) {
 	}
 	handler, err := api.New(g.cfg.API, api.Options{
 		Store: g.store, Auth: authn, Sender: sender, Metrics: reg, Logger: g.log, Routing: g.routing,
-		Routes: append(append(g.webhooks.Routes(), g.kpiRoutes()...), g.dialerRoutes()...), Contact: g.contactDeps(),
+		Routes: append(append(g.webhooks.Routes(), g.kpiRoutes()...), g.dialerRoutes()...), Contact: g.contactDeps(), Canned: g.tools.canned,
 	})
 	if err != nil {
 		return err
