@@ -37,9 +37,9 @@ func reservation(a Attempt, rep string) routing.Reservation {
 // call. The attempt it returns is as stored.
 func (s *Service) dial(ctx context.Context, c Campaign, a Attempt, rep string) (Attempt, error) {
 	now := s.o.Clock.Now()
-	release := func() {
+	unreserve := func() {
 		if rep != "" {
-			_ = s.o.Reps.Release(context.WithoutCancel(ctx), a.ID)
+			_ = s.o.Reps.Unreserve(context.WithoutCancel(ctx), a.ID)
 		}
 	}
 	req := contact.Request{CustomerID: a.CustomerID, Channel: sessions.ChannelVoice, Purpose: c.Spec.Purpose,
@@ -51,7 +51,7 @@ func (s *Service) dial(ctx context.Context, c Campaign, a Attempt, rep string) (
 	}
 	d, err := s.o.Policy.Evaluate(ctx, req)
 	if err != nil {
-		release()
+		unreserve()
 		s.log.Warn("dialer: contact policy failed; retrying in a minute", slog.String("attempt", a.ID), slog.Any("error", err))
 		a.Due = now.Add(time.Minute)
 		a.State = AttemptDue
@@ -70,11 +70,11 @@ func (s *Service) dial(ctx context.Context, c Campaign, a Attempt, rep string) (
 	ev := CallEvent{Policy: string(d.Decision), Reasons: d.Reasons}
 	switch d.Decision {
 	case channels.Deny:
-		release()
+		unreserve()
 		a.State, a.Outcome, a.EndedAt, a.Rep = AttemptDone, OutcomeDenied, now, ""
 		ev.Step, ev.Outcome = StepSkipped, OutcomeDenied
 	case channels.Defer:
-		release()
+		unreserve()
 		a.State, a.Due, a.Rep = AttemptDue, d.Until, ""
 		ev.Step, ev.Until = StepDeferred, d.Until
 	default:
@@ -98,7 +98,7 @@ func (s *Service) dial(ctx context.Context, c Campaign, a Attempt, rep string) (
 	if err != nil {
 		if a.State == AttemptDialing {
 			forget()
-			release()
+			unreserve()
 		}
 		return a, fmt.Errorf("dialer: attempt %s: %w", a.ID, err)
 	}
@@ -121,7 +121,7 @@ func (s *Service) dial(ctx context.Context, c Campaign, a Attempt, rep string) (
 		// shutdown) gives the attempt back to the queue; anything else
 		// ends it as failed.
 		forget()
-		release()
+		unreserve()
 		if errors.Is(err, ErrTrunkBusy) || ctx.Err() != nil {
 			a.State, a.DialedAt, a.Rep, a.Node = AttemptDue, time.Time{}, "", ""
 			saved, serr := s.o.Store.SaveAttempts(context.WithoutCancel(ctx), a)

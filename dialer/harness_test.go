@@ -78,6 +78,9 @@ func (f *fakeReps) Release(_ context.Context, id string) error {
 	return nil
 }
 
+// Unreserve frees like Release: the fake keeps no wrap-up.
+func (f *fakeReps) Unreserve(ctx context.Context, id string) error { return f.Release(ctx, id) }
+
 func (f *fakeReps) Rep(id string) (router.RepStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

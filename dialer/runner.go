@@ -157,7 +157,7 @@ func (r *runner) tick(ctx context.Context, c Campaign) {
 			defer func() { <-sem }()
 			if busy.Load() {
 				if reps[i] != "" {
-					_ = s.o.Reps.Release(context.WithoutCancel(ctx), a.ID)
+					_ = s.o.Reps.Unreserve(context.WithoutCancel(ctx), a.ID)
 				}
 				return
 			}

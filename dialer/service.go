@@ -24,7 +24,10 @@ import (
 // free.
 type Reps interface {
 	Reserve(ctx context.Context, rv routing.Reservation) (router.Decision, error)
+	// Release frees a rep after a call (the channel's wrap-up applies);
+	// Unreserve frees a rep held for a call never placed (none does).
 	Release(ctx context.Context, id string) error
+	Unreserve(ctx context.Context, id string) error
 	Rep(id string) (router.RepStatus, error)
 }
 

@@ -95,6 +95,29 @@ func TestReserve(t *testing.T) {
 		f.checkInvariants()
 	})
 
+	t.Run("unreserve: no call was placed, so no wrap-up; waiting work at once", func(t *testing.T) {
+		f := newFixture(t, cfg, Rep{ID: "a"})
+		if _, err := f.r.Reserve(ctx, Task{ConversationID: "rsv:1", Channel: "voice"}); err != nil {
+			t.Fatal(err)
+		}
+		wantKind(t, f.enqueue(voice("v1")), KindQueued, "", "")
+		ds, err := f.r.Unreserve(ctx, "rsv:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) != 1 {
+			t.Fatalf("after unreserve: %+v, want v1 assigned at once", ds)
+		}
+		wantKind(t, ds[0], KindAssign, "a", "")
+		if st, _ := f.r.Rep("a"); st.Presence == PresenceWrapUp || !st.WrapUntil.IsZero() {
+			t.Fatalf("after unreserve = %+v, want no wrap-up", st)
+		}
+		if _, err := f.r.Unreserve(ctx, "v1"); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("unreserving a conversation's task: %v, want ErrInvalid", err)
+		}
+		f.checkInvariants()
+	})
+
 	t.Run("bad input", func(t *testing.T) {
 		f := newFixture(t, cfg, Rep{ID: "a"})
 		if _, err := f.r.Reserve(ctx, Task{Channel: "voice"}); !errors.Is(err, ErrInvalid) {

@@ -785,6 +785,30 @@ func (r *Router) Release(ctx context.Context, conv string) ([]Decision, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownTask, conv)
 	}
+	return r.release(ctx, ts, true)
+}
+
+// Unreserve ends a reservation that was never used (the contact policy
+// refused the call it was for, or the trunk was busy): the rep is freed
+// with no wrap-up, since they handled nothing. Only reservations can be
+// unreserved (ErrInvalid for a conversation's task).
+func (r *Router) Unreserve(ctx context.Context, conv string) ([]Decision, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ts, ok := r.tasks[conv]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownTask, conv)
+	}
+	if !ts.reserved {
+		return nil, fmt.Errorf("%w: %s is not a reservation", ErrInvalid, conv)
+	}
+	return r.release(ctx, ts, false)
+}
+
+// release ends ts (r.mu held); wrap says whether an active task's rep
+// goes into the channel's wrap-up.
+func (r *Router) release(ctx context.Context, ts *taskState, wrap bool) ([]Decision, error) {
+	conv := ts.t.ConversationID
 	now := r.clock.Now()
 	var out []Decision
 	switch ts.status {
@@ -803,7 +827,7 @@ func (r *Router) Release(ctx context.Context, conv string) ([]Decision, error) {
 	r.unhold(ts)
 	ts.gone = true
 	delete(r.tasks, conv)
-	if w := r.cfg.WrapUp[ts.t.Channel]; wasActive && w > 0 {
+	if w := r.cfg.WrapUp[ts.t.Channel]; wrap && wasActive && w > 0 {
 		if end := now.Add(w); end.After(rs.wrapUntil) {
 			rs.wrapUntil = end
 			r.sync(rs)

@@ -63,3 +63,15 @@ func (s *Service) Release(ctx context.Context, id string) error {
 	s.apply(ds)
 	return err
 }
+
+// Unreserve ends a reservation whose call was never placed (the contact
+// policy refused it, the trunk was busy): the rep is free at once, with
+// no wrap-up. Like Release, one not held is not an error.
+func (s *Service) Unreserve(ctx context.Context, id string) error {
+	ds, err := s.r.Unreserve(ctx, reservationPrefix+id)
+	if errors.Is(err, router.ErrUnknownTask) {
+		return nil
+	}
+	s.apply(ds)
+	return err
+}
