@@ -193,7 +193,7 @@ func (g *Gateway) segment(ctx context.Context, s dialer.Segment) ([]string, erro
 			if err != nil {
 				return nil, err
 			}
-			if c.MergedInto == "" && inSegment(s, c) {
+			if s.Matches(c) {
 				out = append(out, c.ID)
 			}
 		}
@@ -207,14 +207,6 @@ func (g *Gateway) segment(ctx context.Context, s dialer.Segment) ([]string, erro
 
 // maxSegmentScan bounds the conversations a segment is chosen from.
 const maxSegmentScan = 200_000
-
-// inSegment reports whether c is in s: every field s sets matches.
-func inSegment(s dialer.Segment, c sessions.Customer) bool {
-	return (len(s.Tiers) == 0 || slices.Contains(s.Tiers, c.Tier)) &&
-		(s.VIP == nil || *s.VIP == c.VIP) &&
-		(s.Owner == "" || s.Owner == c.Owner) &&
-		!slices.ContainsFunc(s.Tags, func(t string) bool { return !slices.Contains(c.Tags, t) })
-}
 
 // dialerSessions is the sessions store as the dialer gets it: the
 // dialer opens one conversation per customer and campaign for its
