@@ -200,7 +200,8 @@ func refusingCaller(t *testing.T, code string, pai bool) string {
 	user := caller
 	if !pai {
 		user = "anonymous"
-		head = strings.Replace(head, "      P-Asserted-Identity: <sip:+15550123@trunk.test>\n", "", 1)
+		head = strings.Replace(head, "      P-Asserted-Identity: <sip:"+caller+"@trunk.test>\n", "", 1)
+		head = strings.ReplaceAll(head, "sip:"+caller+"@", "sip:anonymous@")
 	}
 	s = head + `<recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
