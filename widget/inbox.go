@@ -15,6 +15,7 @@ import (
 // independently.
 //
 //go:embed inbox/inbox.html inbox/inbox.js inbox/inbox.css
+//go:embed inbox/dialer.js inbox/campaigns.js inbox/dialer.css
 var inboxFiles embed.FS
 
 type inboxFile struct {
@@ -39,6 +40,11 @@ func InboxHandler() http.Handler {
 		"/inbox/":          {"inbox/inbox.html", "text/html; charset=utf-8"},
 		"/inbox/inbox.js":  {"inbox/inbox.js", "text/javascript; charset=utf-8"},
 		"/inbox/inbox.css": {"inbox/inbox.css", "text/css; charset=utf-8"},
+		// The dialer's pages: the rep's preview card, the supervisors'
+		// campaigns page.
+		"/inbox/dialer.js":    {"inbox/dialer.js", "text/javascript; charset=utf-8"},
+		"/inbox/campaigns.js": {"inbox/campaigns.js", "text/javascript; charset=utf-8"},
+		"/inbox/dialer.css":   {"inbox/dialer.css", "text/css; charset=utf-8"},
 	})
 }
 

@@ -15,6 +15,8 @@
 //	POST notes                                ✓      ✓        ✓
 //	POST messages, assign, resolve, reopen    ✓      ✓        ✓†
 //	GET  reps (the directory, for transfers)  ✓      ✓        ✓
+//	campaigns: create, start ... progress     ✓      ✓
+//	dialer: preview card, dial, skip, outcome        ✓        ✓
 //
 //	* every phone-like sequence masked (redact.JSON over the whole answer,
 //	  errors included: maskingWriter), whatever field it is in; and no
@@ -25,7 +27,9 @@
 // Other packages contribute routes under /v1 (Route, Options.Routes):
 // internal/webhooks' POST /v1/events, authenticated by a Standard Webhooks
 // signature the server has checked (Signature), and its admin-only
-// /v1/webhooks/... API. They are served exactly as the API's own routes:
+// /v1/webhooks/... API; the dialer's /v1/campaigns and /v1/dialer routes
+// (DialerRoutes, campaigns.go and dialer.go), built here on the
+// dialer's Service, which knows no HTTP. They are served exactly as the API's own routes:
 // the same authentication, body cap, catalogue, logging and
 // omnigate_http_* metrics, so this package imports none of them.
 //

@@ -11,6 +11,7 @@ import (
 
 	"github.com/omnigate/omnigate/channels"
 	"github.com/omnigate/omnigate/contact"
+	"github.com/omnigate/omnigate/dialer"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/sessions"
 )
@@ -115,6 +116,10 @@ var sentinels = []struct {
 	{contact.ErrInvalidTouch, CodeInvalid},
 	{contact.ErrNoSuppression, CodeNotFound},
 	{channels.ErrNoAdapter, CodeChannelUnavailable},
+	{dialer.ErrNotFound, CodeNotFound},
+	{dialer.ErrInvalid, CodeInvalid},
+	{dialer.ErrState, CodeConflict},    // not in a state that allows it
+	{dialer.ErrConflict, CodeConflict}, // changed meanwhile; retry
 	{auth.ErrNoToken, CodeUnauthorized},
 	{auth.ErrBadToken, CodeUnauthorized},
 	{context.DeadlineExceeded, CodeStoreUnavailable},

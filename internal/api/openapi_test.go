@@ -51,8 +51,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 
-	// Every /v1 route is the API's, internal/webhooks' contributed as the
-	// gateway does.
+	// Every /v1 route is the API's, internal/webhooks' and the dialer's
+	// contributed as the gateway does.
 	store := sessions.NewMemoryStore()
 	t.Cleanup(func() { _ = store.Close() })
 	wh, err := webhooks.New(webhooks.Config{}, webhooks.Options{Store: store, Outbox: webhooks.NewMemoryOutbox()})
@@ -64,7 +64,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv, err := api.New(api.Config{}, api.Options{Store: store, Auth: auth.New(authConfig), Metrics: prometheus.NewRegistry(),
-		Routes: append(wh.Routes(), reports.Routes()...)})
+		Routes: append(append(wh.Routes(), reports.Routes()...), api.DialerRoutes(nil)...)})
 	if err != nil {
 		t.Fatal(err)
 	}

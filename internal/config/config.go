@@ -68,6 +68,9 @@ type Config struct {
 	// Reports is the KPIs (GET /v1/reports/kpis) and the wallboard: who
 	// may read what, and when the wallboard alerts (kpi Config).
 	Reports kpi.Config `yaml:"reports"`
+	// Dialer is outbound calling campaigns (Dialer). The zero value is no
+	// dialer.
+	Dialer Dialer `yaml:"dialer"`
 }
 
 // Routing is who gets each contact, one YAML section for two packages:
@@ -333,6 +336,7 @@ func (c Config) Validate() error {
 	// contact_policy names itself in its errors.
 	errs = append(errs, c.ContactPolicy.Validate())
 	errs = append(errs, c.Reports.Validate()...)
+	errs = append(errs, c.Dialer.validate(c.DialerKnown())...)
 	return errors.Join(errs...)
 }
 

@@ -44,7 +44,11 @@ var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 
 // newGateway builds ./cmd/gateway and writes a configuration for a free
 // loopback port and a fresh data directory. Nothing runs until start.
-func newGateway(t *testing.T) *gateway {
+func newGateway(t *testing.T) *gateway { return newGatewayWith(t, "", "") }
+
+// newGatewayWith is newGateway with more reps (lines of auth.reps) and
+// more top-level sections in the configuration.
+func newGatewayWith(t *testing.T, reps, sections string) *gateway {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "gateway")
@@ -63,7 +67,7 @@ auth:
     - {name: e2e-admin, key: %s}
   reps:
     - {id: alice, name: Alice, role: rep, token: %s}
-webchat:
+%swebchat:
   # After the restart the widget may reconnect before the rep's inbox, be
   # told no rep is available and show its offline form until the next
   # check; checking every second keeps the test short.
@@ -71,7 +75,7 @@ webchat:
   sites:
     - id: %s
       secret: e2e-site-secret-0123456789
-`, port, filepath.Join(dir, "data"), adminKey, aliceToken, siteID)
+%s`, port, filepath.Join(dir, "data"), adminKey, aliceToken, reps, siteID, sections)
 	path := filepath.Join(dir, "gateway.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

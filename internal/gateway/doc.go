@@ -21,6 +21,20 @@
 // adapters the list (STOP, unfollow), gives the API the three
 // (api.ContactDeps), and starts one contact.Recorder per node.
 //
+// # Dialer
+//
+// dialer.go runs the dialer's Service when the config has dialer.trunk:
+// its store (<data_dir>/dialer.db on one node; Valkey under the store's
+// key prefix in a cluster, where campaign leases live too), the
+// simulated trunk with its rules (diallog.go wraps it with dial_log), the
+// routing service for reps, the contact policy and ledger, the campaigns
+// the file declares, and the API's campaign and preview routes. Run
+// starts it after routing; shutdown stops it (waiting up to
+// shutdown_timeout for calls in progress) before routing closes. The
+// sessions store it gets resolves a campaign's conversation once its
+// attempt concludes (dialerSessions), so routing's start-up reconcile
+// does not give the dialer's conversations to reps.
+//
 // # Limits on clients
 //
 // Two classes of route (limits.go): requests, whose bodies get

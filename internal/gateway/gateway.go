@@ -52,6 +52,7 @@ type Gateway struct {
 	vtyping  *webchat.ValkeyTyping // typing across nodes; nil on one node
 	sms      *sms.Adapter          // nil when no provider is configured
 	contact  contactParts          // the contact policy and its stores
+	dialer   dialerParts           // campaigns; empty without dialer.trunk
 	webhooks *webhooks.Service     // always built: /v1/events and the admin API
 	outbox   *webhooks.BoltOutbox
 	valkey   valkey.Client // typing and wechat's tokens in a cluster (valkeyClient); nil otherwise
@@ -162,6 +163,9 @@ func (g *Gateway) build() (err error) {
 	if err := g.buildContact(); err != nil {
 		return err
 	}
+	if err := g.buildDialer(authn.Reps(), reg); err != nil {
+		return err
+	}
 	adapters := []channels.Adapter{g.webchat}
 	if len(g.cfg.WeChat.Accounts) > 0 {
 		if err := g.buildWeChat(reg); err != nil {
@@ -199,7 +203,7 @@ func (g *Gateway) build() (err error) {
 	}
 	handler, err := api.New(g.cfg.API, api.Options{
 		Store: g.store, Auth: authn, Sender: sender, Metrics: reg, Logger: g.log, Routing: g.routing,
-		Routes: append(g.webhooks.Routes(), g.kpiRoutes()...), Contact: g.contactDeps(),
+		Routes: append(append(g.webhooks.Routes(), g.kpiRoutes()...), g.dialerRoutes()...), Contact: g.contactDeps(),
 	})
 	if err != nil {
 		return err
@@ -319,6 +323,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if g.cfg.Store.Kind == config.StoreValkey && !g.cfg.Webhooks.NoDelivery {
 		g.log.Info("webhooks: this node delivers webhooks; set webhooks.no_delivery on every other node")
 	}
+	g.startDialer()
 	g.log.Info("gateway serving", slog.String("addr", g.hostPort()), slog.String("store", g.cfg.Store.Kind))
 	served := make(chan error, 1)
 	go func() { served <- g.srv.Serve(g.ln) }()
@@ -348,6 +353,8 @@ func (g *Gateway) shutdown() error {
 	// the "shutdown" code (clients reconnect) before the store goes.
 	_ = g.webchat.Close()
 	_ = g.inbox.Close()
+	// The dialer before routing: its calls release their reps.
+	g.stopDialer()
 	// Then routing, which gives up this node's lease so the others take
 	// over its conversations at once.
 	g.routing.Close()

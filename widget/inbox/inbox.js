@@ -1488,4 +1488,8 @@
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
   else init();
+
+  // The DOM helpers and the REST call, for the inbox's other scripts
+  // (dialer.js).
+  window.OmnigateInbox = { el: el, clear: clear, api: api };
 })();
