@@ -228,7 +228,7 @@ func (c *inbound) overflowCall(ctx context.Context) {
 	c.record(ctx, StepOverflow, CallEvent{Step: StepOverflow, Outcome: OutcomeCallback,
 		QueueMS: time.Since(c.ic.Received).Milliseconds()})
 	if c.a.o.Callback != nil {
-		if err := c.a.o.Callback(context.WithoutCancel(ctx), c.customer); err != nil {
+		if err := c.a.o.Callback(context.WithoutCancel(ctx), c.customer, c.ic.CallID); err != nil {
 			c.a.log.Warn("voice: callback request failed", slog.String("customer", c.customer), slog.Any("error", err))
 		}
 	}

@@ -37,7 +37,7 @@ func TestInboundOverflowVoicemail(t *testing.T) {
 func TestInboundOverflowCallback(t *testing.T) {
 	asked := make(chan string, 1)
 	r := newRig(t, rigOptions{cfg: Config{MaxWait: 500 * time.Millisecond}})
-	r.a.o.Callback = func(_ context.Context, customer string) error { asked <- customer; return nil }
+	r.a.o.Callback = func(_ context.Context, customer, _ string) error { asked <- customer; return nil }
 	c := sipptest.Start(t, refusingCaller(t, "480", true), r.ua.Addr())
 	c.Wait()
 	steps := r.waitEnded()

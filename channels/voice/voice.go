@@ -81,7 +81,7 @@ type Options struct {
 	// Callback, when set, asks for a rep to call the customer back after
 	// a call overflowed without voicemail (the gateway: Sender.Reach on
 	// voice). Nil means the conversation is left for the router as it is.
-	Callback func(ctx context.Context, customerID string) error
+	Callback func(ctx context.Context, customerID, callID string) error
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
