@@ -112,3 +112,12 @@ func (g *Gateway) closeVoice() error {
 	}
 	return err
 }
+
+// SIPAddr is the SIP user agent's address, host:port ("" without a voice
+// section): where the trunks send inbound calls.
+func (g *Gateway) SIPAddr() string {
+	if g.voice.ua == nil {
+		return ""
+	}
+	return g.voice.ua.Addr()
+}
