@@ -43,6 +43,14 @@
 // capacity) until the conversation is resolved or transferred; the
 // router's wrap_up for voice then runs before the rep gets new work.
 //
+// Limits: a call into a conversation the router already holds as a
+// waiting chat is put to whoever that task is offered to, as a chat; an
+// assignee (sticky) who does not answer sends the call to overflow
+// rather than to the next rep; a rep who answers just as their offer
+// expires is bridged while the router offers the conversation on (the
+// acceptance comes too late); calls are followed on the node that took
+// them (a gateway that dies drops its calls, as the UA holds them).
+//
 // What it must not do: import the router or internal/, decide who
 // answers (the routing service does), speak SIP (dialer/sip does), or
 // show a rep a number unmasked.

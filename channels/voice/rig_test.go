@@ -35,6 +35,7 @@ type rigOptions struct {
 	reps    map[string]string // rep id -> sip_uri, made available in map order of ids sorted
 	order   []string          // the order reps become available (longest idle first)
 	queue   router.QueueConfig
+	wrapUp  time.Duration // the router's wrap-up after a voice task
 	cfg     Config
 	trunk   func(*sip.TrunkConfig)
 	prepare func(ctx context.Context, st sessions.Store) // before the call: customers, owners
@@ -49,7 +50,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		o.prepare(ctx, r.store)
 	}
 	o.queue.Name, o.queue.Channels = "voice", []string{sessions.ChannelVoice}
-	rc := router.Config{Queues: []router.QueueConfig{o.queue}}
+	rc := router.Config{Queues: []router.QueueConfig{o.queue}, WrapUp: map[string]time.Duration{sessions.ChannelVoice: o.wrapUp}}
 	for _, id := range o.order {
 		rc.Reps = append(rc.Reps, router.Rep{ID: id, Name: id, SIPURI: o.reps[id]})
 	}

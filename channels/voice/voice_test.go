@@ -145,3 +145,53 @@ func TestInboundOwnerFirst(t *testing.T) {
 		t.Fatalf("call steps %v, want %v", got, want)
 	}
 }
+
+// While the call is up the rep is on a call with the whole capacity
+// held; the gateway stopping hangs the call up (BYE both ways) and the
+// end is recorded as the gateway's; resolving the conversation starts
+// the rep's voice wrap-up, which keeps them from new work.
+func TestInboundCapacityShutdownWrapUp(t *testing.T) {
+	rep := sipptest.Start(t, "rep_answer", "-rtp_echo")
+	r := newRig(t, rigOptions{
+		reps:   map[string]string{"b": "sip:b@" + rep.Addr},
+		order:  []string{"b"},
+		queue:  router.QueueConfig{Offer: router.OfferConfig{AcceptTimeout: 5 * time.Second}},
+		wrapUp: time.Minute,
+	})
+	sipptest.StartUAC(t, "caller", r.ua.Addr(), time.Minute) // talks until the gateway hangs up
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, _ := r.svc.Rep("b")
+		if st.Presence == router.PresenceOnCall && st.Used == 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rep b during the call: %+v, want on_call with 100 units used", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := r.ua.Close(); err != nil { // the gateway's shutdown: calls first
+		t.Fatal(err)
+	}
+	r.a.Close()
+	rep.Wait() // the rep's phone got the gateway's BYE
+	steps := r.waitEnded()
+	if e := callStep(t, steps, StepEnded); e.Outcome != OutcomeAnswered || e.HungUpBy != "gateway" || e.Rep != "b" {
+		t.Fatalf("ended %+v: want answered, hung up by the gateway", e)
+	}
+	resolved := sessions.StatusResolved
+	if _, _, err := r.store.UpdateConversation(context.Background(), steps[1].conv, sessions.ConversationUpdate{Status: &resolved, Event: sessions.Event{Author: "rep:b"}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		st, _ := r.svc.Rep("b")
+		if st.Presence == router.PresenceWrapUp && st.WrapUntil.After(time.Now().Add(50*time.Second)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rep b after resolving: %+v, want wrap_up for a minute", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
