@@ -34,6 +34,7 @@ type rig struct {
 type rigOptions struct {
 	reps    map[string]string // rep id -> sip_uri, made available in map order of ids sorted
 	order   []string          // the order reps become available (longest idle first)
+	later   []string          // reps known to the router but offline at start
 	queue   router.QueueConfig
 	wrapUp  time.Duration // the router's wrap-up after a voice task
 	cfg     Config
@@ -51,7 +52,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	}
 	o.queue.Name, o.queue.Channels = "voice", []string{sessions.ChannelVoice}
 	rc := router.Config{Queues: []router.QueueConfig{o.queue}, WrapUp: map[string]time.Duration{sessions.ChannelVoice: o.wrapUp}}
-	for _, id := range o.order {
+	for _, id := range append(o.order, o.later...) {
 		rc.Reps = append(rc.Reps, router.Rep{ID: id, Name: id, SIPURI: o.reps[id]})
 	}
 	svc, err := routing.New(routing.Config{}, rc, routing.Options{Store: r.store})

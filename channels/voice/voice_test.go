@@ -195,3 +195,41 @@ func TestInboundCapacityShutdownWrapUp(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Nobody is free when the call comes in: the caller hears ringback,
+// queued, until rep B comes online; B is offered the call and answers.
+func TestInboundQueuedUntilARepFrees(t *testing.T) {
+	rep := sipptest.Start(t, "rep_answer", "-rtp_echo")
+	r := newRig(t, rigOptions{
+		reps:  map[string]string{"b": "sip:b@" + rep.Addr},
+		later: []string{"b"},
+		queue: router.QueueConfig{Offer: router.OfferConfig{AcceptTimeout: 5 * time.Second}},
+	})
+	c := sipptest.StartUAC(t, "caller", r.ua.Addr(), 500*time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// Queued: the incoming call is on the timeline and routed (the
+		// routing service handled it: waiting, as nobody is online).
+		if id, err := r.store.IdentityOwner(context.Background(), sessions.Identity{Kind: sessions.IdentityPhone, Value: caller}); err == nil {
+			if last, _ := r.store.LastSeq(context.Background(), id); last > 0 && r.svc.WaitHandled(context.Background(), id, last) == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the call never reached the timeline")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := r.svc.SetPresence(context.Background(), "b", router.PresenceAvailable); err != nil {
+		t.Fatal(err)
+	}
+	c.Wait()
+	rep.Wait()
+	steps := r.waitEnded()
+	if got, want := calls(steps), []string{"incoming", "ringing/b", "answered/b", "ended/b"}; !slices.Equal(got, want) {
+		t.Fatalf("call steps %v, want %v", got, want)
+	}
+	if a := callStep(t, steps, StepAnswered); a.QueueMS <= 0 {
+		t.Errorf("answered %+v: want the queue time", a)
+	}
+}
