@@ -69,6 +69,15 @@ func (a *Adapter) Handle(ctx context.Context, ic *sip.InboundCall) {
 		a.log.Warn("voice: recording the call failed; refused", slog.String("customer", cust.ID), slog.Any("error", err))
 		return
 	}
+	if conv.Status == sessions.StatusPending {
+		// The conversation waited on the customer, who is calling now:
+		// open it, so the routing service routes it.
+		open := sessions.StatusOpen
+		if conv, _, err = a.o.Store.UpdateConversation(ctx, conv.ID, sessions.ConversationUpdate{Status: &open,
+			Event: sessions.Event{Kind: sessions.KindStatusChange, Author: AuthorVoice}}); err != nil {
+			a.log.Warn("voice: reopening the conversation failed", slog.String("conversation", conv.ID), slog.Any("error", err))
+		}
+	}
 	c.customer, c.conv = cust.ID, conv.ID
 	if a.cfg.Hold != "" {
 		err = ic.Hold(a.cfg.Hold)

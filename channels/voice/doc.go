@@ -14,7 +14,8 @@
 //   - Store.Intake appends a call event (author "customer", step
 //     "incoming", external id "call:<Call-ID>") to the customer's
 //     general conversation (topic ""), opening one on voice when none is
-//     active: the call joins the open conversation like a message would.
+//     active: the call joins the open conversation like a message would
+//     (a pending one, waiting on the customer, is reopened).
 //     The routing service sees it on the feed and routes the conversation
 //     on the voice queue: owner first, VIP and tier, skills, longest idle.
 //   - The adapter follows the customer's timeline (sessions.Follow) for

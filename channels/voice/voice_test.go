@@ -233,3 +233,42 @@ func TestInboundQueuedUntilARepFrees(t *testing.T) {
 		t.Errorf("answered %+v: want the queue time", a)
 	}
 }
+
+// The customer's conversation was pending (waiting on them) when they
+// call: the call joins it, reopens it, and it is routed.
+func TestInboundReopensPendingConversation(t *testing.T) {
+	rep := sipptest.Start(t, "rep_answer", "-rtp_echo")
+	var pending string
+	r := newRig(t, rigOptions{
+		reps:  map[string]string{"b": "sip:b@" + rep.Addr},
+		order: []string{"b"},
+		queue: router.QueueConfig{Offer: router.OfferConfig{AcceptTimeout: 5 * time.Second}},
+		prepare: func(ctx context.Context, st sessions.Store) {
+			c, _, err := st.ResolveCustomer(ctx, sessions.Identity{Kind: sessions.IdentityPhone, Value: caller, Verified: true}, sessions.Customer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cv, _, err := st.OpenConversation(ctx, c.ID, "", sessions.ChannelVoice)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := sessions.StatusPending
+			if _, _, err := st.UpdateConversation(ctx, cv.ID, sessions.ConversationUpdate{Status: &p, Event: sessions.Event{Kind: sessions.KindStatusChange, Author: "rep:b"}}); err != nil {
+				t.Fatal(err)
+			}
+			pending = cv.ID
+		},
+	})
+	c := sipptest.StartUAC(t, "caller", r.ua.Addr(), 500*time.Millisecond)
+	c.Wait()
+	rep.Wait()
+	steps := r.waitEnded()
+	if got, want := calls(steps), []string{"incoming", "ringing/b", "answered/b", "ended/b"}; !slices.Equal(got, want) {
+		t.Fatalf("call steps %v, want %v", got, want)
+	}
+	for _, s := range steps {
+		if s.kind == sessions.KindCall && s.conv != pending {
+			t.Fatalf("call event %d in %s, want the pending conversation %s", s.seq, s.conv, pending)
+		}
+	}
+}
