@@ -75,6 +75,11 @@ type Attempt struct {
 	Rep        string        `json:"rep,omitempty"`
 	// Node is the gateway node that placed the call and follows it.
 	Node string `json:"node,omitempty"`
+	// ConversationID is the conversation its timeline events go to (the
+	// customer's of topic "campaign:<id>" when it was dialed), so a rep's
+	// mark after the call joins the call's events even if the
+	// conversation was resolved meanwhile.
+	ConversationID string `json:"conversation_id,omitempty"`
 	// RepOutcome and RepNote are what the rep marked after the call.
 	RepOutcome string `json:"rep_outcome,omitempty"`
 	RepNote    string `json:"rep_note,omitempty"`

@@ -44,10 +44,10 @@ func (s *Service) dial(ctx context.Context, c Campaign, a Attempt, rep string) (
 	}
 	req := contact.Request{CustomerID: a.CustomerID, Channel: sessions.ChannelVoice, Purpose: c.Spec.Purpose,
 		Campaign: c.ID(), Topic: Topic(c.ID()), TouchID: a.ID, At: now}
-	// The campaign's own conversation is not open work that holds its
-	// next call back.
+	// The attempt's events go to the customer's conversation of the
+	// campaign, which is not open work that holds its call back.
 	if conv, err := s.conversation(ctx, a); err == nil {
-		req.ConversationID = conv.ID
+		req.ConversationID, a.ConversationID = conv.ID, conv.ID
 	}
 	d, err := s.o.Policy.Evaluate(ctx, req)
 	if err != nil {

@@ -42,12 +42,11 @@ func (s *Service) NextPreview(ctx context.Context, rep string) (Card, error) {
 		if c.Spec.Mode != ModePreview || !c.State.dialing() || !slices.Contains(s.campaignReps(c.Spec), rep) {
 			continue
 		}
-		as, err := s.o.Store.Attempts(ctx, c.ID())
-		if err != nil {
-			return Card{}, err
-		}
-		if i := slices.IndexFunc(as, func(a Attempt) bool { return a.State == AttemptPreview && a.Rep == rep }); i >= 0 {
-			return s.card(ctx, c, as[i])
+		if held, err := s.heldBy(ctx, c.ID(), rep); err != nil || held.ID != "" {
+			if err != nil {
+				return Card{}, err
+			}
+			return s.card(ctx, c, held)
 		}
 		if !inSchedule(c.Spec.Schedule, now) {
 			continue
@@ -69,6 +68,23 @@ func (s *Service) NextPreview(ctx context.Context, rep string) (Card, error) {
 		}
 	}
 	return Card{}, fmt.Errorf("%w: no preview call for rep %s", ErrNotFound, rep)
+}
+
+// heldBy returns the preview attempt of the campaign rep holds (zero
+// when none); the attempts are read only when some card is held.
+func (s *Service) heldBy(ctx context.Context, campaign, rep string) (Attempt, error) {
+	n, err := s.o.Store.Counts(ctx, campaign)
+	if err != nil || n["state:"+string(AttemptPreview)] == 0 {
+		return Attempt{}, err
+	}
+	as, err := s.o.Store.Attempts(ctx, campaign)
+	if err != nil {
+		return Attempt{}, err
+	}
+	if i := slices.IndexFunc(as, func(a Attempt) bool { return a.State == AttemptPreview && a.Rep == rep }); i >= 0 {
+		return as[i], nil
+	}
+	return Attempt{}, nil
 }
 
 func (s *Service) card(ctx context.Context, c Campaign, a Attempt) (Card, error) {

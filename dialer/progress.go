@@ -38,47 +38,32 @@ type CampaignProgress struct {
 	Guarded bool `json:"guarded"`
 }
 
-// Progress returns the campaign's live numbers.
+// Progress returns the campaign's live numbers, from the store's Counts
+// (no scan of the attempts) and, on the node running the campaign, the
+// runner's.
 func (s *Service) Progress(ctx context.Context, id string) (CampaignProgress, error) {
 	c, err := s.o.Store.Campaign(ctx, id)
 	if err != nil {
 		return CampaignProgress{}, err
 	}
-	as, err := s.o.Store.Attempts(ctx, id)
+	n, err := s.o.Store.Counts(ctx, id)
 	if err != nil {
 		return CampaignProgress{}, err
 	}
 	p := CampaignProgress{Campaign: id, State: c.State, Mode: c.Spec.Mode, Customers: c.Audience,
-		AbandonTarget: c.Spec.AbandonTarget}
-	cut := s.o.Clock.Now().Add(-abandonWindow)
-	var recent, recentAb int
-	for _, a := range as {
-		if a.State != AttemptDone {
-			p.Remaining++
-		}
-		if !a.DialedAt.IsZero() {
-			p.Dialed++
-		}
-		switch a.Outcome {
-		case OutcomeAnswered, OutcomeAbandoned:
-			p.Answered++
-			if a.AnsweredAt.After(cut) {
-				recent++
-			}
-			if a.Outcome == OutcomeAbandoned {
-				p.Abandoned++
-				if a.AnsweredAt.After(cut) {
-					recentAb++
-				}
-			}
-		case OutcomeMachine:
-			p.Machine++
-		case OutcomeDenied, OutcomeSkipped:
-			p.Skipped++
-		}
+		AbandonTarget: c.Spec.AbandonTarget,
+		Remaining:     n.sum("state:", "") - n["state:"+string(AttemptDone)],
+		Dialed:        n["dialed"],
+		Answered:      n.sum("answered:", ""),
+		Abandoned:     n.sum("abandoned:", ""),
+		Machine:       n["outcome:"+string(OutcomeMachine)],
+		Skipped:       n["outcome:"+string(OutcomeDenied)] + n["outcome:"+string(OutcomeSkipped)],
 	}
+	// The 30 days by whole UTC days; the runner's guard counts to the
+	// second.
+	from := s.o.Clock.Now().Add(-abandonWindow).UTC().Format(time.DateOnly)
 	p.AbandonRate = rate(p.Abandoned, p.Answered)
-	p.AbandonRate30d = rate(recentAb, recent)
+	p.AbandonRate30d = rate(n.sum("abandoned:", from), n.sum("answered:", from))
 	if r := s.runner(id); r != nil {
 		r.mu.Lock()
 		p.Running, p.Ready, p.Guarded = true, r.ready, r.guarded

@@ -351,17 +351,20 @@ func (r *runner) maybeFinish(ctx context.Context, c Campaign) {
 	if !dirty || !c.State.dialing() || len(r.s.liveCalls(c.ID())) > 0 {
 		return
 	}
-	as, err := r.s.o.Store.Attempts(ctx, c.ID())
+	n, err := r.s.o.Store.Counts(ctx, c.ID())
 	if err != nil {
 		r.mu.Lock()
 		r.dirty = true
 		r.mu.Unlock()
 		return
 	}
-	pending := slices.ContainsFunc(as, func(a Attempt) bool {
-		return a.State != AttemptDone && (a.State != AttemptHeld || c.State != StateTrial) && (a.Trial || c.State != StateTrial)
-	})
-	if pending {
+	// A trial waits for its sample's attempts; a running campaign for
+	// all of them.
+	prefix := "state:"
+	if c.State == StateTrial {
+		prefix = "trial_state:"
+	}
+	if n.sum(prefix, "") > n[prefix+string(AttemptDone)] {
 		return
 	}
 	next := StateDone

@@ -138,6 +138,17 @@ func TestProgressiveCampaignRunsToDone(t *testing.T) {
 	if evs := h.callEvents(custs[0]); evs[len(evs)-1].RepOutcome != "sale" {
 		t.Fatalf("timeline after marking %+v", evs)
 	}
+	// Every step of the attempt is in one conversation, the mark too.
+	raw, _ := h.sess.Timeline(h.ctx, custs[0], 0, 100)
+	convs := map[string]bool{}
+	for _, ev := range raw {
+		if ev.Author == AuthorDialer {
+			convs[ev.ConversationID] = true
+		}
+	}
+	if len(convs) != 1 || convs[""] {
+		t.Fatalf("the attempt's events are in conversations %v", convs)
+	}
 }
 
 func TestNoDialsWithoutAReadyRepOrWhilePaused(t *testing.T) {

@@ -2,6 +2,7 @@ package dialer
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -36,6 +37,8 @@ type Store interface {
 	// Due lists up to limit of a campaign's attempts in state due with
 	// Due at or before at, earliest first (ties by id).
 	Due(ctx context.Context, campaign string, at time.Time, limit int) ([]Attempt, error)
+	// Counts returns the campaign's Counts (empty for no attempts).
+	Counts(ctx context.Context, campaign string) (Counts, error)
 
 	// Lease takes or renews the campaign's lease for holder for ttl: true
 	// when holder has it now. Another holder gets it only after it
@@ -50,3 +53,49 @@ type Store interface {
 // maxBatch bounds one SaveAttempts when a campaign's attempts are
 // created, so a transaction (or a Lua script) stays short.
 const maxBatch = 500
+
+// Counts are a campaign's attempts counted by what Progress shows, kept
+// by the store in the same write as the attempts, so reading them costs
+// the same at 100 attempts as at 100,000. Keys:
+//
+//	state:<state>           attempts in each state
+//	trial_state:<state>     the same, of the trial sample's attempts
+//	outcome:<outcome>       concluded attempts by outcome
+//	dialed                  attempts whose call was placed
+//	answered:<YYYY-MM-DD>   answered by a person (abandoned included), by UTC day
+//	abandoned:<YYYY-MM-DD>  abandoned, by UTC day of the answer
+type Counts map[string]int
+
+// countKeys are the keys one attempt adds to its campaign's Counts.
+func countKeys(a Attempt) []string {
+	keys := []string{"state:" + string(a.State)}
+	if a.Trial {
+		keys = append(keys, "trial_state:"+string(a.State))
+	}
+	if a.Outcome != "" {
+		keys = append(keys, "outcome:"+string(a.Outcome))
+	}
+	if !a.DialedAt.IsZero() {
+		keys = append(keys, "dialed")
+	}
+	if a.Outcome == OutcomeAnswered || a.Outcome == OutcomeAbandoned {
+		day := a.AnsweredAt.UTC().Format(time.DateOnly)
+		keys = append(keys, "answered:"+day)
+		if a.Outcome == OutcomeAbandoned {
+			keys = append(keys, "abandoned:"+day)
+		}
+	}
+	return keys
+}
+
+// sum adds the counts whose key starts with prefix and, after it, is at
+// least from (a day for the dated keys; "" for all).
+func (c Counts) sum(prefix, from string) int {
+	n := 0
+	for k, v := range c {
+		if rest, ok := strings.CutPrefix(k, prefix); ok && rest >= from {
+			n += v
+		}
+	}
+	return n
+}

@@ -59,3 +59,12 @@ func BenchmarkBoltDialStep(b *testing.B) {
 		a = saved[0]
 	}
 }
+
+func BenchmarkBoltCounts100k(b *testing.B) {
+	s := benchBolt(b, 100_000)
+	for b.Loop() {
+		if n, err := s.Counts(context.Background(), "big"); err != nil || n["state:due"] != 100_000 {
+			b.Fatal(n, err)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 //	campaigns  <campaign id>                               → Campaign JSON
 //	attempts   <attempt id> (starts "<campaign id>.")      → Attempt JSON
 //	due        <campaign id> \x00 <due µs, 8 bytes> <attempt id> → ""
+//	counts     <campaign id> \x00 <Counts key>              → int64, 8 bytes
 //
 // due indexes the attempts in state due, so a tick reads the next ones
 // with one cursor walk; each SaveAttempts updates it in the same
@@ -37,6 +38,7 @@ var (
 	bktCampaigns = []byte("campaigns")
 	bktAttempts  = []byte("attempts")
 	bktDue       = []byte("due")
+	bktCounts    = []byte("counts")
 )
 
 // OpenBoltStore opens (or creates, with its directory) the store at
@@ -51,7 +53,7 @@ func OpenBoltStore(path string, clock Clock) (*BoltStore, error) {
 		return nil, fmt.Errorf("dialer: bolt %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bktCampaigns, bktAttempts, bktDue} {
+		for _, b := range [][]byte{bktCampaigns, bktAttempts, bktDue, bktCounts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -154,15 +156,22 @@ func (b *BoltStore) SaveAttempts(ctx context.Context, as ...Attempt) ([]Attempt,
 	out := make([]Attempt, len(as))
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		bk, due := tx.Bucket(bktAttempts), tx.Bucket(bktDue)
+		delta := map[string]int{}
 		for i, a := range as {
 			var old Attempt
 			if raw := bk.Get([]byte(a.ID)); raw != nil {
 				if err := json.Unmarshal(raw, &old); err != nil {
 					return err
 				}
+				for _, k := range countKeys(old) {
+					delta[k]--
+				}
 			}
 			if err := casAttempt(a, old.Version); err != nil {
 				return err
+			}
+			for _, k := range countKeys(a) {
+				delta[k]++
 			}
 			if old.State == AttemptDue {
 				if err := due.Delete(dueKey(old)); err != nil {
@@ -184,12 +193,49 @@ func (b *BoltStore) SaveAttempts(ctx context.Context, as ...Attempt) ([]Attempt,
 			}
 			out[i] = a
 		}
-		return nil
+		return addCounts(tx.Bucket(bktCounts), as[0].Campaign, delta)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+func addCounts(bk *bolt.Bucket, campaign string, delta map[string]int) error {
+	for k, d := range delta {
+		if d == 0 {
+			continue
+		}
+		key := append(append([]byte(campaign), 0), k...)
+		var n int64
+		if v := bk.Get(key); len(v) == 8 {
+			n = int64(binary.BigEndian.Uint64(v))
+		}
+		n += int64(d)
+		var err error
+		if n == 0 {
+			err = bk.Delete(key)
+		} else {
+			err = bk.Put(key, binary.BigEndian.AppendUint64(nil, uint64(n)))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *BoltStore) Counts(ctx context.Context, campaign string) (Counts, error) {
+	out := Counts{}
+	prefix := append([]byte(campaign), 0)
+	err := b.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bktCounts).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			out[string(k[len(prefix):])] = int(int64(binary.BigEndian.Uint64(v)))
+		}
+		return nil
+	})
+	return out, err
 }
 
 func (b *BoltStore) Attempt(ctx context.Context, id string) (Attempt, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -174,6 +175,36 @@ func runStoreConformance(t *testing.T, open openStore) {
 		}
 		if due, _ := s.Due(ctx, "a", t0.Add(time.Minute), 10); ids(due) != "a.000001.1 a.000005.1" {
 			t.Fatalf("due after changes: %s", ids(due))
+		}
+	})
+
+	t.Run("counts follow every write", func(t *testing.T) {
+		t.Parallel()
+		s := open(t).store
+		if c, err := s.Counts(ctx, "k"); err != nil || len(c) != 0 {
+			t.Fatalf("counts of nothing: %v %v", c, err)
+		}
+		trial := att("k", 1, AttemptDue, t0)
+		trial.Trial = true
+		saved, err := s.SaveAttempts(ctx, trial, att("k", 2, AttemptHeld, t0), att("k", 3, AttemptDue, t0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		answered := saved[0]
+		answered.State, answered.Outcome, answered.DialedAt, answered.AnsweredAt = AttemptDone, OutcomeAbandoned, t0, t0.Add(5*time.Second)
+		if _, err := s.SaveAttempts(ctx, answered); err != nil {
+			t.Fatal(err)
+		}
+		stale := saved[2]
+		stale.Version = 0 // refused: the counts do not move
+		if _, err := s.SaveAttempts(ctx, stale); !errors.Is(err, ErrConflict) {
+			t.Fatalf("stale: %v", err)
+		}
+		want := Counts{"state:done": 1, "state:held": 1, "state:due": 1, "trial_state:done": 1, "outcome:abandoned": 1,
+			"dialed": 1, "answered:2026-12-03": 1, "abandoned:2026-12-03": 1}
+		got, err := s.Counts(ctx, "k")
+		if err != nil || !maps.Equal(got, want) {
+			t.Fatalf("counts %v %v, want %v", got, err, want)
 		}
 	})
 

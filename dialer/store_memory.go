@@ -18,6 +18,7 @@ type MemoryStore struct {
 	mu        sync.Mutex
 	campaigns map[string]Campaign
 	attempts  map[string]Attempt
+	counts    map[string]Counts
 }
 
 // localLeases are leases held in the process: the memory store's, and
@@ -64,7 +65,8 @@ var _ Store = (*MemoryStore)(nil)
 
 // NewMemoryStore returns an empty store; clock nil is the system clock.
 func NewMemoryStore(clock Clock) *MemoryStore {
-	return &MemoryStore{localLeases: newLocalLeases(clock), campaigns: map[string]Campaign{}, attempts: map[string]Attempt{}}
+	return &MemoryStore{localLeases: newLocalLeases(clock), campaigns: map[string]Campaign{}, attempts: map[string]Attempt{},
+		counts: map[string]Counts{}}
 }
 
 func (m *MemoryStore) CreateCampaign(ctx context.Context, c Campaign) (Campaign, error) {
@@ -126,10 +128,35 @@ func (m *MemoryStore) SaveAttempts(ctx context.Context, as ...Attempt) ([]Attemp
 		}
 	}
 	out := make([]Attempt, len(as))
+	c := m.counts[as[0].Campaign]
+	if c == nil {
+		c = Counts{}
+		m.counts[as[0].Campaign] = c
+	}
 	for i, a := range as {
+		if old, ok := m.attempts[a.ID]; ok {
+			for _, k := range countKeys(old) {
+				c[k]--
+			}
+		}
+		for _, k := range countKeys(a) {
+			c[k]++
+		}
 		a.Version++
 		m.attempts[a.ID] = a
 		out[i] = a
+	}
+	return out, nil
+}
+
+func (m *MemoryStore) Counts(ctx context.Context, campaign string) (Counts, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := Counts{}
+	for k, v := range m.counts[campaign] {
+		if v != 0 {
+			out[k] = v
+		}
 	}
 	return out, nil
 }

@@ -23,6 +23,8 @@ import (
 //	P:{d:C}:attempts            hash: attempt id → Attempt JSON
 //	P:{d:C}:attempt_ver         hash: attempt id → version
 //	P:{d:C}:due                 sorted set: ids of due attempts by due time (µs)
+//	P:{d:C}:attempt_counted     hash: attempt id → its Counts keys
+//	P:{d:C}:counts              hash: Counts key → count
 //	P:{d:C}:lease               string: the holder, with a PX expiry
 type ValkeyStore struct {
 	client valkey.Client
@@ -52,23 +54,31 @@ func (v *ValkeyStore) campaignKeys() []string {
 
 func (v *ValkeyStore) keys(campaign string) []string {
 	t := v.prefix + "{d:" + campaign + "}:"
-	return []string{t + "attempts", t + "attempt_ver", t + "due", t + "lease"}
+	return []string{t + "attempts", t + "attempt_ver", t + "due", t + "attempt_counted", t + "counts", t + "lease"}
 }
 
 // valkeyPut writes records under compare-and-set: ARGV is groups of
-// (id, expected version, JSON with the new version, due score or "").
-// KEYS: data hash, version hash, and the due set (attempts only).
+// (id, expected version, JSON with the new version, due score or "",
+// Counts keys separated by spaces). KEYS: data hash, version hash and,
+// for attempts, the due set, the hash of each attempt's Counts keys and
+// the Counts hash.
 var valkeyPut = valkey.NewLuaScript(`
-for i = 1, #ARGV, 4 do
+for i = 1, #ARGV, 5 do
   local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
   if cur ~= tonumber(ARGV[i+1]) then return {'conflict', ARGV[i], cur} end
 end
-for i = 1, #ARGV, 4 do
+for i = 1, #ARGV, 5 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+2])
   redis.call('HSET', KEYS[2], ARGV[i], tonumber(ARGV[i+1]) + 1)
   if KEYS[3] then
     if ARGV[i+3] ~= '' then redis.call('ZADD', KEYS[3], ARGV[i+3], ARGV[i])
     else redis.call('ZREM', KEYS[3], ARGV[i]) end
+    local old = redis.call('HGET', KEYS[4], ARGV[i])
+    if old then
+      for k in string.gmatch(old, '%S+') do redis.call('HINCRBY', KEYS[5], k, -1) end
+    end
+    for k in string.gmatch(ARGV[i+4], '%S+') do redis.call('HINCRBY', KEYS[5], k, 1) end
+    redis.call('HSET', KEYS[4], ARGV[i], ARGV[i+4])
   end
 end
 return {'ok'}
@@ -107,7 +117,7 @@ func (v *ValkeyStore) SaveCampaign(ctx context.Context, c Campaign) (Campaign, e
 	if err != nil {
 		return Campaign{}, err
 	}
-	if err := v.put(ctx, v.campaignKeys(), []string{c.ID(), strconv.FormatUint(old, 10), string(doc), ""}); err != nil {
+	if err := v.put(ctx, v.campaignKeys(), []string{c.ID(), strconv.FormatUint(old, 10), string(doc), "", ""}); err != nil {
 		return Campaign{}, err
 	}
 	return c, nil
@@ -146,7 +156,7 @@ func (v *ValkeyStore) SaveAttempts(ctx context.Context, as ...Attempt) ([]Attemp
 		return nil, err
 	}
 	out := make([]Attempt, len(as))
-	args := make([]string, 0, 4*len(as))
+	args := make([]string, 0, 5*len(as))
 	for i, a := range as {
 		old := a.Version
 		a.Version++
@@ -158,10 +168,10 @@ func (v *ValkeyStore) SaveAttempts(ctx context.Context, as ...Attempt) ([]Attemp
 		if a.State == AttemptDue {
 			score = strconv.FormatInt(a.Due.UnixMicro(), 10)
 		}
-		args = append(args, a.ID, strconv.FormatUint(old, 10), string(doc), score)
+		args = append(args, a.ID, strconv.FormatUint(old, 10), string(doc), score, strings.Join(countKeys(a), " "))
 		out[i] = a
 	}
-	if err := v.put(ctx, v.keys(as[0].Campaign)[:3], args); err != nil {
+	if err := v.put(ctx, v.keys(as[0].Campaign)[:5], args); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -227,6 +237,20 @@ func (v *ValkeyStore) Due(ctx context.Context, campaign string, at time.Time, li
 	return out, nil
 }
 
+func (v *ValkeyStore) Counts(ctx context.Context, campaign string) (Counts, error) {
+	m, err := v.client.Do(ctx, v.client.B().Hgetall().Key(v.keys(campaign)[4]).Build()).AsIntMap()
+	if err != nil {
+		return nil, fmt.Errorf("dialer: counts of %s: %w", campaign, err)
+	}
+	out := Counts{}
+	for k, n := range m {
+		if n != 0 {
+			out[k] = int(n)
+		}
+	}
+	return out, nil
+}
+
 // valkeyLease takes the lease when free or renews it for its holder.
 var valkeyLease = valkey.NewLuaScript(`
 local cur = redis.call('GET', KEYS[1])
@@ -247,7 +271,7 @@ return 1
 `)
 
 func (v *ValkeyStore) Lease(ctx context.Context, campaign, holder string, ttl time.Duration) (bool, error) {
-	n, err := valkeyLease.Exec(ctx, v.client, v.keys(campaign)[3:],
+	n, err := valkeyLease.Exec(ctx, v.client, v.keys(campaign)[5:],
 		[]string{holder, strconv.FormatInt(max(ttl.Milliseconds(), 1), 10)}).AsInt64()
 	if err != nil {
 		return false, fmt.Errorf("dialer: lease of %s: %w", campaign, err)
@@ -256,5 +280,5 @@ func (v *ValkeyStore) Lease(ctx context.Context, campaign, holder string, ttl ti
 }
 
 func (v *ValkeyStore) Unlease(ctx context.Context, campaign, holder string) error {
-	return valkeyUnlease.Exec(ctx, v.client, v.keys(campaign)[3:], []string{holder}).Error()
+	return valkeyUnlease.Exec(ctx, v.client, v.keys(campaign)[5:], []string{holder}).Error()
 }

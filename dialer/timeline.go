@@ -62,7 +62,8 @@ func (s *Service) conversation(ctx context.Context, a Attempt) (sessions.Convers
 	return conv, err
 }
 
-// record appends ev for a to the customer's timeline. The external id is
+// record appends ev for a to the customer's timeline, in the attempt's
+// conversation (opened when it has none). The external id is
 // the attempt and step, so a step written twice (a retry after an error)
 // is one event. A failure is logged, not returned: the attempt's state
 // in the dialer's store is the record that matters for exactly-once.
@@ -77,9 +78,14 @@ func (s *Service) record(ctx context.Context, a Attempt, ev CallEvent) {
 	}
 	payload, _ := json.Marshal(ev)
 	ctx = context.WithoutCancel(ctx)
-	conv, err := s.conversation(ctx, a)
+	convID, err := a.ConversationID, error(nil)
+	if convID == "" {
+		var conv sessions.Conversation
+		conv, err = s.conversation(ctx, a)
+		convID = conv.ID
+	}
 	if err == nil {
-		_, _, err = s.o.Sessions.Append(ctx, sessions.Event{CustomerID: a.CustomerID, ConversationID: conv.ID,
+		_, _, err = s.o.Sessions.Append(ctx, sessions.Event{CustomerID: a.CustomerID, ConversationID: convID,
 			Kind: sessions.KindCall, Channel: sessions.ChannelVoice, Author: AuthorDialer,
 			ExternalID: ext, Payload: payload})
 	}
