@@ -24,7 +24,7 @@ const caller = "+14155550123"
 // service with one voice queue, the SIP user agent on loopback with one
 // trunk (SIPp's callers come from 127.0.0.1) and the adapter.
 type rig struct {
-	t     *testing.T
+	t     testing.TB
 	store *sessions.MemoryStore
 	svc   *routing.Service
 	ua    *sip.UA
@@ -42,7 +42,7 @@ type rigOptions struct {
 	prepare func(ctx context.Context, st sessions.Store) // before the call: customers, owners
 }
 
-func newRig(t *testing.T, o rigOptions) *rig {
+func newRig(t testing.TB, o rigOptions) *rig {
 	t.Helper()
 	ctx := context.Background()
 	r := &rig{t: t, store: sessions.NewMemoryStore()}
