@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,6 +166,20 @@ func (r *rig) waitEnded() []step {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// answeredBy places a short call that the rep (whose phone is phone)
+// answers first time, and returns the timeline once it ended.
+func (r *rig) answeredBy(phone *sipptest.SIPp, rep string) []step {
+	r.t.Helper()
+	c := sipptest.StartUAC(r.t, "caller", r.ua.Addr(), 500*time.Millisecond)
+	c.Wait()
+	phone.Wait()
+	steps := r.waitEnded()
+	if got, want := calls(steps), []string{"incoming", "ringing/" + rep, "answered/" + rep, "ended/" + rep}; !slices.Equal(got, want) {
+		r.t.Fatalf("call steps %v, want %v", got, want)
+	}
+	return steps
 }
 
 // calls is the call events' steps, "step/rep".

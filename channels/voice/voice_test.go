@@ -137,13 +137,7 @@ func TestInboundOwnerFirst(t *testing.T) {
 			}
 		},
 	})
-	c := sipptest.StartUAC(t, "caller", r.ua.Addr(), 500*time.Millisecond)
-	c.Wait()
-	repB.Wait()
-	steps := r.waitEnded()
-	if got, want := calls(steps), []string{"incoming", "ringing/b", "answered/b", "ended/b"}; !slices.Equal(got, want) {
-		t.Fatalf("call steps %v, want %v", got, want)
-	}
+	r.answeredBy(repB, "b")
 }
 
 // While the call is up the rep is on a call with the whole capacity
@@ -259,13 +253,7 @@ func TestInboundReopensPendingConversation(t *testing.T) {
 			pending = cv.ID
 		},
 	})
-	c := sipptest.StartUAC(t, "caller", r.ua.Addr(), 500*time.Millisecond)
-	c.Wait()
-	rep.Wait()
-	steps := r.waitEnded()
-	if got, want := calls(steps), []string{"incoming", "ringing/b", "answered/b", "ended/b"}; !slices.Equal(got, want) {
-		t.Fatalf("call steps %v, want %v", got, want)
-	}
+	steps := r.answeredBy(rep, "b")
 	for _, s := range steps {
 		if s.kind == sessions.KindCall && s.conv != pending {
 			t.Fatalf("call event %d in %s, want the pending conversation %s", s.seq, s.conv, pending)
