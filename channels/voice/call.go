@@ -79,10 +79,11 @@ func (a *Adapter) Handle(ctx context.Context, ic *sip.InboundCall) {
 		}
 	}
 	c.customer, c.conv = cust.ID, conv.ID
-	if a.cfg.Hold != "" {
+	// Ringback first; the hold file, when there is one, then plays as
+	// early media (183) over it.
+	err = ic.Ring()
+	if err == nil && a.cfg.Hold != "" {
 		err = ic.Hold(a.cfg.Hold)
-	} else {
-		err = ic.Ring()
 	}
 	if err != nil {
 		a.log.Warn("voice: ringing the caller failed", slog.String("conversation", conv.ID), slog.Any("error", err))

@@ -86,9 +86,9 @@ func TestInboundNextRepAnswers(t *testing.T) {
 	}
 }
 
-// The caller hangs up while rep A's phone rings: A's phone is CANCELled
-// and the timeline says abandoned, hung up by the customer, with the
-// queue time.
+// The caller, hearing the hold file, hangs up while rep A's phone rings:
+// A's phone is CANCELled and the timeline says abandoned, hung up by the
+// customer, with the queue time.
 func TestInboundCallerAbandons(t *testing.T) {
 	repA := sipptest.Start(t, "customer_noanswer")
 	r := newRig(t, rigOptions{
@@ -96,8 +96,9 @@ func TestInboundCallerAbandons(t *testing.T) {
 		order: []string{"a"},
 		queue: router.QueueConfig{Offer: router.OfferConfig{AcceptTimeout: 30 * time.Second}},
 		trunk: func(tc *sip.TrunkConfig) { tc.Trusted = false },
+		cfg:   Config{Hold: sipptest.WriteWAV(t, 300*time.Millisecond)},
 	})
-	c := sipptest.StartUAC(t, "caller_abandon", r.ua.Addr(), time.Second)
+	c := sipptest.StartUAC(t, "caller_hold", r.ua.Addr(), time.Second, "-rtp_echo")
 	c.Wait()
 	repA.Wait()
 	steps := r.waitEnded()
