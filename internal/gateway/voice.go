@@ -62,6 +62,12 @@ func (g *Gateway) buildVoice(reg prometheus.Registerer) error {
 	}
 	g.voice.ua.HandleInbound(g.voice.inbound.Handle)
 	g.log.Info("voice: SIP user agent listening", slog.String("addr", g.voice.ua.Addr()), slog.Int("trunks", len(cfg.Trunks)))
+	if q := g.cfg.Routing.Router.QueueOf(sessions.ChannelVoice); q.Offer.AcceptTimeout == 0 {
+		// Without offers a rep who does not pick up is not a miss and
+		// no next rep is tried: the call overflows (channels/voice).
+		g.log.Warn("voice: the voice queue assigns directly; give it offer.accept_timeout (the ring time) so an unanswered phone moves the call to the next rep",
+			slog.String("queue", q.Name))
+	}
 	return nil
 }
 
