@@ -69,7 +69,7 @@ func TestInboundRefusedStoresNothing(t *testing.T) {
 	}
 
 	// The first call holds the trunk's one slot while rep A rings.
-	first := sipptest.StartUAC(t, "caller_abandon", r.ua.Addr(), 2*time.Second)
+	first := sipptest.StartUAC(t, "caller_abandon", r.ua.Addr(), 5*time.Second)
 	deadline := time.Now().Add(10 * time.Second)
 	for r.ua.Stats().Calls == 0 {
 		if time.Now().After(deadline) {

@@ -18,7 +18,7 @@ import (
 // TestBrowserIncomingCallCard drives the inbox's call card (call.js) in a
 // real headless Chromium against the gateway binary with a voice
 // section: SIPp calls in through the trunk, alice's SIPp phone rings for
-// two seconds (the card shows the caller, masked, and the customer's
+// four seconds (the card shows the caller, masked, and the customer's
 // timeline), answers (the card says on a call), the caller hangs up (the
 // outcome form), alice saves the outcome and the conversation is
 // resolved with her note on it.
@@ -83,7 +83,7 @@ voice:
 	}
 }
 
-// ringingPhone is dialer/sip's rep_answer scenario ringing for two
+// ringingPhone is dialer/sip's rep_answer scenario ringing for four
 // seconds before it answers.
 func ringingPhone(t *testing.T) string {
 	t.Helper()
@@ -105,7 +105,7 @@ func ringingPhone(t *testing.T) string {
 
     ]]>
   </send>
-  <pause milliseconds="2000"/>`
+  <pause milliseconds="4000"/>`
 	p := filepath.Join(t.TempDir(), "rep_ring_answer.xml")
 	if err := os.WriteFile(p, []byte(strings.Replace(string(b), `<recv request="INVITE"/>`, ring, 1)), 0o644); err != nil {
 		t.Fatal(err)
