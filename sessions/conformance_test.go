@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -669,16 +670,21 @@ func testMerge(t *testing.T, s Store) {
 func testFindCustomers(t *testing.T, s Store) {
 	ctx := context.Background()
 	p := nextPhone()
-	c, _, _ := s.ResolveCustomer(ctx, p, Customer{Name: "Zhang Xiaoming " + p.Value})
+	tag := "tag" + p.Value[1:]
+	c, _, _ := s.ResolveCustomer(ctx, p, Customer{Name: "Zhang Xiaoming " + p.Value, Tags: []string{"vip", tag}})
 	email := Identity{Kind: IdentityEmail, Value: "xm" + p.Value[1:] + "@example.com"}
 	if _, _, err := s.LinkIdentity(ctx, c.ID, email, "customer"); err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []CustomerQuery{{Phone: p.Value}, {Email: email.Value}, {Name: "xiaoming " + p.Value}, {Phone: p.Value, Name: "zhang"}} {
+	for _, q := range []CustomerQuery{{Phone: p.Value}, {Email: email.Value}, {Name: "xiaoming " + p.Value}, {Phone: p.Value, Name: "zhang"},
+		{Tag: strings.ToUpper(tag)}, {Email: email.Value, Tag: tag}} {
 		got, err := s.FindCustomers(ctx, q)
 		if err != nil || len(got) != 1 || got[0].ID != c.ID {
 			t.Errorf("%+v: %v %v", q, got, err)
 		}
+	}
+	if got, err := s.FindCustomers(ctx, CustomerQuery{Phone: p.Value, Tag: "nope"}); err != nil || len(got) != 0 {
+		t.Errorf("tag it lacks: %v %v", got, err)
 	}
 	if got, err := s.FindCustomers(ctx, CustomerQuery{Phone: p.Value, Name: "nobody"}); err != nil || len(got) != 0 {
 		t.Errorf("contradictory query: %v %v", got, err)

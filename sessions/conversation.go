@@ -112,6 +112,13 @@ func (u ConversationUpdate) Apply(c *Conversation, now time.Time) Event {
 type ConversationChange struct {
 	Status   ConversationStatus `json:"status"`
 	Assignee string             `json:"assignee,omitempty"`
+	// SnoozeUntil, on a change to pending, is when the conversation opens
+	// again by itself (the gateway's snooze timer); zero means it waits
+	// for a person or the customer.
+	SnoozeUntil time.Time `json:"snooze_until,omitzero"`
+	// Reason says why the system changed the status ("snooze_ended",
+	// "customer_replied"); empty for a person's change.
+	Reason string `json:"reason,omitempty"`
 }
 
 // ConversationQuery lists conversations. Empty fields match everything.

@@ -175,21 +175,25 @@ type CustomerQuery struct {
 	Phone string
 	Email string
 	Name  string
+	// Tag matches customers carrying the tag, compared case-insensitively.
+	Tag string
 	// Limit caps the result; zero means 50.
 	Limit int
 }
 
 // Validate requires at least one criterion.
 func (q CustomerQuery) Validate() error {
-	if q.Phone == "" && q.Email == "" && q.Name == "" {
-		return fmt.Errorf("%w: search needs a phone, email or name", ErrInvalid)
+	if q.Phone == "" && q.Email == "" && q.Name == "" && q.Tag == "" {
+		return fmt.Errorf("%w: search needs a phone, email, name or tag", ErrInvalid)
 	}
 	return nil
 }
 
-// MatchesName reports whether name passes the Name criterion.
-func (q CustomerQuery) MatchesName(name string) bool {
-	return q.Name == "" || strings.Contains(strings.ToLower(name), strings.ToLower(q.Name))
+// Matches reports whether c passes the Name and Tag criteria (stores
+// match Phone and Email through their identity index).
+func (q CustomerQuery) Matches(c Customer) bool {
+	return (q.Name == "" || strings.Contains(strings.ToLower(c.Name), strings.ToLower(q.Name))) &&
+		(q.Tag == "" || slices.ContainsFunc(c.Tags, func(t string) bool { return strings.EqualFold(t, q.Tag) }))
 }
 
 func (q CustomerQuery) limit() int {

@@ -995,7 +995,7 @@ func (s *BoltStore) FindCustomers(ctx context.Context, q CustomerQuery) ([]Custo
 	var out []Customer
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		keep := func(c Customer) bool {
-			if c.MergedInto == "" && q.MatchesName(c.Name) {
+			if c.MergedInto == "" && q.Matches(c) {
 				out = append(out, c)
 			}
 			return len(out) < q.limit()

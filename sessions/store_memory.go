@@ -245,7 +245,7 @@ func (m *MemoryStore) FindCustomers(ctx context.Context, q CustomerQuery) ([]Cus
 		if q.Email != "" && m.identities[Identity{Kind: IdentityEmail, Value: q.Email}.Key()].CustomerID != c.ID {
 			continue
 		}
-		if !q.MatchesName(c.Name) || c.MergedInto != "" {
+		if !q.Matches(*c) || c.MergedInto != "" {
 			continue
 		}
 		out = append(out, cloneCustomer(*c))

@@ -801,7 +801,7 @@ func (s *ValkeyStore) FindCustomers(ctx context.Context, q CustomerQuery) ([]Cus
 			if err != nil {
 				return nil, err
 			}
-			if c.MergedInto == "" && q.MatchesName(c.Name) {
+			if c.MergedInto == "" && q.Matches(c) {
 				out = append(out, c)
 				if len(out) == limit {
 					return out, nil
@@ -834,7 +834,7 @@ func (s *ValkeyStore) findByIdentity(ctx context.Context, q CustomerQuery) ([]Cu
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
-	if err != nil || c.MergedInto != "" || !q.MatchesName(c.Name) {
+	if err != nil || c.MergedInto != "" || !q.Matches(c) {
 		return nil, err
 	}
 	return []Customer{c}, nil

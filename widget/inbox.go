@@ -16,7 +16,7 @@ import (
 //
 //go:embed inbox/inbox.html inbox/inbox.js inbox/inbox.css
 //go:embed inbox/dialer.js inbox/campaigns.js inbox/dialer.css
-//go:embed inbox/call.js
+//go:embed inbox/tools.js inbox/call.js
 var inboxFiles embed.FS
 
 type inboxFile struct {
@@ -41,6 +41,7 @@ func InboxHandler() http.Handler {
 		"/inbox/":          {"inbox/inbox.html", "text/html; charset=utf-8"},
 		"/inbox/inbox.js":  {"inbox/inbox.js", "text/javascript; charset=utf-8"},
 		"/inbox/inbox.css": {"inbox/inbox.css", "text/css; charset=utf-8"},
+		"/inbox/tools.js":  {"inbox/tools.js", "text/javascript; charset=utf-8"},
 		// The dialer's pages: the rep's preview card, the supervisors'
 		// campaigns page.
 		"/inbox/dialer.js":    {"inbox/dialer.js", "text/javascript; charset=utf-8"},

@@ -25,6 +25,7 @@ func TestInboxHandler(t *testing.T) {
 		{"/inbox/", 200, "text/html; charset=utf-8", []string{`id="app"`}},
 		{"/inbox/inbox.js", 200, "text/javascript; charset=utf-8", []string{"/inbox/ws", "'auth'", "sessionStorage", "textContent", "?after="}},
 		{"/inbox/inbox.css", 200, "text/css; charset=utf-8", []string{":focus-visible"}},
+		{"/inbox/tools.js", 200, "text/javascript; charset=utf-8", []string{"/v1/canned-responses", "OmnigateInbox", "textContent"}},
 		{"/inbox/inbox.html", 404, "", nil},
 		{"/inbox/nope.js", 404, "", nil},
 	}

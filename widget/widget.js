@@ -370,7 +370,9 @@
     try { ws = new WebSocket(WS_URL); } catch (e) { scheduleReconnect(); return; }
     S.ws = ws;
     ws.onopen = function () {
-      var hello = { type: "hello", visitor: visitorID(), after: S.lastSeq, lang: navigator.language || "" };
+      var hello = { type: "hello", visitor: visitorID(), after: S.lastSeq, lang: navigator.language || "",
+        page: location.origin + location.pathname };
+      try { hello.tz = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { /* no Intl: no hint */ }
       if (S.customerID) hello.customer_id = S.customerID;
       if (USER_ID) {
         hello.user_id = USER_ID;

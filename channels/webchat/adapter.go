@@ -209,7 +209,7 @@ func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &conn{a: a, st: st, addr: clientAddr(r, a.proxies), urlVisitor: q.Get("visitor"),
-		urlUser: signedUser{id: q.Get("user_id"), hash: q.Get("user_hash")}}
+		urlUser: signedUser{id: q.Get("user_id"), hash: q.Get("user_hash")}, userAgent: truncate(r.UserAgent(), 512)}
 	wsconn.Serve(w, r, func(w http.ResponseWriter, r *http.Request) {
 		err := st.m.HandleRequestWithKeys(w, r, map[string]any{connKey: c})
 		if errors.Is(err, melody.ErrClosed) {

@@ -43,6 +43,7 @@ type conn struct {
 	// deprecated form; hello's take their place.
 	urlVisitor string
 	urlUser    signedUser
+	userAgent  string // the upgrade request's, for visitorHints
 	log        *slog.Logger
 
 	ctx    context.Context // ends when the socket does
@@ -227,7 +228,8 @@ func (c *conn) hello(ctx context.Context, f clientFrame) {
 		}
 		c.verified = true
 	}
-	c.seed = sessions.Customer{Locale: f.Lang}
+	hints := visitorHints{timeZone: f.TimeZone, page: f.Page, userAgent: c.userAgent}
+	c.seed = hints.seed(f.Lang)
 	var customerID string
 	if c.verified {
 		var r resolution
@@ -257,6 +259,9 @@ func (c *conn) hello(ctx context.Context, f clientFrame) {
 		after = head - uint64(c.a.cfg.HistoryEvents)
 	}
 	c.customerID = customerID
+	if customerID != "" && hints.page != "" {
+		c.notePage(ctx, hints.page)
+	}
 	c.st.availMu.Lock()
 	c.ready.Store(true)
 	c.write(marshal(welcomeFrame{Type: frameWelcome, CustomerID: customerID, LastSeq: head, After: after,

@@ -68,6 +68,10 @@ type clientFrame struct {
 	After      uint64 `json:"after,omitempty"`
 	CustomerID string `json:"customer_id,omitempty"`
 	Lang       string `json:"lang,omitempty"`
+	// hello: the browser's IANA time zone and the page the widget is on,
+	// hints for naming the visitor (visitor.go); dropped when malformed.
+	TimeZone string `json:"tz,omitempty"`
+	Page     string `json:"page,omitempty"`
 	// hello: the credentials. They travel here, not in the socket URL,
 	// which proxies and access logs keep. UserExpires is Unix seconds; 0
 	// means the deprecated signature without an expiry.
@@ -116,6 +120,7 @@ func parseFrame(data []byte) (clientFrame, error) {
 		if f.Lang != "" && (len(f.Lang) > maxLang || !isLangTag(f.Lang)) {
 			f.Lang = "" // a hint only: drop it rather than refuse the socket
 		}
+		f.TimeZone, f.Page = checkZone(f.TimeZone), checkPage(f.Page)
 		if f.UserExpires < 0 {
 			return f, invalid("user_expires is negative")
 		}

@@ -97,7 +97,7 @@ func runCrash(ctx context.Context, o options) (rep *crashReport, err error) {
 	if _, err := raiseNoFile(); err != nil {
 		return nil, err
 	}
-	c, err := startGateway(ctx, o.gatewayBin, o.site, perVisitorPerMinute(o))
+	c, err := startGateway(ctx, o.gatewayBin, o.site, perVisitorPerMinute(o), 0)
 	if err != nil {
 		return nil, err
 	}

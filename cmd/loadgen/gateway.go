@@ -45,7 +45,7 @@ type child struct {
 // to twice that (at least the default 120), so the limiter is exercised
 // but never trips. Every visitor comes from loopback, so the new-visitor
 // limit per address is raised to let all of them in.
-func startGateway(ctx context.Context, bin, site string, perMinute int) (*child, error) {
+func startGateway(ctx context.Context, bin, site string, perMinute, reps int) (*child, error) {
 	dir, err := os.MkdirTemp("", "omnigate-loadgen-")
 	if err != nil {
 		return nil, err
@@ -82,13 +82,13 @@ store: {kind: bolt}
 auth:
   reps:
     - {id: loadrep, name: Load Rep, role: supervisor, token: %s}
-webchat:
+%swebchat:
   sites:
     - id: %s
       allowed_origins: [%q]
       rate_per_minute: %d
       new_visitors_burst: %d
-`, port, filepath.Join(dir, "data"), c.token, site, loadOrigin, max(120, 2*perMinute), maxConns)
+`, port, filepath.Join(dir, "data"), c.token, repsYAML(c.token, reps), site, loadOrigin, max(120, 2*perMinute), maxConns)
 	c.cfgPath = filepath.Join(dir, "gateway.yaml")
 	if err := os.WriteFile(c.cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -299,10 +299,12 @@ type goStats struct {
 	goroutines, heapInuse, stackInuse float64
 	// Counters: garbage collections so far, bytes ever allocated.
 	gcCycles, allocBytes float64
+	// inboxDepth is omnigate_inbox_queue_depth_max of rep sockets.
+	inboxDepth float64
 }
 
 func gatewayMetrics(ctx context.Context, base string) goStats {
-	st := goStats{-1, -1, -1, -1, -1}
+	st := goStats{-1, -1, -1, -1, -1, -1}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/metrics", nil)
@@ -333,6 +335,8 @@ func gatewayMetrics(ctx context.Context, base string) goStats {
 			st.gcCycles = v
 		case "go_memstats_alloc_bytes_total":
 			st.allocBytes = v
+		case `omnigate_inbox_queue_depth_max{role="rep"}`:
+			st.inboxDepth = v
 		}
 	}
 	return st

@@ -82,7 +82,7 @@ func runLoad(ctx context.Context, o options) (rep *report, err error) {
 	var token string
 	pid := 0
 	if o.target == "" {
-		c, serr := startGateway(ctx, o.gatewayBin, o.site, perVisitorPerMinute(o))
+		c, serr := startGateway(ctx, o.gatewayBin, o.site, perVisitorPerMinute(o), o.inboxReps)
 		if serr != nil {
 			return nil, serr
 		}
@@ -122,6 +122,13 @@ func runLoad(ctx context.Context, o options) (rep *report, err error) {
 		return rep, err
 	}
 	defer rs.close()
+	var reps *inboxReps
+	if o.inboxReps > 0 {
+		if reps, err = dialInboxReps(ctx, r, token, o.inboxReps); err != nil {
+			return rep, err
+		}
+		defer reps.close()
+	}
 
 	// Connect every visitor.
 	fmt.Fprintf(os.Stderr, "loadgen: opening %d visitor sockets to %s\n", o.conns, base)
@@ -164,7 +171,15 @@ func runLoad(ctx context.Context, o options) (rep *report, err error) {
 	for (rs.received.Load() < rep.sentMeasured || r.acks.Load() < rep.sentTotal) && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
+	if reps != nil {
+		reps.quiesce(ctx, time.Second, drainTimeout)
+	}
 	r.closing.Store(true)
+	if reps != nil {
+		res := reps.result()
+		res.queueDepthMax = gatewayMetrics(ctx, base).inboxDepth
+		rep.inbox = &res
+	}
 	rep.received = rs.received.Load()
 	rep.latency, rep.latencySent = rs.latencies()
 	rep.measureFrom = time.Duration(r.measureFrom.Load())

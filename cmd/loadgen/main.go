@@ -24,6 +24,12 @@
 // with status 1 if any acknowledged message is lost or stored twice:
 //
 //	go run ./cmd/loadgen -crash 3 -conns 200 -rate 400 -duration 30s
+//
+// -inbox-reps N adds N rep inbox sockets (inbox.go) to a load run; with
+// one message per visitor it measures conversations opening (issue 15:
+// 5,000 in 10 s, 200 reps, none cut off):
+//
+//	go run ./cmd/loadgen -conns 5000 -rate 500 -warmup 0 -duration 10s -inbox-reps 200
 package main
 
 import (
@@ -49,10 +55,11 @@ func loadgen() int {
 	flag.StringVar(&o.target, "target", "", "base URL of a gateway that runs already, e.g. http://127.0.0.1:8080 (loopback only); empty starts one")
 	flag.StringVar(&o.site, "site", "load", "webchat site id (with -target: one of its sites)")
 	flag.StringVar(&o.origin, "origin", "", "Origin header of the visitor sockets; empty means the one the started gateway allows, or the target's own origin")
-	flag.StringVar(&o.repToken, "rep-token", "", "with -target: a rep token for the inbox socket")
+	flag.StringVar(&o.repToken, "rep-token", "", "with -target: a supervisor or admin token for the inbox socket (it follows the events view, every event)")
 	flag.IntVar(&o.gatewayPID, "gateway-pid", 0, "with -target: the gateway's PID, to read its resident memory")
 	flag.BoolVar(&o.perSecond, "per-second", false, "also print the latency for each second of the measured period")
 	flag.IntVar(&o.crash, "crash", 0, fmt.Sprintf("SIGKILL the gateway this many times while -conns visitors send for -duration, restart it, and check every acknowledged message is stored once (at most %d; -warmup, -dial-concurrency and -per-second do not apply)", maxCrashes))
+	flag.IntVar(&o.inboxReps, "inbox-reps", 0, fmt.Sprintf("also open this many rep inbox sockets (role rep, unassigned view) and report cut-offs, queue depth and time to each socket (at most %d)", maxReps))
 	flag.Parse()
 	if err := o.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)

@@ -20,6 +20,7 @@ const (
 	maxWarmup   = time.Minute
 	maxDialers  = 1000
 	maxCrashes  = 10
+	maxReps     = 500
 	// connectTimeout bounds opening every socket.
 	connectTimeout = 3 * time.Minute
 	// drainTimeout bounds the wait for messages still in flight when
@@ -41,6 +42,7 @@ type options struct {
 	gatewayPID int
 	perSecond  bool
 	crash      int // SIGKILLs in a crash run; 0 is a load run
+	inboxReps  int // rep sockets of the inbox feed run
 }
 
 func (o options) validate() error {
@@ -65,6 +67,12 @@ func (o options) validate() error {
 	}
 	if o.crash > 0 && o.target != "" {
 		errs = append(errs, errors.New("-crash kills and restarts the gateway it starts: not with -target"))
+	}
+	if o.inboxReps < 0 || o.inboxReps > maxReps {
+		errs = append(errs, fmt.Errorf("-inbox-reps %d is not between 0 and %d", o.inboxReps, maxReps))
+	}
+	if o.inboxReps > 0 && (o.target != "" || o.crash > 0) {
+		errs = append(errs, errors.New("-inbox-reps needs the gateway loadgen starts, in a load run"))
 	}
 	if o.target != "" {
 		if _, err := loopbackURL(o.target); err != nil {

@@ -15,8 +15,8 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// repSocket is one rep's inbox socket. The gateway pushes every appended
-// event to it; it times each visitor message from the send time the
+// repSocket is one supervisor's inbox socket following the events view,
+// so the gateway pushes every appended event to it; it times each visitor message from the send time the
 // message carries ("lg <nanoseconds since t0>"). Like the inbox page, it
 // reconnects when the gateway closes it with a reconnect code (4002 slow,
 // for one); messages appended while it was away are counted as missing,
@@ -59,9 +59,11 @@ func (rs *repSocket) dial(ctx context.Context) (*websocket.Conn, error) {
 		return nil, fmt.Errorf("rep socket: %w", err)
 	}
 	auth, _ := json.Marshal(map[string]string{"type": "auth", "token": rs.token})
-	if err := conn.WriteMessage(websocket.TextMessage, auth); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("rep socket: %w", err)
+	for _, f := range [][]byte{auth, []byte(`{"type":"view","views":["events"]}`)} {
+		if err := conn.WriteMessage(websocket.TextMessage, f); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("rep socket: %w", err)
+		}
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, b, err := conn.ReadMessage()

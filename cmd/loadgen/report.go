@@ -40,7 +40,8 @@ type report struct {
 	gatewayLog                           string // warnings and errors the started gateway logged
 	cpuTicks                             int64
 	loadgenCPU                           time.Duration
-	loadStart, loadEnd                   string // /proc/loadavg
+	loadStart, loadEnd                   string       // /proc/loadavg
+	inbox                                *inboxResult // -inbox-reps only
 }
 
 func (r *report) print(w io.Writer) {
@@ -48,7 +49,7 @@ func (r *report) print(w io.Writer) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
 	p("Omnigate load run, %s", r.started.UTC().Format(time.RFC3339))
 	p("  machine:          %d CPUs (%s), %s/%s, loadgen built with %s", runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version())
-	p("  command:          loadgen -conns %d -rate %d -duration %v -warmup %v", o.conns, o.rate, o.duration, o.warmup)
+	p("  command:          loadgen -conns %d -rate %d -duration %v -warmup %v -inbox-reps %d", o.conns, o.rate, o.duration, o.warmup, o.inboxReps)
 	p("  gateway:          %s", r.gateway)
 	p("  open files limit: %d", r.nofile)
 	p("  load average:     %s at the start, %s at the end (1, 5, 15 min; the machine may be shared)", r.loadStart, r.loadEnd)
@@ -132,6 +133,9 @@ func (r *report) print(w io.Writer) {
 	}
 	if r.gateway != "" && strings.HasPrefix(r.gateway, "started") {
 		p("  gateway stopped:  %v", map[bool]string{true: "cleanly on SIGTERM", false: "not cleanly (see the error)"}[r.stoppedClean])
+	}
+	if r.inbox != nil {
+		r.inbox.print(p)
 	}
 	if r.gatewayLog != "" {
 		p("")

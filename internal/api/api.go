@@ -13,6 +13,7 @@ import (
 
 	"github.com/omnigate/omnigate/channels"
 	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/internal/canned"
 	"github.com/omnigate/omnigate/sessions"
 )
 
@@ -35,6 +36,14 @@ type Config struct {
 	// rate_limited. Zero means 10. Supervisors, admins and integrators
 	// are not limited: they see numbers in full anyway.
 	RepPhoneLookupsPerMinute int `yaml:"rep_phone_lookups_per_minute"`
+	// DefaultRegion is the ISO 3166 region ("CN", "US") in which a phone
+	// number searched without its country code (GET /v1/customers?phone=
+	// or ?q=) is read. Empty, the zero value, means searches need the
+	// country code.
+	DefaultRegion string `yaml:"default_region"`
+	// CannedResponses are the team's canned responses from the file,
+	// read-only through the API. Empty means none.
+	CannedResponses canned.Config `yaml:"canned_responses"`
 }
 
 // Validate reports every problem at once.
@@ -49,6 +58,10 @@ func (c Config) Validate() error {
 	if c.RepPhoneLookupsPerMinute < 0 {
 		errs = append(errs, fmt.Errorf("rep_phone_lookups_per_minute: %d is negative", c.RepPhoneLookupsPerMinute))
 	}
+	if c.DefaultRegion != "" && !sessions.ValidPhoneRegion(c.DefaultRegion) {
+		errs = append(errs, fmt.Errorf("default_region: %q is not a region phone numbers know", c.DefaultRegion))
+	}
+	errs = append(errs, c.CannedResponses.Validate())
 	return errors.Join(errs...)
 }
 
@@ -80,6 +93,9 @@ type Options struct {
 	// Now is the clock of the reps' phone lookup limit and of
 	// do-not-contact entries added through the API; nil means time.Now.
 	Now func() time.Time
+	// Canned keeps the canned responses made through the API; nil means
+	// in memory, lost on restart (tests).
+	Canned canned.Store
 	// Contact is the contact policy and its stores; nil means no policy
 	// (the contact-policy routes answer 404, best channel sends with no
 	// policy but the Sender's).
@@ -99,6 +115,7 @@ type Server struct {
 	routing  Routing
 	lookups  *phoneLookups
 	contact  *ContactDeps
+	canned   canned.Store
 	now      func() time.Time
 	refusals *prometheus.CounterVec
 }
@@ -115,7 +132,10 @@ func New(cfg Config, o Options) (*Server, error) {
 		o.Now = time.Now
 	}
 	s := &Server{cfg: cfg, store: o.Store, auth: o.Auth, outbound: o.Sender, log: o.Logger, mux: http.NewServeMux(),
-		routing: o.Routing, contact: o.Contact, now: o.Now}
+		routing: o.Routing, contact: o.Contact, now: o.Now, canned: o.Canned}
+	if s.canned == nil {
+		s.canned = canned.NewMemoryStore()
+	}
 	if o.Metrics != nil {
 		m, err := newMetrics(o.Metrics)
 		if err != nil {
@@ -169,8 +189,13 @@ func (s *Server) register(reg *prometheus.Registry) {
 	s.handle("POST /v1/conversations/{id}/assign", s.assign, admin, supervisor, rep)
 	s.handle("POST /v1/conversations/{id}/resolve", s.resolve, admin, supervisor, rep)
 	s.handle("POST /v1/conversations/{id}/reopen", s.reopen, admin, supervisor, rep)
+	s.handle("POST /v1/conversations/{id}/pending", s.pending, admin, supervisor, rep)
 	s.handle("POST /v1/conversations/{id}/accept", s.acceptOffer, supervisor, rep)
 	s.handle("POST /v1/conversations/{id}/decline", s.declineOffer, supervisor, rep)
+
+	s.handle("GET /v1/canned-responses", s.listCanned, admin, supervisor, rep)
+	s.handle("POST /v1/canned-responses", s.postCanned, admin, supervisor, rep)
+	s.handle("DELETE /v1/canned-responses/{id}", s.deleteCanned, admin, supervisor, rep)
 
 	s.handle("GET /v1/reps", s.listReps, admin, supervisor, rep)
 	s.handle("POST /v1/reps/{id}/presence", s.setPresence, admin, supervisor, rep)

@@ -266,7 +266,8 @@ func (s *Server) assign(w http.ResponseWriter, r *http.Request, p auth.Principal
 
 // resolve and reopen are idempotent: asking for the state a conversation
 // is already in answers 200 with no event, so a double click records
-// nothing twice.
+// nothing twice. Reopen also takes a pending (snoozed) conversation back
+// to open.
 func (s *Server) resolve(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	return s.setStatus(w, r, p, sessions.StatusResolved)
 }
@@ -286,7 +287,7 @@ func (s *Server) setStatus(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err != nil {
 		return err
 	}
-	if c.Status == to || (to == sessions.StatusOpen && c.Status.Active()) {
+	if c.Status == to {
 		WriteJSON(w, http.StatusOK, changeResponse{Conversation: c})
 		return nil
 	}

@@ -27,12 +27,12 @@ func (s *Server) customerView(r *http.Request, c sessions.Customer) (customerVie
 	return customerView{Customer: c, Identities: ids}, nil
 }
 
-// searchCustomers finds customers by exact phone or email identity and
-// name substring. There is no cursor: a search is meant to find a handful.
-// An exact phone lookup is guarded (phoneLookups): it confirms the number
-// behind a rep's mask.
+// searchCustomers finds customers by phone or email identity (exact,
+// after normalising), tag or name substring (customerQuery). There is no
+// cursor: a search is meant to find a handful. An exact phone lookup is
+// guarded (phoneLookups): it confirms the number behind a rep's mask.
 func (s *Server) searchCustomers(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	q, err := Query(r, "phone", "email", "name", "limit")
+	q, err := Query(r, "phone", "email", "name", "tag", "q", "limit")
 	if err != nil {
 		return err
 	}
@@ -40,17 +40,12 @@ func (s *Server) searchCustomers(w http.ResponseWriter, r *http.Request, p auth.
 	if err != nil {
 		return err
 	}
-	cq := sessions.CustomerQuery{
-		Phone: q.Get("phone"),
-		Email: strings.ToLower(q.Get("email")),
-		Name:  q.Get("name"),
-		Limit: min(limit, 500),
+	cq, err := customerQuery(q, s.cfg.DefaultRegion)
+	if err != nil {
+		return err
 	}
+	cq.Limit = min(limit, 500)
 	if cq.Phone != "" {
-		if err := (sessions.Identity{Kind: sessions.IdentityPhone, Value: cq.Phone}).Validate(); err != nil {
-			// The message would echo the number; say what is wrong instead.
-			return errorf(CodeInvalid, "phone must be E.164, such as +8613812345678 (URL-encode + as %%2B)")
-		}
 		if err := s.lookups.admit(r.Context(), p, cq.Phone); err != nil {
 			return err
 		}

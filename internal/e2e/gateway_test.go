@@ -46,9 +46,9 @@ var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 // loopback port and a fresh data directory. Nothing runs until start.
 func newGateway(t *testing.T) *gateway { return newGatewayWith(t, "", "") }
 
-// newGatewayWith is newGateway with more reps (lines of auth.reps) and
-// more top-level sections in the configuration.
-func newGatewayWith(t *testing.T, reps, sections string) *gateway {
+// newGatewayWith is newGateway with more reps (YAML lines of auth.reps)
+// and more top-level configuration (YAML appended at the end).
+func newGatewayWith(t *testing.T, reps, extra string) *gateway {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "gateway")
@@ -75,7 +75,7 @@ auth:
   sites:
     - id: %s
       secret: e2e-site-secret-0123456789
-%s`, port, filepath.Join(dir, "data"), adminKey, aliceToken, reps, siteID, sections)
+%s`, port, filepath.Join(dir, "data"), adminKey, aliceToken, reps, siteID, extra)
 	path := filepath.Join(dir, "gateway.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

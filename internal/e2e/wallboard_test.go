@@ -14,10 +14,9 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-const (
-	carolToken = "e2e-carol-token-0123456789abcdef"
-	daveToken  = "e2e-dave-token-0123456789abcdef"
-)
+// daveToken is the wallboard test's second rep (carolToken, the
+// supervisor's, is in inbox_tools_test.go).
+const daveToken = "e2e-dave-token-0123456789abcdef"
 
 // wallboardConfig is the wallboard test's configuration: alice takes
 // chats; dave, available without the chat skill, keeps the widget

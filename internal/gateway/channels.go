@@ -58,11 +58,11 @@ func (g *Gateway) buildSMS() error {
 
 // closeParts closes what build opened besides the routing service, the
 // sockets and the store, in the order shutdown needs: the channels (and
-// webhooks), then the contact policy's parts, which the channels write
+// webhooks), the inbox tools, then the contact policy's parts, which the channels write
 // to, then the gateway's Valkey client, which both use. The store stays
 // open.
 func (g *Gateway) closeParts() error {
-	err := errors.Join(g.closeKPI(), g.closeVoice(), g.closeChannels(), g.closeDialer(), g.closeContact())
+	err := errors.Join(g.closeKPI(), g.closeVoice(), g.closeChannels(), g.closeTools(), g.closeDialer(), g.closeContact())
 	if g.valkey != nil {
 		g.valkey.Close()
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/omnigate/omnigate/dialer"
+	"github.com/omnigate/omnigate/dialer/pacing"
 	"github.com/omnigate/omnigate/internal/api"
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/config"
@@ -76,12 +77,23 @@ func (g *Gateway) buildDialer(reps []auth.Rep, reg prometheus.Registerer) error 
 		Store: g.dialer.store, Sessions: dialerSessions{Store: g.store, log: g.log}, Policy: g.contact.policy, Ledger: g.contact.ledger,
 		Reps: g.routing, Roster: func() []router.Rep { return roster }, Trunk: trunk,
 		Purposes: g.cfg.DialerKnown().Purposes, Segment: g.segment, Node: nodeName(), LeaseTTL: c.Lease,
-		Metrics: reg, Logger: g.log.With("part", "dialer"),
+		Pacer: newPacer, Metrics: reg, Logger: g.log.With("part", "dialer"),
 	})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	return g.declareCampaigns()
+}
+
+// newPacer builds a campaign's pacer (package pacing) from its mode,
+// abandonment target, connect limit and counts so far.
+func newPacer(c dialer.PacerConfig) (pacing.Pacer, error) {
+	m, err := pacing.ParseMode(c.Mode)
+	if err != nil {
+		return nil, err
+	}
+	return pacing.New(m, pacing.Config{TargetAbandon: c.AbandonTarget, ConnectLimit: c.ConnectLimit,
+		Answered: int64(c.Answered), Abandoned: int64(c.Abandoned)})
 }
 
 // declareCampaigns creates the campaigns of dialer.campaigns that no

@@ -466,3 +466,23 @@ func previewCardsAndRoles(t *testing.T, y string) {
 	plain, _ := runGateway(t, testConfig(t, "bolt"))
 	call(t, plain.BaseURL(), "GET", "/v1/campaigns", adminKey, "", 404, nil)
 }
+
+// TestDialerPredictiveCampaign runs a predictive campaign (package
+// pacing's pacer, built from the campaign) to its end: every customer
+// tried once, none dialed twice.
+func TestDialerPredictiveCampaign(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	g, _ := runGateway(t, parseConfig(t, dialerConfig(t, dir, ""), nil))
+	base := g.BaseURL()
+	spec := map[string]any{"id": "pred", "mode": "predictive", "purpose": "sales", "caller_id": "+8657112345678",
+		"skills": map[string]int{"sales": 1}, "attempts": 1,
+		"audience": map[string]any{"csv": strings.Join(numbers(0, 60), "\n")}}
+	call(t, base, "POST", "/v1/campaigns", carolToken, asJSON(spec), 201, nil)
+	availableReps(t, base)
+	call(t, base, "POST", "/v1/campaigns/pred/start", carolToken, "", 200, nil)
+	p := waitCampaign(t, base, "pred", "the campaign to finish", func(p progressView) bool { return p.State == "done" })
+	if dialed := dialLog(t, filepath.Join(dir, "dials.log")); p.Remaining != 0 || p.Dialed != 60 || len(dialed) != 60 {
+		t.Errorf("progress %+v, %d in the dial log; want all 60 dialed once", p, len(dialed))
+	}
+}

@@ -54,6 +54,7 @@ type Gateway struct {
 	contact  contactParts          // the contact policy and its stores
 	dialer   dialerParts           // campaigns; empty without dialer.trunk
 	voice    voiceParts            // the SIP user agent; empty without voice
+	tools    toolParts             // canned responses and the snooze timer
 	webhooks *webhooks.Service     // always built: /v1/events and the admin API
 	outbox   *webhooks.BoltOutbox
 	valkey   valkey.Client // typing and wechat's tokens in a cluster (valkeyClient); nil otherwise
@@ -200,6 +201,9 @@ func (g *Gateway) build() (err error) {
 	if err != nil {
 		return err
 	}
+	if err := g.buildTools(); err != nil {
+		return err
+	}
 	sender, err := channels.NewSender(channels.SenderOptions{Store: g.store, Channels: chans, Policy: g.contact.policy,
 		SendTimeout: g.cfg.API.SendTimeout, Metrics: reg, Logger: g.log.With("part", "sender")})
 	if err != nil {
@@ -208,7 +212,7 @@ func (g *Gateway) build() (err error) {
 	g.voice.sender = sender
 	handler, err := api.New(g.cfg.API, api.Options{
 		Store: g.store, Auth: authn, Sender: sender, Metrics: reg, Logger: g.log, Routing: g.routing,
-		Routes: append(append(g.webhooks.Routes(), g.kpiRoutes()...), g.dialerRoutes()...), Contact: g.contactDeps(),
+		Routes: append(append(g.webhooks.Routes(), g.kpiRoutes()...), g.dialerRoutes()...), Contact: g.contactDeps(), Canned: g.tools.canned,
 	})
 	if err != nil {
 		return err

@@ -34,6 +34,14 @@ type Config struct {
 	// with bursts of a tenth of it (at least 20). Zero means 600. Going
 	// over closes the socket with CloseTooManyRequests.
 	RatePerMinute int `yaml:"rate_per_minute"`
+	// ListFlushInterval is how often the list views' changes go out, each
+	// view's coalesced into one conversations frame: a conversation that
+	// changed five times in the interval is sent once. Zero means 250ms.
+	ListFlushInterval time.Duration `yaml:"list_flush_interval"`
+	// MaxListBatch caps the conversations in one conversations frame;
+	// more changes in one interval send a resync frame instead (reload
+	// the list over REST). Zero means 500.
+	MaxListBatch int `yaml:"max_list_batch"`
 	// AllowedOrigins are page origins, besides the gateway's own, that may
 	// open the socket, as "https://inbox.example.com". Empty means only
 	// the gateway's own pages (Origin host equal to the request's Host),
@@ -58,6 +66,8 @@ func (c Config) Validate() error {
 		{"ping_interval", int64(c.PingInterval)},
 		{"auth_timeout", int64(c.AuthTimeout)},
 		{"rate_per_minute", int64(c.RatePerMinute)},
+		{"list_flush_interval", int64(c.ListFlushInterval)},
+		{"max_list_batch", int64(c.MaxListBatch)},
 	} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("inbox: %s is negative", f.name))
@@ -90,6 +100,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RatePerMinute == 0 {
 		c.RatePerMinute = 600
+	}
+	if c.ListFlushInterval == 0 {
+		c.ListFlushInterval = 250 * time.Millisecond
+	}
+	if c.MaxListBatch == 0 {
+		c.MaxListBatch = 500
 	}
 	return c
 }

@@ -43,9 +43,10 @@ type conn struct {
 	masked   bool
 	watching string
 
-	ready   atomic.Bool // authenticated and joined
-	closing atomic.Bool // a close is under way: apply and send no more
-	forced  atomic.Bool // closeNow ran
+	queued  atomic.Int64 // frames handed to melody and not yet written
+	ready   atomic.Bool  // authenticated and joined
+	closing atomic.Bool  // a close is under way: apply and send no more
+	forced  atomic.Bool  // closeNow ran
 
 	// reader only
 	authTimer *time.Timer
@@ -84,7 +85,8 @@ func (c *conn) authenticate(p auth.Principal, err error) {
 		c.name = r.Name
 	}
 	ready := newFrame(readyFrame{Type: frameReady, Rep: RepInfo{ID: p.ID, Name: c.name, Role: string(p.Role)},
-		Masked: c.masked, MaxMessageBytes: c.h.cfg.MaxMessageBytes, TypingTTLMS: TypingTTL})
+		Masked: c.masked, MaxMessageBytes: c.h.cfg.MaxMessageBytes, TypingTTLMS: TypingTTL,
+		Views: allowedViews(c.supervises())})
 	c.ready.Store(true)
 	c.h.join(c, ready)
 }
@@ -136,6 +138,17 @@ func (c *conn) receive(data []byte) {
 			c.typingTo = ""
 		}
 		c.h.watch(c, f.CustomerID)
+	case frameView:
+		views := make([]view, 0, len(f.Views))
+		for _, name := range f.Views {
+			v, _ := parseView(name) // parseFrame checked the names
+			if v != viewUnassigned && !c.supervises() {
+				c.fail(CloseForbidden, ErrCodeForbidden, "role "+string(c.p.Role)+" may not follow the "+name+" view")
+				return
+			}
+			views = append(views, v)
+		}
+		c.h.follow(c, views)
 	case frameTyping:
 		c.typing(f.CustomerID, f.On)
 	case framePing:
@@ -174,6 +187,12 @@ func (c *conn) publishTyping(customerID string, on bool) {
 	}
 }
 
+// supervises reports whether the socket may see every conversation, as
+// the API lets supervisors and admins act on any (api.workable).
+func (c *conn) supervises() bool {
+	return c.p.Role == auth.RoleSupervisor || c.p.Role == auth.RoleAdmin
+}
+
 // burst is how many frames a socket may send at once.
 func (c *conn) burst() int { return max(20, c.h.cfg.RatePerMinute/10) }
 
@@ -197,7 +216,21 @@ func (c *conn) write(f *outFrame) {
 	if c.closing.Load() {
 		return
 	}
-	_ = c.s.Write(f.bytes(c.masked))
+	c.queue(f.bytes(c.masked))
+}
+
+// queue hands b to melody, counting it until HandleSentMessage sees it
+// written.
+func (c *conn) queue(b []byte) {
+	n, hwm := c.queued.Add(1), &c.h.maxDepth[depthIndex(c.supervises())]
+	for m := hwm.Load(); n > m; m = hwm.Load() {
+		if hwm.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	if c.s.Write(b) != nil {
+		c.queued.Add(-1)
+	}
 }
 
 // fail sends an error frame (when errCode is set) and then closes with
@@ -208,7 +241,7 @@ func (c *conn) fail(code int, errCode, msg string) {
 	}
 	c.h.countClose(code)
 	if errCode != "" {
-		_ = c.s.Write(newFrame(errorFrame{Type: frameError, Code: errCode, Message: msg}).bytes(c.masked))
+		c.queue(newFrame(errorFrame{Type: frameError, Code: errCode, Message: msg}).bytes(c.masked))
 	}
 	_ = c.s.CloseWithMsg(melody.FormatCloseMessage(code, CloseName(code)))
 }

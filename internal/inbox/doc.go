@@ -3,10 +3,17 @@
 // through the REST API (package api); this socket only pushes what
 // changed, so the app never has to poll:
 //
-//   - every timeline event as it is appended, on any node (the store's
-//     change feed);
+//   - the timeline events of the conversations the rep may see and has
+//     open (feed.go): their own and those offered to them, the customer
+//     they watch, and, for supervisors and admins who ask (the events
+//     view), every event, on any node (the store's change feed);
 //   - the conversation, freshly read, after each assignment, transfer or
-//     status change, so lists update without a request per rep;
+//     status change of those;
+//   - list views (unassigned; all for supervisors) as conversations
+//     frames coalesced per Config.ListFlushInterval, one frame per view
+//     marshalled once for every socket following it, so a burst of new
+//     conversations costs each socket a frame per interval, not one per
+//     event;
 //   - typing indicators of the customer the rep is looking at, and the
 //     rep's own typing the other way, to the visitor's widget
 //     (webchat.Typing);
@@ -41,9 +48,11 @@
 //
 // Concurrency: the hub follows the store's change feed with a
 // sessions.Consumer (one worker, which resubscribes on its own; after a
-// gap the hub closes the sockets open across it) and fans each event out
-// to every socket without blocking (melody queues it; a
-// full queue closes the socket as slow). Per socket, melody's reader
+// gap the hub closes the sockets open across it; it alone touches
+// Hub.convs) and hands each event to the sockets it concerns without
+// blocking (melody queues it; a full queue closes the socket as slow);
+// flushLoop sends the list views. Hub.conns holds every socket with its
+// principal, for frames meant for supervisors only. Per socket, melody's reader
 // goroutine applies the rep's frames in order and its writer goroutine
 // writes. Locks: Hub.presenceMu is taken before Hub.mu; the typing
 // pub/sub's own lock is held while it calls the hub, which then takes

@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -17,6 +18,11 @@ func TestParseFrame(t *testing.T) {
 		{`{"type":"watch","customer_id":""}`, true, clientFrame{Type: "watch"}},
 		{`{"type":"typing","customer_id":"cus_1","on":true}`, true, clientFrame{Type: "typing", CustomerID: "cus_1", On: true}},
 		{`{"type":"ping"}`, true, clientFrame{Type: "ping"}},
+		{`{"type":"view","views":["unassigned","all"]}`, true, clientFrame{Type: "view", Views: []string{"unassigned", "all"}}},
+		{`{"type":"view","views":[]}`, true, clientFrame{Type: "view", Views: []string{}}},
+		{`{"type":"view","views":["mine"]}`, false, clientFrame{}},
+		{`{"type":"view","views":["all","all"]}`, false, clientFrame{}},
+		{`{"type":"ping","views":["all"]}`, false, clientFrame{}},
 		{`{"type":"auth"}`, false, clientFrame{}},
 		{`{"type":"typing","on":true}`, false, clientFrame{}},
 		{`{"type":"watch","customer_id":"../x"}`, false, clientFrame{}},
@@ -38,7 +44,7 @@ func TestParseFrame(t *testing.T) {
 		if err != nil && !errors.Is(err, errFrame) {
 			t.Errorf("parseFrame(%s) error %v does not wrap errFrame", tt.in, err)
 		}
-		if tt.ok && got != tt.want {
+		if tt.ok && !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("parseFrame(%s) = %+v, want %+v", tt.in, got, tt.want)
 		}
 	}
@@ -53,6 +59,7 @@ func FuzzParseFrame(f *testing.F) {
 		`{"type":"watch","customer_id":"cus_01JDQ8ZK3X2M9V7T4R6P5N8B1C"}`,
 		`{"type":"typing","customer_id":"cus_01JDQ8ZK3X2M9V7T4R6P5N8B1C","on":true}`,
 		`{"type":"ping"}`,
+		`{"type":"view","views":["unassigned","events"]}`,
 		`{"type":"ping","type":"auth"}`,
 		`{"type":"\u0070ing"}`,
 	} {
@@ -75,6 +82,12 @@ func FuzzParseFrame(f *testing.F) {
 		case frameWatch:
 			if fr.CustomerID != "" && !customerIDRe.MatchString(fr.CustomerID) {
 				t.Fatalf("watch accepted with customer_id %q", fr.CustomerID)
+			}
+		case frameView:
+			for _, v := range fr.Views {
+				if _, ok := parseView(v); !ok {
+					t.Fatalf("view accepted with %q", v)
+				}
 			}
 		case framePing:
 		default:

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/olahol/melody"
@@ -79,7 +78,17 @@ type Hub struct {
 	mu         sync.Mutex
 	conns      map[*conn]struct{}            // authenticated sockets
 	watchers   map[string]map[*conn]struct{} // by the customer id they watch
-	online     map[string]int                // sockets per rep id
+	byRep      map[string]map[*conn]struct{} // reps' and supervisors' sockets by rep id
+	subs       [numViews]map[*conn]struct{}  // sockets by the views they follow
+	dirty      [numViews]map[string]sessions.Conversation
+	online     map[string]int // sockets per rep id
+
+	// convs is the feed worker's own (dispatch): the state of each active
+	// conversation it has seen, so an event knows whose it was before.
+	convs map[string]sessions.Conversation
+	// maxDepth is the most frames ever queued for one socket, for reps'
+	// sockets [0] and supervisors' and admins' [1].
+	maxDepth [2]atomic.Int64
 }
 
 const connKey = "inbox.conn"
@@ -96,7 +105,8 @@ func New(cfg Config, o Options) (*Hub, error) {
 	cfg = cfg.withDefaults()
 	h := &Hub{cfg: cfg, store: o.Store, auth: o.Auth, typing: o.Typing, log: o.Logger,
 		onPresence: o.OnPresence, origins: cfg.AllowedOrigins,
-		conns: map[*conn]struct{}{}, watchers: map[string]map[*conn]struct{}{}, online: map[string]int{}}
+		conns: map[*conn]struct{}{}, watchers: map[string]map[*conn]struct{}{}, online: map[string]int{},
+		byRep: map[string]map[*conn]struct{}{}, convs: map[string]sessions.Conversation{}}
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -126,6 +136,7 @@ func New(cfg Config, o Options) (*Hub, error) {
 		}
 		return nil, err
 	}
+	h.wg.Go(h.flushLoop)
 	h.wg.Go(func() {
 		<-h.feed.Done()
 		if h.ctx.Err() == nil { // the store closed under the hub
@@ -156,6 +167,7 @@ func (h *Hub) newMelody() *melody.Melody {
 	}
 	m.HandleConnect(func(s *melody.Session) { connOf(s).connected(s) })
 	m.HandleMessage(func(s *melody.Session, b []byte) { connOf(s).receive(b) })
+	m.HandleSentMessage(func(s *melody.Session, _ []byte) { connOf(s).queued.Add(-1) })
 	m.HandleMessageBinary(func(s *melody.Session, _ []byte) {
 		connOf(s).fail(CloseBadRequest, ErrCodeBadRequest, "binary frames are not part of the protocol")
 	})
@@ -227,6 +239,21 @@ func (h *Hub) Connections() int {
 	return len(h.conns)
 }
 
+// MaxQueueDepth is the most frames ever waiting at once for one socket
+// of a rep (or, with supervisors true, of a supervisor or admin) on this
+// node: a high-water mark, for the load program and the queue_depth_max
+// metric.
+func (h *Hub) MaxQueueDepth(supervisors bool) int64 {
+	return h.maxDepth[depthIndex(supervisors)].Load()
+}
+
+func depthIndex(supervisors bool) int {
+	if supervisors {
+		return 1
+	}
+	return 0
+}
+
 // Online lists the reps with an inbox socket open on this node, sorted.
 func (h *Hub) Online() []string {
 	h.mu.Lock()
@@ -269,6 +296,9 @@ func (h *Hub) gap(_ context.Context, cause error) {
 		h.log.Error("inbox: change feed failed; reconnecting every socket", "err", cause)
 		code = CloseServerError
 	}
+	// What the feed worker knew of conversations may have changed in the
+	// gap; it reads them again. No handler runs during OnGap.
+	clear(h.convs)
 	h.closeAll(code)
 }
 
@@ -284,34 +314,6 @@ func (h *Hub) WaitHandled(ctx context.Context, customerID string, seq uint64) er
 // (status, assignee) is pushed, not just the event.
 func changesConversation(k sessions.EventKind) bool {
 	return k == sessions.KindAssignment || k == sessions.KindTransfer || k == sessions.KindStatusChange
-}
-
-// dispatch sends one event to every socket, followed by the conversation
-// it changed, if any. Frames are marshalled once, and masked once for all
-// the sockets that see phone numbers masked (outFrame), not once per
-// socket.
-func (h *Hub) dispatch(ev sessions.Event) {
-	var conv *outFrame
-	if ev.ConversationID != "" && changesConversation(ev.Kind) {
-		ctx, cancel := context.WithTimeout(h.ctx, 2*time.Second)
-		c, err := h.store.Conversation(ctx, ev.ConversationID)
-		cancel()
-		if err == nil {
-			conv = newFrame(conversationFrame{Type: frameConversation, Conversation: c})
-		} else if h.ctx.Err() == nil {
-			// The event still goes out; its payload says what changed.
-			h.log.Warn("inbox: reading a changed conversation", "conversation", ev.ConversationID, "err", err)
-		}
-	}
-	f := newFrame(eventFrame{Type: frameEvent, Event: ev})
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for c := range h.conns {
-		c.write(f)
-		if conv != nil {
-			c.write(conv)
-		}
-	}
 }
 
 // typed is the typing subscriber: it forwards a signal to the sockets
@@ -345,6 +347,10 @@ func (h *Hub) join(c *conn, ready *outFrame) {
 	if c.countsPresence() {
 		h.online[c.p.ID]++
 		first = h.online[c.p.ID] == 1
+		if h.byRep[c.p.ID] == nil {
+			h.byRep[c.p.ID] = map[*conn]struct{}{}
+		}
+		h.byRep[c.p.ID][c] = struct{}{}
 	}
 	h.mu.Unlock()
 	if first && h.onPresence != nil {
@@ -359,8 +365,15 @@ func (h *Hub) leave(c *conn) {
 	h.mu.Lock()
 	delete(h.conns, c)
 	h.unwatchLocked(c)
+	for v := range numViews {
+		delete(h.subs[v], c)
+	}
 	last := false
 	if c.countsPresence() {
+		delete(h.byRep[c.p.ID], c)
+		if len(h.byRep[c.p.ID]) == 0 {
+			delete(h.byRep, c.p.ID)
+		}
 		h.online[c.p.ID]--
 		if h.online[c.p.ID] <= 0 {
 			delete(h.online, c.p.ID)

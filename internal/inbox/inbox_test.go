@@ -327,6 +327,15 @@ func (h *harness) connect(t *testing.T, token string) (*websocket.Conn, frame) {
 	return ws, next(t, ws, "ready")
 }
 
+// watch opens customerID's timeline on ws and waits until the server
+// applied it (frames are applied in order, so the ping's pong proves it).
+func (h *harness) watch(t *testing.T, ws *websocket.Conn, customerID string) {
+	t.Helper()
+	send(t, ws, custFrame{Type: "watch", CustomerID: customerID})
+	send(t, ws, map[string]string{"type": "ping"})
+	next(t, ws, "pong")
+}
+
 // customer creates a customer with a phone identity and an open webchat
 // conversation.
 func (h *harness) customer(t *testing.T) (sessions.Customer, sessions.Conversation) {
@@ -440,6 +449,7 @@ func TestRoleSeesPhonesAsTheAPIDoes(t *testing.T) {
 		if r.Rep.Role != role || r.Masked != s.masked {
 			t.Fatalf("%s ready = %s", role, r.raw)
 		}
+		h.watch(t, ws, c.ID)
 		conns[role] = ws
 	}
 	ctx := context.Background()
@@ -473,6 +483,8 @@ func TestEventsAndConversationChangesArriveLive(t *testing.T) {
 	alice, _ := h.connect(t, aliceToken)
 	bob, _ := h.connect(t, bobToken)
 	_, cv := h.customer(t)
+	h.watch(t, alice, cv.CustomerID)
+	h.watch(t, bob, cv.CustomerID)
 	in := h.appendIn(t, cv, "where is my order?")
 	for _, ws := range []*websocket.Conn{alice, bob} {
 		got := nextEvent(t, ws, sessions.KindMessageIn)
@@ -510,7 +522,9 @@ func TestEventsAndConversationChangesArriveLive(t *testing.T) {
 
 func TestSlowSocketGetsReconnectCode(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, harnessOpts{cfg: inbox.Config{MessageBufferSize: 4}, sndbuf: 8 << 10})
+	// The client reads only once every event was dispatched, which on a
+	// loaded machine under -race can outlast the default 10s write timeout.
+	h := newHarness(t, harnessOpts{cfg: inbox.Config{MessageBufferSize: 4, WriteTimeout: time.Minute}, sndbuf: 8 << 10})
 	ws, _, err := h.dial(t, dialOpts{rcvbuf: 8 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -518,6 +532,7 @@ func TestSlowSocketGetsReconnectCode(t *testing.T) {
 	send(t, ws, authFrame{Type: "auth", Token: aliceToken})
 	next(t, ws, "ready")
 	_, cv := h.customer(t)
+	h.watch(t, ws, cv.CustomerID)
 	big := strings.Repeat("z", 50<<10)
 	const n = 100 // 5 MB: far more than the socket buffers and queue hold
 	var last sessions.Event
@@ -545,6 +560,7 @@ func TestSlowSocketGetsReconnectCode(t *testing.T) {
 	waitPresence(t, h, presenceCall{"alice", true})
 	waitPresence(t, h, presenceCall{"alice", false})
 	ws2, _ := h.connect(t, aliceToken)
+	h.watch(t, ws2, cv.CustomerID)
 	h.appendIn(t, cv, "after")
 	if ev := nextEvent(t, ws2, sessions.KindMessageIn); !strings.Contains(string(ev.Payload), "after") {
 		t.Fatalf("after reconnect got %s", ev.Payload)

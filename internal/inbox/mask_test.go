@@ -27,6 +27,8 @@ func TestRepSocketSeesNoPhoneInFreeText(t *testing.T) {
 	ctx := context.Background()
 
 	c, _ := h.customer(t)
+	h.watch(t, rep, c.ID)
+	h.watch(t, sup, c.ID)
 	name, tags := "Wang "+cn.Formats()[1], []string{"vip", us.Formats()[13]}
 	if _, err := h.store.UpdateCustomer(ctx, c.ID, sessions.CustomerUpdate{Name: &name, Tags: &tags, Author: "system"}); err != nil {
 		t.Fatal(err)

@@ -24,6 +24,14 @@ func (h *Hub) registerMetrics(reg prometheus.Registerer) error {
 			Help: "Reps with at least one inbox socket open on this node.",
 		}, func() float64 { return float64(len(h.Online())) }),
 	}
+	for _, sup := range []bool{false, true} {
+		role := map[bool]string{false: "rep", true: "supervisor"}[sup]
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "omnigate", Subsystem: "inbox", Name: "queue_depth_max",
+			Help:        "The most frames ever waiting at once for one socket on this node, by role (rep; supervisor counts admins): MessageBufferSize closes it as slow.",
+			ConstLabels: prometheus.Labels{"role": role},
+		}, func() float64 { return float64(h.MaxQueueDepth(sup)) }))
+	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 
 	"github.com/omnigate/omnigate/sessions"
 	"github.com/omnigate/omnigate/sessions/redact"
@@ -17,14 +18,19 @@ const (
 	// client → server
 	frameAuth   = "auth"
 	frameWatch  = "watch"
+	frameView   = "view"
 	frameTyping = "typing"
 	framePing   = "ping"
 	// server → client
 	frameReady        = "ready"
 	frameEvent        = "event"
 	frameConversation = "conversation"
-	framePong         = "pong"
-	frameError        = "error"
+	// A list view's changes, coalesced; or, after too many, resync.
+	frameConversations = "conversations"
+	frameResync        = "resync"
+	frameViews         = "views" // the answer to view
+	framePong          = "pong"
+	frameError         = "error"
 	// frameTyping is also sent by the server.
 )
 
@@ -61,6 +67,8 @@ type clientFrame struct {
 	CustomerID string `json:"customer_id,omitempty"`
 	// typing
 	On bool `json:"on,omitempty"`
+	// view: the list views to follow, replacing the previous ones.
+	Views []string `json:"views,omitempty"`
 }
 
 var errFrame = errors.New("inbox: bad frame")
@@ -86,6 +94,15 @@ func parseFrame(b []byte) (clientFrame, error) {
 		if f.CustomerID != "" && !customerIDRe.MatchString(f.CustomerID) {
 			return f, fmt.Errorf("%w: customer_id is malformed", errFrame)
 		}
+	case frameView:
+		if len(f.Views) > int(numViews) {
+			return f, fmt.Errorf("%w: view lists at most %d views", errFrame, numViews)
+		}
+		for i, name := range f.Views {
+			if _, ok := parseView(name); !ok || slices.Contains(f.Views[:i], name) {
+				return f, fmt.Errorf("%w: view %q is unknown or repeated", errFrame, name)
+			}
+		}
 	case frameTyping:
 		if !customerIDRe.MatchString(f.CustomerID) {
 			return f, fmt.Errorf("%w: typing needs a customer_id", errFrame)
@@ -98,6 +115,9 @@ func parseFrame(b []byte) (clientFrame, error) {
 	}
 	if f.Type != frameAuth && f.Token != "" {
 		return f, fmt.Errorf("%w: token is only for auth", errFrame)
+	}
+	if f.Type != frameView && f.Views != nil {
+		return f, fmt.Errorf("%w: views is only for view", errFrame)
 	}
 	return f, nil
 }
@@ -118,6 +138,8 @@ type readyFrame struct {
 	Masked          bool `json:"masked"`
 	MaxMessageBytes int  `json:"max_message_bytes"`
 	TypingTTLMS     int  `json:"typing_ttl_ms"`
+	// Views are the list views this role may follow (view frame).
+	Views []string `json:"views"`
 }
 
 type eventFrame struct {

@@ -297,6 +297,9 @@
       case 'ready': onReady(f); break;
       case 'event': onEvent(f.event, true); break;
       case 'conversation': upsertConversation(f.conversation); break;
+      case 'conversations': upsertMany(f.conversations || []); break;
+      case 'views': reloadList(); break; // following the views: load the list now
+      case 'resync': reloadList(); break;
       case 'typing': onTyping(f); break;
       case 'pong': state.awaitingPong = false; break;
       case 'error': setConn('offline', f.message || f.code); break;
@@ -305,6 +308,7 @@
 
   function onReady(f) {
     state.me = f.rep;
+    state.views = f.views || [];
     state.typingTTL = f.typing_ttl_ms || 6000;
     state.wsReady = true;
     state.backoff = 0;
@@ -321,7 +325,7 @@
       state.awaitingPong = true;
       wsSend({ type: 'ping' });
     }, 20000);
-    reloadList();
+    sendView(); // its answer reloads the list
     if (state.tl) {
       wsSend({ type: 'watch', customer_id: state.tl.customerId });
       catchUp(state.tl);
@@ -351,10 +355,25 @@
   }
 
   function setFilter(change) {
+    var scope = state.filter.scope;
     Object.assign(state.filter, change);
     sessionStorage.setItem(FILTER_KEY, JSON.stringify(state.filter));
     renderFilter();
-    reloadList();
+    if (state.filter.scope !== scope && state.wsReady) sendView();
+    else reloadList();
+  }
+
+  // sendView asks the socket for the list views the filter shows, beyond
+  // the rep's own conversations, which always come: "all" for those
+  // whose role may follow it, else the unassigned ones (a rep's "All" is
+  // everything they may work on). The server's views answer reloads the
+  // list, so no change falls between the load and the live updates.
+  function sendView() {
+    var scope = state.filter.scope, views = [];
+    if (state.paused) views = []; // on a break: nothing new, only one's own
+    else if (scope === 'all' && (state.views || []).indexOf('all') >= 0) views = ['all'];
+    else if (scope !== 'mine') views = ['unassigned'];
+    wsSend({ type: 'view', views: views });
   }
 
   function listQuery(cursor) {
@@ -486,14 +505,28 @@
   }
 
   function upsertConversation(c) {
+    upsertOne(c);
+    renderList();
+  }
+
+  // upsertMany applies a list view's coalesced changes, one render. A
+  // conversation new to the page that is waiting for someone rings once:
+  // list views carry no message events to ring on.
+  function upsertMany(cs) {
+    var fresh = cs.some(function (c) { return !state.all.has(c.id) && !c.assignee && c.status === 'open' && matches(c); });
+    cs.forEach(upsertOne);
+    renderList();
+    if (fresh) notify();
+  }
+
+  function upsertOne(c) {
     var old = state.all.get(c.id);
     if (old && !newer(c, old)) c = Object.assign({}, c, { last_seq: old.last_seq, updated_at: old.updated_at });
     state.all.set(c.id, c);
     if (matches(c)) state.convs.set(c.id, c);
     else state.convs.delete(c.id);
-    renderList();
-    if (c.id === state.selected) {
-      if (state.tl) state.tl.conv = c;
+    if (c.id === state.selected && state.tl) {
+      state.tl.conv = c;
       renderConversationHeader();
     }
   }
@@ -519,7 +552,15 @@
     return state.customers.get(id);
   }
 
-  function customerName(c) { return c.name || c.id; }
+  // customerName is the customer's name or, for an anonymous visitor,
+  // what the widget told of them: "Visitor · Shanghai · Chrome" (the
+  // city is the browser's time zone's; see channels/webchat/visitor.go).
+  function customerName(c) {
+    if (c.name) return c.name;
+    var a = c.attributes || {};
+    var parts = [a.visitor_city, a.visitor_browser].filter(Boolean);
+    return parts.length ? ['Visitor'].concat(parts).join(' · ') : c.id;
+  }
 
   function loadName(id) {
     if (state.names.has(id)) return;
@@ -1052,11 +1093,14 @@
     return el('details', { class: 'why' }, [el('summary', { text: 'Why this rep' })].concat(rows));
   }
 
+  // REOPENED says why the snooze timer opened a conversation again.
+  var REOPENED = { snooze_ended: ': the snooze ended', customer_replied: ': the customer wrote' };
+
   function statusText(ev, p) {
     var by = ev.author && ev.author !== 'system' ? ' by ' + authorLabel(ev.author) : '';
     switch (p.status) {
-      case 'open': return 'Conversation open' + by;
-      case 'pending': return 'Conversation pending' + by;
+      case 'open': return 'Conversation open' + by + (REOPENED[p.reason] || '');
+      case 'pending': return 'Conversation pending' + by + (p.snooze_until ? ', snoozed until ' + fmtTime(p.snooze_until) : '');
       case 'resolved': return 'Conversation resolved' + by;
     }
     return 'Status changed' + by;
@@ -1459,7 +1503,11 @@
       var text = t.value;
       if (!text.trim() || t.disabled) return;
       t.value = '';
-      send(text, $('composer').dataset.mode === 'note');
+      var note = $('composer').dataset.mode === 'note';
+      send(text, note);
+      // A note is a one-off: what is typed next is a reply again, never
+      // silently a second note.
+      if (note) setMode('reply');
       t.focus();
     });
     $('reply-text').addEventListener('keydown', function (e) {
@@ -1486,10 +1534,21 @@
     }
   }
 
+  // The hooks tools.js (canned responses, search, contact details,
+  // snooze, rep state) and dialer.js (api, el, clear) build on; nothing
+  // else is shared.
+  window.OmnigateInbox = {
+    api: api, el: el, clear: clear, state: state, repName: repName, customerName: customerName,
+    selectConversation: selectConversation, refreshCustomer: refreshCustomer, act: act, newClientID: newClientID,
+    // setPaused stops (or restarts) following new work in the list while
+    // the rep is away or on a break.
+    setPaused: function (paused) {
+      if (state.paused === paused) return;
+      state.paused = paused;
+      if (state.wsReady) sendView();
+    }
+  };
+
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
   else init();
-
-  // The DOM helpers and the REST call, for the inbox's other scripts
-  // (dialer.js).
-  window.OmnigateInbox = { el: el, clear: clear, api: api };
 })();
