@@ -2,10 +2,12 @@
 // build step; it uses dialer.js's helpers (window.OmnigateDialer) and
 // lives apart from inbox.js.
 //
-// It keeps its own socket to /inbox/ws (docs/inbox-protocol.md) and
-// watches for the router offering (or assigning) a voice conversation to
-// this rep: the rep's phone is ringing then (channels/voice rings it), so
-// a card shows the caller and the customer's latest timeline. The call
+// It keeps its own socket to /inbox/ws (docs/inbox-protocol.md), which
+// carries the rep's own and offered conversations, and looks for the
+// router offering (or assigning) a voice conversation to this rep: the
+// rep's phone is ringing then (channels/voice rings it), so a card shows
+// the caller and the customer's latest timeline, and the socket watches
+// the customer until the card goes. The call
 // events (channels/voice CallEvent: step ringing, answered, missed,
 // ended) move the card on: on the call, then, after the hangup, the
 // outcome form: a note on the conversation and Resolve, which ends the
@@ -59,7 +61,7 @@
     if (f.type === 'ready') {
       s.me = f.rep && f.rep.id;
       clearInterval(s.ping);
-      s.ping = setInterval(function () { if (s.ws && s.ws.readyState === 1) s.ws.send('{"type":"ping"}'); }, 20000);
+      s.ping = setInterval(function () { send({ type: 'ping' }); }, 20000);
       return;
     }
     if (f.type !== 'event' || !f.event) return;
@@ -80,6 +82,9 @@
     if (s.call && s.call.state !== 'ringing' && s.call.conv !== ev.conversation_id) return; // busy with another call
     s.call = { conv: ev.conversation_id, customer: ev.customer_id, state: 'ringing', since: Date.now(), name: '', history: [] };
     var call = s.call;
+    // The socket carries a conversation's events to its assignee only:
+    // watch the caller, so the call's steps before the answer come too.
+    send({ type: 'watch', customer_id: ev.customer_id });
     render();
     try {
       var cust = await api('GET', '/v1/customers/' + encodeURIComponent(ev.customer_id));
@@ -102,7 +107,12 @@
     render();
   }
 
+  function send(f) {
+    if (s.ws && s.ws.readyState === 1) s.ws.send(JSON.stringify(f));
+  }
+
   function hide() {
+    if (s.call) send({ type: 'watch', customer_id: '' });
     s.call = null;
     if (s.card) { s.card.hidden = true; clear(s.card); }
   }
