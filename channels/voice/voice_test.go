@@ -24,7 +24,7 @@ func TestInboundNextRepAnswers(t *testing.T) {
 	r := newRig(t, rigOptions{
 		reps:  map[string]string{"a": "sip:a@" + repA.Addr, "b": "sip:b@" + repB.Addr},
 		order: []string{"a", "b"},
-		queue: router.QueueConfig{Offer: router.OfferConfig{AcceptTimeout: time.Second, MaxMisses: 1}},
+		queue: router.QueueConfig{Offer: router.OfferConfig{AcceptTimeout: 2 * time.Second, MaxMisses: 1}},
 	})
 	c := sipptest.StartUAC(t, "caller", r.ua.Addr(), 3*time.Second)
 	deadline := time.Now().Add(15 * time.Second)
@@ -150,18 +150,25 @@ func TestInboundCapacityShutdownWrapUp(t *testing.T) {
 	r := newRig(t, rigOptions{
 		reps:   map[string]string{"b": "sip:b@" + rep.Addr},
 		order:  []string{"b"},
-		queue:  router.QueueConfig{Offer: router.OfferConfig{AcceptTimeout: 5 * time.Second}},
+		queue:  router.QueueConfig{Offer: router.OfferConfig{AcceptTimeout: 15 * time.Second}},
 		wrapUp: time.Minute,
 	})
 	sipptest.StartUAC(t, "caller", r.ua.Addr(), time.Minute) // talks until the gateway hangs up
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
+		// Answered, and the conversation assigned to b (the acceptance
+		// handled), with b on the call and the whole capacity held.
 		st, _ := r.svc.Rep("b")
-		if st.Presence == router.PresenceOnCall && st.Used == 100 {
+		assigned := false
+		if id, err := r.store.IdentityOwner(context.Background(), sessions.Identity{Kind: sessions.IdentityPhone, Value: caller}); err == nil {
+			cs, _, _ := r.store.Conversations(context.Background(), sessions.ConversationQuery{CustomerID: id})
+			assigned = len(cs) == 1 && cs[0].Assignee == "b"
+		}
+		if assigned && st.Presence == router.PresenceOnCall && st.Used == 100 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rep b during the call: %+v, want on_call with 100 units used", st)
+			t.Fatalf("rep b during the call: %+v (conversation assigned to b: %v), want on_call with 100 units used", st, assigned)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

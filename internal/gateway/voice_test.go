@@ -13,7 +13,7 @@ import (
 
 // voiceConfig is a gateway with the voice section on loopback (SIPp's
 // callers come from 127.0.0.1, the trunk's proxy), alice and bob on the
-// voice queue with their phones at the given URIs, offers of 1 s and a
+// voice queue with their phones at the given URIs, offers of 2 s and a
 // rep away after one miss.
 func voiceConfig(t *testing.T, aliceURI, bobURI, extra string) string {
 	t.Helper()
@@ -28,7 +28,7 @@ auth:
     - {id: bob, token: %s}
 routing:
   queues:
-    - {name: calls, channels: [voice], offer: {accept_timeout: 1s, max_misses: 1}}
+    - {name: calls, channels: [voice], offer: {accept_timeout: 2s, max_misses: 1}}
     - {name: chat}
   reps:
     - {id: alice, sip_uri: "%s"}
