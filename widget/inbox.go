@@ -16,7 +16,7 @@ import (
 //
 //go:embed inbox/inbox.html inbox/inbox.js inbox/inbox.css
 //go:embed inbox/dialer.js inbox/campaigns.js inbox/dialer.css
-//go:embed inbox/tools.js
+//go:embed inbox/tools.js inbox/call.js
 var inboxFiles embed.FS
 
 type inboxFile struct {
@@ -47,6 +47,8 @@ func InboxHandler() http.Handler {
 		"/inbox/dialer.js":    {"inbox/dialer.js", "text/javascript; charset=utf-8"},
 		"/inbox/campaigns.js": {"inbox/campaigns.js", "text/javascript; charset=utf-8"},
 		"/inbox/dialer.css":   {"inbox/dialer.css", "text/css; charset=utf-8"},
+		// Inbound calls: the ringing card and the outcome form.
+		"/inbox/call.js": {"inbox/call.js", "text/javascript; charset=utf-8"},
 	})
 }
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -250,7 +249,7 @@ func (a *Adapter) receive(ctx context.Context, p Provider, wh Webhook) error {
 	if err != nil {
 		return fmt.Errorf("sender: %w", err)
 	}
-	c, err := a.resolve(ctx, from)
+	c, err := channels.ResolvePhone(ctx, a.store, from, true)
 	if err != nil {
 		return err
 	}
@@ -296,26 +295,6 @@ func (a *Adapter) receive(ctx context.Context, p Provider, wh Webhook) error {
 		}
 	}
 	return nil
-}
-
-// resolve finds (or creates) the customer of a proven number, upgrading an
-// unverified identity (a number typed into a form) to verified.
-func (a *Adapter) resolve(ctx context.Context, number string) (sessions.Customer, error) {
-	id := sessions.Identity{Kind: sessions.IdentityPhone, Value: number, Verified: true}
-	c, created, err := a.store.ResolveCustomer(ctx, id, sessions.Customer{})
-	if err != nil || created {
-		return c, err
-	}
-	ids, err := a.store.Identities(ctx, c.ID)
-	if err != nil {
-		return c, err
-	}
-	if slices.ContainsFunc(ids, func(x sessions.Identity) bool { return x.Key() == id.Key() && !x.Verified }) {
-		if _, _, err := a.store.LinkIdentity(ctx, c.ID, id, sessions.ChannelSystem); err != nil {
-			return c, err
-		}
-	}
-	return c, nil
 }
 
 // confirm sends a keyword's confirmation once: the message_out is appended

@@ -36,8 +36,8 @@ func TestSIPpInboundNextRepAnswers(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 	caller := runCaller(t, u, "caller", 2500*time.Millisecond)
 	ic := <-calls
-	if ic.From != "+15550123" || !ic.Verified {
-		t.Errorf("caller %q verified %v, want +15550123 verified", ic.From, ic.Verified)
+	if ic.From != "+14155550123" || !ic.Verified {
+		t.Errorf("caller %q verified %v, want +14155550123 verified", ic.From, ic.Verified)
 	}
 	if err := <-errA; !errors.Is(err, ErrNoAnswer) {
 		t.Fatalf("rep A: %v, want ErrNoAnswer", err)

@@ -1,34 +1,22 @@
 package sip
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/omnigate/omnigate/dialer"
+	"github.com/omnigate/omnigate/dialer/sip/sipptest"
 )
 
-const sippBin = "/usr/bin/sipp"
-
 // sipp is one SIPp process playing a customer's phone (the trunk) or a
-// rep's phone, on loopback.
+// rep's phone, on loopback (package sipptest).
 type sipp struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	addr  string
-	out   bytes.Buffer
-	done  chan struct{}
-	err   error
-	trace string
+	*sipptest.SIPp
+	addr string
 }
 
 // startSIPpUAC runs scenario testdata/<name>.xml as a UAC placing one
@@ -38,111 +26,16 @@ func startSIPpUAC(t *testing.T, name, target string, dFlag string, d int64, extr
 	return startSIPp(t, name, append([]string{dFlag, strconv.FormatInt(d, 10), target}, extra...)...)
 }
 
-// startSIPp runs scenario testdata/<name>.xml (or the file name) as a UAS for one call on a
-// free loopback port; extra args are SIPp flags (-key, -d, -rtp_echo).
-// The process is stopped by its PID when the test ends.
+// startSIPp runs scenario testdata/<name>.xml (or the file name) for one
+// call; extra args are SIPp flags (-key, -d, -rtp_echo).
 func startSIPp(t *testing.T, name string, extra ...string) *sipp {
 	t.Helper()
-	if _, err := os.Stat(sippBin); err != nil {
-		t.Skip("SIPp is not installed at /usr/bin/sipp (Debian package sip-tester; scripts/test installs it)")
-	}
-	port, mport := freeUDPPort(t), freeUDPPort(t)
-	dir := t.TempDir()
-	scenario := filepath.Join("testdata", name+".xml")
-	if strings.HasSuffix(name, ".xml") {
-		scenario = name
-	}
-	args := append([]string{"-sf", scenario,
-		"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-mi", "127.0.0.1", "-mp", strconv.Itoa(mport),
-		"-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error",
-		"-trace_err", "-error_file", filepath.Join(dir, "err.log"),
-		"-trace_msg", "-message_file", filepath.Join(dir, "msg.log"),
-	}, extra...)
-	s := &sipp{t: t, addr: "127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{}), trace: dir}
-	s.cmd = exec.Command(sippBin, args...)
-	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start sipp: %v", err)
-	}
-	go func() { s.err = s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			_ = s.cmd.Process.Kill()
-			<-s.done
-		}
-	})
-	table := "/proc/net/udp"
-	if slices.Contains(extra, "t1") { // -t t1: SIPp on one TCP socket
-		table = "/proc/net/tcp"
-	}
-	if !waitBound(table, port, s.done) {
-		_ = s.cmd.Process.Kill()
-		<-s.done
-		t.Fatalf("sipp did not start on port %d: %v\n%s", port, s.err, s.out.String())
-	}
-	return s
+	s := sipptest.Start(t, name, extra...)
+	return &sipp{SIPp: s, addr: s.Addr}
 }
 
-// wait asserts the scenario ran to its end (SIPp exits 0 only when every
-// message it expected came, in order).
-func (s *sipp) wait() {
-	s.t.Helper()
-	select {
-	case <-s.done:
-	case <-time.After(40 * time.Second):
-		s.t.Fatalf("sipp %s did not finish", s.addr)
-	}
-	if s.err != nil {
-		msgs, _ := os.ReadFile(filepath.Join(s.trace, "msg.log"))
-		errs, _ := os.ReadFile(filepath.Join(s.trace, "err.log"))
-		s.t.Fatalf("sipp %s: %v\nerrors:\n%s\nmessages:\n%s", s.addr, s.err, errs, msgs)
-	}
-}
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	for {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := c.LocalAddr().(*net.UDPAddr).Port
-		c.Close()
-		// SIPp's rtp_echo also binds port+2 for video, and with -t t1
-		// it listens on TCP: keep both free too.
-		c2, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(p+2))
-		if err != nil {
-			continue
-		}
-		c2.Close()
-		if l, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
-			l.Close()
-			return p
-		}
-	}
-}
-
-// waitBound waits until a socket is bound to port (in the kernel's UDP
-// or TCP table), so the first INVITE is not lost to a retransmission
-// timer or a refused connection.
-func waitBound(table string, port int, exited <-chan struct{}) bool {
-	want := fmt.Sprintf(":%04X ", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		b, _ := os.ReadFile(table)
-		if bytes.Contains(b, []byte(want)) {
-			return true
-		}
-		select {
-		case <-exited:
-			return false
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	return false
-}
+// wait asserts the scenario ran to its end.
+func (s *sipp) wait() { s.Wait() }
 
 // newTestUA starts a UA on a free loopback port with one trunk, "t", to
 // the given proxy, and closes it when the test ends.

@@ -2,48 +2,17 @@ package sip
 
 import (
 	"encoding/binary"
-	"math"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/omnigate/omnigate/dialer/sip/sipptest"
 )
 
-// wavBytes builds a 16-bit 8 kHz mono WAV of samples.
-func wavBytes(samples []int16) []byte {
-	b := make([]byte, 44+2*len(samples))
-	copy(b, "RIFF")
-	binary.LittleEndian.PutUint32(b[4:], uint32(36+2*len(samples)))
-	copy(b[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(b[16:], 16)
-	binary.LittleEndian.PutUint16(b[20:], 1)
-	binary.LittleEndian.PutUint16(b[22:], 1)
-	binary.LittleEndian.PutUint32(b[24:], 8000)
-	binary.LittleEndian.PutUint32(b[28:], 16000)
-	binary.LittleEndian.PutUint16(b[32:], 2)
-	binary.LittleEndian.PutUint16(b[34:], 16)
-	copy(b[36:], "data")
-	binary.LittleEndian.PutUint32(b[40:], uint32(2*len(samples)))
-	for i, s := range samples {
-		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(s))
-	}
-	return b
-}
-
-// writeTestWAV writes a 440 Hz tone of length d and returns its path.
-func writeTestWAV(t *testing.T, d time.Duration) string {
-	t.Helper()
-	n := int(d.Seconds() * 8000)
-	s := make([]int16, n)
-	for i := range s {
-		s[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/8000))
-	}
-	p := filepath.Join(t.TempDir(), "message.wav")
-	if err := os.WriteFile(p, wavBytes(s), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+// wavBytes and writeTestWAV are sipptest's, shared with channels/voice.
+var (
+	wavBytes     = sipptest.WAV
+	writeTestWAV = func(t *testing.T, d time.Duration) string { return sipptest.WriteWAV(t, d) }
+)
 
 func TestParseWAV(t *testing.T) {
 	t.Parallel()

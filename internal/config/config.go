@@ -71,6 +71,9 @@ type Config struct {
 	// Dialer is outbound calling campaigns (Dialer). The zero value is no
 	// dialer.
 	Dialer Dialer `yaml:"dialer"`
+	// Voice is the SIP user agent, its trunks and inbound calls (Voice).
+	// The zero value is no SIP.
+	Voice Voice `yaml:"voice"`
 }
 
 // Routing is who gets each contact, one YAML section for two packages:
@@ -337,6 +340,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.ContactPolicy.Validate())
 	errs = append(errs, c.Reports.Validate()...)
 	errs = append(errs, c.Dialer.validate(c.DialerKnown())...)
+	errs = append(errs, c.Voice.validate(c.Dialer.Trunk)...)
 	return errors.Join(errs...)
 }
 

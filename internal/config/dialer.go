@@ -20,8 +20,8 @@ import (
 type Dialer struct {
 	// Trunk places the calls: "sim" is the simulated trunk, which calls
 	// nobody and plays each call by the rules under sim (for demos and
-	// tests; the SIP trunk comes with the voice channel). Empty means no
-	// dialer.
+	// tests); "sip:<name>" places them through that trunk of the voice
+	// section. Empty means no dialer.
 	Trunk string `yaml:"trunk"`
 	// Sim is the simulated trunk's outcome rules.
 	Sim SimTrunk `yaml:"sim"`
@@ -116,7 +116,9 @@ func (d Dialer) validate(k dialer.Known) []error {
 	switch d.Trunk {
 	case "", TrunkSim:
 	default:
-		errs = append(errs, fmt.Errorf("dialer.trunk: %q is not sim (or empty for no dialer)", d.Trunk))
+		if !strings.HasPrefix(d.Trunk, TrunkSIPPrefix) { // checked against voice.trunks by Voice
+			errs = append(errs, fmt.Errorf("dialer.trunk: %q is not sim or sip:<trunk> (or empty for no dialer)", d.Trunk))
+		}
 	}
 	if d.Trunk == "" && (len(d.Campaigns) > 0 || d.DialLog != "" || len(d.Sim.Rules) > 0 || d.Lease != 0) {
 		errs = append(errs, errors.New("dialer: campaigns, dial_log, lease and sim need a trunk; set dialer.trunk"))

@@ -62,7 +62,7 @@ func (g *Gateway) buildSMS() error {
 // to, then the gateway's Valkey client, which both use. The store stays
 // open.
 func (g *Gateway) closeParts() error {
-	err := errors.Join(g.closeKPI(), g.closeChannels(), g.closeTools(), g.closeDialer(), g.closeContact())
+	err := errors.Join(g.closeKPI(), g.closeVoice(), g.closeChannels(), g.closeTools(), g.closeDialer(), g.closeContact())
 	if g.valkey != nil {
 		g.valkey.Close()
 	}

@@ -57,9 +57,15 @@ func (g *Gateway) buildDialer(reps []auth.Rep, reg prometheus.Registerer) error 
 	if err != nil {
 		return fmt.Errorf("gateway: dialer store: %w", err)
 	}
-	sim := dialer.NewSimTrunk(nil)
-	sim.Rule = c.Sim.Rule()
-	var trunk dialer.Trunk = sim
+	trunk, err := g.dialerTrunk()
+	if err != nil {
+		return err
+	}
+	if trunk == nil {
+		sim := dialer.NewSimTrunk(nil)
+		sim.Rule = c.Sim.Rule()
+		trunk = sim
+	}
 	if c.DialLog != "" {
 		if g.dialer.log, err = openDialLog(c.DialLog); err != nil {
 			return err

@@ -53,6 +53,7 @@ type Gateway struct {
 	sms      *sms.Adapter          // nil when no provider is configured
 	contact  contactParts          // the contact policy and its stores
 	dialer   dialerParts           // campaigns; empty without dialer.trunk
+	voice    voiceParts            // the SIP user agent; empty without voice
 	tools    toolParts             // canned responses and the snooze timer
 	webhooks *webhooks.Service     // always built: /v1/events and the admin API
 	outbox   *webhooks.BoltOutbox
@@ -164,6 +165,9 @@ func (g *Gateway) build() (err error) {
 	if err := g.buildContact(); err != nil {
 		return err
 	}
+	if err := g.buildVoice(reg); err != nil {
+		return err
+	}
 	if err := g.buildDialer(authn.Reps(), reg); err != nil {
 		return err
 	}
@@ -205,6 +209,7 @@ func (g *Gateway) build() (err error) {
 	if err != nil {
 		return err
 	}
+	g.voice.sender = sender
 	handler, err := api.New(g.cfg.API, api.Options{
 		Store: g.store, Auth: authn, Sender: sender, Metrics: reg, Logger: g.log, Routing: g.routing,
 		Routes: append(append(g.webhooks.Routes(), g.kpiRoutes()...), g.dialerRoutes()...), Contact: g.contactDeps(), Canned: g.tools.canned,
@@ -357,7 +362,11 @@ func (g *Gateway) shutdown() error {
 	// the "shutdown" code (clients reconnect) before the store goes.
 	_ = g.webchat.Close()
 	_ = g.inbox.Close()
-	// The dialer before routing: its calls release their reps.
+	// Calls hung up and recorded, then the dialer, before routing: its
+	// calls release their reps.
+	if err := g.closeVoice(); err != nil {
+		errs = append(errs, err)
+	}
 	g.stopDialer()
 	// Then routing, which gives up this node's lease so the others take
 	// over its conversations at once.

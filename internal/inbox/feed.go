@@ -77,7 +77,12 @@ func routed(ev sessions.Event) string {
 	if json.Unmarshal(ev.Payload, &p) != nil {
 		return ""
 	}
-	return p.Rep + p.RepID
+	// The routing service's offer events carry both (the decision's
+	// rep_id and the offer's rep), naming one rep.
+	if p.RepID != "" {
+		return p.RepID
+	}
+	return p.Rep
 }
 
 // dispatch routes one event of the change feed. It runs on the feed's one
