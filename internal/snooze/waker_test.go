@@ -3,6 +3,7 @@ package snooze_test
 import (
 	"context"
 	"encoding/json"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,8 +85,10 @@ func TestSnoozeEndsOnTheMovedClock(t *testing.T) {
 	defer r.store.Close()
 	before := r.conversation()
 	r.snooze(before, t0.Add(time.Hour))
-	now := t0
-	w, err := snooze.Start(snooze.Options{Store: r.store, Now: func() time.Time { return now }})
+	// The waker's own loop reads the clock while the test moves it.
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&t0)
+	w, err := snooze.Start(snooze.Options{Store: r.store, Now: func() time.Time { return *clock.Load() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +120,8 @@ func TestSnoozeEndsOnTheMovedClock(t *testing.T) {
 		{3 * time.Hour, 0, sessions.StatusOpen, sessions.StatusOpen},
 	}
 	for _, s := range steps {
-		now = t0.Add(s.at)
+		now := t0.Add(s.at)
+		clock.Store(&now)
 		if n := w.WakeDue(ctx, now); n != s.woken {
 			t.Errorf("at +%v woke %d, want %d", s.at, n, s.woken)
 		}
